@@ -1,0 +1,45 @@
+# Two entry points for a fresh machine: `make run` (the app) and `make test` (every test).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8501
+CHROMIUM ?= /usr/bin/chromium
+
+.PHONY: run test test-fast lint browser bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.app-installed: requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $(VENV)/.app-installed $@
+
+## run: set up .venv and serve the app (digits is the default dataset)
+run: $(VENV)/.app-installed
+	$(BIN)/python -m streamlit run app.py --server.port $(PORT) -- --dataset digits
+
+## browser: the system Chromium for the browser tests (Debian's package; Playwright downloads nothing)
+browser:
+	@if [ -x "$(CHROMIUM)" ]; then echo "chromium: $(CHROMIUM)"; \
+	elif [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; fi
+
+## test: set up .venv and the browser, then lint and run every test (core, pages, browser)
+test: $(VENV)/.dev-installed browser
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+## test-fast: skip the slow and browser tests while developing
+test-fast: $(VENV)/.dev-installed
+	$(BIN)/python -m pytest -m "not slow and not e2e"
+
+bench: $(VENV)/.dev-installed
+	$(BIN)/python bench/train_overhead.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

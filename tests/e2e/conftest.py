@@ -1,0 +1,100 @@
+"""Browser tests: the real app under `streamlit run`, driven by Playwright in the system Chromium.
+
+Playwright never downloads a browser here: it drives /usr/bin/chromium (Debian's package; `make test`
+installs it). The server gets a free port, its own run store and no file watcher.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+def _chromium() -> str:
+    for candidate in (os.environ.get("CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
+                      shutil.which("chromium-browser")):
+        if candidate and Path(candidate).exists():
+            return candidate
+    pytest.fail("no Chromium found: `make browser` installs Debian's chromium (or set CHROMIUM=/path)")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def app_server(tmp_path_factory):
+    """Start `streamlit run app.py`; yield its base URL; stop it at the end of the session."""
+    port = _free_port()
+    runs = tmp_path_factory.mktemp("e2e-runs")
+    log = tmp_path_factory.mktemp("e2e-log") / "streamlit.log"
+    env = {**os.environ, "KERAS_LAB_RUNS": str(runs), "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+           "--server.port", str(port), "--server.fileWatcherType", "none",
+           "--browser.gatherUsageStats", "false"]
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            time.sleep(0.3)
+    else:
+        proc.kill()
+        pytest.fail(f"streamlit did not start; log:\n{log.read_text()}")
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    server_log = log.read_text()
+    assert "Traceback" not in server_log, f"server printed a traceback:\n{server_log}"
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=_chromium(), headless=True, args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, app_server):
+    """A fresh tab; on failure a screenshot lands in test-artifacts/."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    p = context.new_page()
+    p.set_default_timeout(30_000)
+    yield p
+    ARTIFACTS.mkdir(exist_ok=True)
+    context.close()
+
+
+def wait_for_app(page) -> None:
+    """Wait until the script has finished its run (Streamlit's own idle marker)."""
+    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=60_000)
+
+
+def goto(page, base_url: str, path: str = "") -> None:
+    page.goto(f"{base_url}/{path}")
+    wait_for_app(page)

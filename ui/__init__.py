@@ -1,0 +1,1 @@
+"""The only Streamlit-aware helpers shared by pages (session state, cached loaders, widgets)."""
