@@ -1,24 +1,42 @@
 """One Dataset type, the registry of datasets, and the deterministic stratified split.
 
 Every page and the training worker see data through `Dataset` and `Split`; where the data came from
-(scikit-learn built-ins, keras.datasets, an upload) is recorded in `source` and `name` only.
+(scikit-learn built-ins, keras.datasets, an upload) is recorded in `source` and `name` only. A registry
+dataset is rebuilt from `Dataset.ref` (name + subset + seed) with `load(**ref.to_dict())`; uploads have no
+ref and travel as objects.
+
+keras.datasets are read straight from the Keras cache folder (never importing TensorFlow just to read
+data); only a missing file triggers the Keras download, and its failure becomes a `DatasetError` saying
+which file to fetch, from where, and into which folder.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
+import gzip
+import os
+import pickle
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 
 __all__ = [
+    "ALL_DATASETS",
     "BUILTIN_DATASETS",
     "DEFAULT_DATASET",
+    "KERAS_DATASETS",
     "Dataset",
     "DatasetError",
+    "DatasetRef",
     "Split",
+    "is_cached",
+    "keras_cache_dir",
+    "load",
     "load_builtin",
+    "load_keras",
     "split_dataset",
+    "subset_indices",
 ]
 
 DEFAULT_DATASET = "digits"
@@ -39,6 +57,8 @@ class Dataset:
     kind: Literal["image", "tabular"]
     feature_names: tuple[str, ...] = ()  # tabular column names; empty for images
     source: str = ""  # one line for the user: where the data came from
+    subset: int | None = None  # stratified subset size it was drawn with (None: every sample)
+    seed: int = 0  # seed of that subset draw
 
     def __post_init__(self) -> None:
         if self.x.shape[0] != self.y.shape[0]:
@@ -61,6 +81,29 @@ class Dataset:
     @property
     def input_shape(self) -> tuple[int, ...]:
         return tuple(int(d) for d in self.x.shape[1:])
+
+    @property
+    def ref(self) -> DatasetRef | None:
+        """What `load` needs to rebuild this dataset; None for uploads, which cannot be reloaded by name."""
+        if self.name not in ALL_DATASETS:
+            return None
+        return DatasetRef(self.name, self.subset, self.seed)
+
+
+@dataclass(frozen=True)
+class DatasetRef:
+    """A registry dataset by name, as stored in a run's config.json: `load(**ref.to_dict())` rebuilds it."""
+
+    name: str  # a key of ALL_DATASETS
+    subset: int | None = None  # stratified subset size; None for every sample
+    seed: int = 0  # seed of the subset draw
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DatasetRef:
+        return cls(str(data["name"]), data.get("subset"), int(data.get("seed", 0)))
 
 
 @dataclass(frozen=True, eq=False)
@@ -164,3 +207,236 @@ def load_builtin(name: str) -> Dataset:
         raise DatasetError(f"unknown built-in dataset {name!r}; choose one of {', '.join(BUILTIN_DATASETS)}")
     loader, note = notes[name]
     return _tabular(loader, name, note)
+
+
+# --- keras.datasets, read from the Keras cache -------------------------------------------------------
+
+_TF_KERAS = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
+_FASHION_FILES = ("train-labels-idx1-ubyte.gz", "train-images-idx3-ubyte.gz",
+                  "t10k-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz")
+_FASHION_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
+                  "Bag", "Ankle boot")
+_CIFAR10_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+KERAS_DATASETS: dict[str, str] = {
+    "mnist": "MNIST handwritten digits, 28x28 grey, 70,000 images, 10 classes (Keras, ~11 MB)",
+    "fashion_mnist": "Fashion-MNIST clothing, 28x28 grey, 70,000 images, 10 classes (Keras, ~30 MB)",
+    "cifar10": "CIFAR-10 photos, 32x32 colour, 60,000 images, 10 classes (Keras, ~170 MB)",
+    "cifar100": "CIFAR-100 photos, 32x32 colour, 60,000 images, 100 classes (Keras, ~170 MB)",
+}
+ALL_DATASETS: dict[str, str] = {**BUILTIN_DATASETS, **KERAS_DATASETS}
+
+# Where Keras 3 puts each dataset under <KERAS_HOME>/datasets (older Keras extracted CIFAR one level up).
+_CACHE_LAYOUT: dict[str, dict[str, Any]] = {
+    "mnist": {"dirs": ("",), "files": ("mnist.npz",), "url": f"{_TF_KERAS}mnist.npz",
+              "how": "put mnist.npz there"},
+    "fashion_mnist": {"dirs": ("fashion-mnist",), "files": _FASHION_FILES,
+                      "url": f"{_TF_KERAS}<file> for each file",
+                      "how": "put the four .gz files there, unextracted"},
+    "cifar10": {"dirs": ("cifar-10-batches-py-target/cifar-10-batches-py", "cifar-10-batches-py"),
+                "files": ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5",
+                          "test_batch", "batches.meta"),
+                "url": "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+                "how": "extract the archive's cifar-10-batches-py folder's files there"},
+    "cifar100": {"dirs": ("cifar-100-python-target/cifar-100-python", "cifar-100-python"),
+                 "files": ("train", "test", "meta"),
+                 "url": "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
+                 "how": "extract the archive's cifar-100-python folder's files there"},
+}
+
+
+def keras_cache_dir() -> Path:
+    """<KERAS_HOME>/datasets, or ~/.keras/datasets (/tmp/.keras when home is read-only), as Keras decides."""
+    home = os.environ.get("KERAS_HOME")
+    if not home:
+        base = os.path.expanduser("~")
+        home = os.path.join(base if os.access(base, os.W_OK) else "/tmp", ".keras")
+    return Path(os.path.expanduser(home)) / "datasets"
+
+
+def _cached_folder(name: str) -> Path | None:
+    """The cache folder holding every file of `name`, or None."""
+    layout = _CACHE_LAYOUT[name]
+    root = keras_cache_dir()
+    for sub in layout["dirs"]:
+        folder = root / sub if sub else root
+        if all((folder / f).is_file() for f in layout["files"]):
+            return folder
+    return None
+
+
+def is_cached(name: str) -> bool:
+    """Whether a keras dataset can be read offline (built-ins always can)."""
+    if name in BUILTIN_DATASETS:
+        return True
+    if name not in KERAS_DATASETS:
+        raise DatasetError(f"unknown dataset {name!r}; choose one of {', '.join(ALL_DATASETS)}")
+    return _cached_folder(name) is not None
+
+
+def _missing_message(name: str, reason: str | None) -> str:
+    """What to download, from where, and the exact folder to put it in."""
+    layout = _CACHE_LAYOUT[name]
+    folder = keras_cache_dir() / layout["dirs"][0] if layout["dirs"][0] else keras_cache_dir()
+    what = (f"{name} is not in the Keras cache" if reason is None
+            else f"{name} is not in the Keras cache and the download failed ({reason})")
+    return (f"{what}. Download {layout['url']} and {layout['how']}: {folder} "
+            f"(needed: {', '.join(layout['files'])}). Built-in datasets keep working offline.")
+
+
+class _NumpyOnlyUnpickler(pickle.Unpickler):
+    """Admits only the globals that rebuild numpy arrays; dicts, lists, bytes and ints need none."""
+
+    _ALLOWED = frozenset({
+        ("numpy", "ndarray"), ("numpy", "dtype"),
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
+    })
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in self._ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name}: only numpy arrays are allowed")
+
+
+def _read_cifar_pickle(path: Path) -> dict[str, Any]:
+    """A CIFAR python batch (a Python 2 pickle of a dict) from the Keras cache, keys decoded to str."""
+    try:
+        with open(path, "rb") as f:
+            raw = _NumpyOnlyUnpickler(f, encoding="bytes").load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as exc:
+        raise DatasetError(f"{path} is not a valid CIFAR batch file: {exc}. Delete it and download again.") \
+            from exc
+    if not isinstance(raw, dict):
+        raise DatasetError(f"{path} is not a valid CIFAR batch file: expected a dict, got {type(raw).__name__}")
+    return {k.decode("utf-8") if isinstance(k, bytes) else str(k): v for k, v in raw.items()}
+
+
+def _cifar_images(batch: dict[str, Any], path: Path) -> np.ndarray:
+    data = batch.get("data")
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
+        raise DatasetError(f"{path}: 'data' must be a uint8 array of shape (n, 3072)")
+    return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)  # channels first on disk -> channels last
+
+
+def _names(values: Any) -> tuple[str, ...]:
+    return tuple(v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in values)
+
+
+def _read_idx_gz(path: Path, offset: int) -> np.ndarray:
+    with gzip.open(path, "rb") as f:
+        return np.frombuffer(f.read(), np.uint8, offset=offset)
+
+
+def _read_cache(name: str, folder: Path) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """(uint8 images (n, h, w, c), labels, class names) with the training files first, then test."""
+    if name == "mnist":
+        with np.load(folder / "mnist.npz", allow_pickle=False) as f:
+            xs, ys = [f["x_train"], f["x_test"]], [f["y_train"], f["y_test"]]
+        names = tuple(str(i) for i in range(10))
+    elif name == "fashion_mnist":
+        ys, xs = [], []
+        for labels, images in ((_FASHION_FILES[0], _FASHION_FILES[1]), (_FASHION_FILES[2], _FASHION_FILES[3])):
+            y = _read_idx_gz(folder / labels, 8)
+            xs.append(_read_idx_gz(folder / images, 16).reshape(len(y), 28, 28))
+            ys.append(y)
+        names = _FASHION_NAMES
+    elif name == "cifar10":
+        batches = [folder / f"data_batch_{i}" for i in range(1, 6)] + [folder / "test_batch"]
+        xs, ys = [], []
+        for path in batches:
+            batch = _read_cifar_pickle(path)
+            xs.append(_cifar_images(batch, path))
+            ys.append(np.asarray(batch.get("labels", []), dtype=np.int64))
+        names = _names(_read_cifar_pickle(folder / "batches.meta").get("label_names", _CIFAR10_NAMES))
+    else:  # cifar100, fine labels
+        xs, ys = [], []
+        for part in ("train", "test"):
+            batch = _read_cifar_pickle(folder / part)
+            xs.append(_cifar_images(batch, folder / part))
+            ys.append(np.asarray(batch.get("fine_labels", []), dtype=np.int64))
+        names = _names(_read_cifar_pickle(folder / "meta").get("fine_label_names", []))
+    x = np.concatenate(xs)
+    y = np.concatenate([np.asarray(v).reshape(-1) for v in ys]).astype(np.int64)
+    if x.ndim == 3:
+        x = x[..., None]
+    if not names:
+        names = tuple(str(i) for i in range(int(y.max()) + 1))
+    return x, y, names
+
+
+def _download(name: str) -> None:
+    """Let Keras fetch `name` into its cache (imports TensorFlow; fails without network)."""
+    import keras
+
+    getattr(keras.datasets, name).load_data()
+
+
+def subset_indices(y: np.ndarray, subset: int | None, seed: int = 0) -> np.ndarray:
+    """Sorted row indices of a stratified, seeded subset of `subset` samples (all rows when None or larger)."""
+    n = len(y)
+    if subset is None or subset >= n:
+        return np.arange(n)
+    if isinstance(subset, bool) or not isinstance(subset, int | np.integer):
+        raise DatasetError(f"subset size must be a whole number, got {subset!r}")
+    n_classes = len(np.unique(y))
+    if subset < n_classes:
+        raise DatasetError(f"subset size must be >= the number of classes ({n_classes}), got {subset}")
+    from sklearn.model_selection import train_test_split
+
+    counts = np.bincount(y)
+    stratify = y if counts[counts > 0].min() >= 2 else None
+    idx, _ = train_test_split(np.arange(n), train_size=int(subset), random_state=seed, stratify=stratify)
+    return np.sort(idx)
+
+
+def load_keras(name: str, subset: int | None = None, seed: int = 0, *, download: bool = True) -> Dataset:
+    """A keras.datasets set from the cache (train then test files, pooled), optionally a stratified subset."""
+    if name not in KERAS_DATASETS:
+        raise DatasetError(f"unknown keras dataset {name!r}; choose one of {', '.join(KERAS_DATASETS)}")
+    folder = _cached_folder(name)
+    if folder is None:
+        if not download:
+            raise DatasetError(_missing_message(name, None))
+        try:
+            _download(name)
+        except Exception as exc:  # any network/extraction failure becomes a plain message
+            raise DatasetError(_missing_message(name, f"{type(exc).__name__}: {exc}")) from exc
+        folder = _cached_folder(name)
+        if folder is None:
+            raise DatasetError(_missing_message(name, f"Keras stored it outside {keras_cache_dir()}"))
+    try:
+        x, y, names = _read_cache(name, folder)
+    except (OSError, ValueError, KeyError, EOFError) as exc:
+        if isinstance(exc, DatasetError):
+            raise
+        raise DatasetError(f"{name}: cached files in {folder} are unreadable ({exc}); delete them and "
+                           f"download again") from exc
+    idx = subset_indices(y, subset, seed)
+    if len(idx) < len(y):
+        x, y = x[idx], y[idx]
+    size = f"all {len(idx):,}" if subset is None else f"a stratified subset of {len(idx):,}"
+    scaled = x.astype(np.float32)
+    scaled /= 255.0  # in place: CIFAR-10 in float32 is already 0.7 GB
+    return Dataset(name, scaled, y, names, "image",
+                   source=f"keras.datasets.{name} from the Keras cache {folder} ({size} samples, "
+                          f"train and test files pooled)",
+                   subset=subset, seed=seed)
+
+
+def load(name: str, subset: int | None = None, seed: int = 0, *, download: bool = True) -> Dataset:
+    """Any registry dataset by name: what the training worker calls to rebuild a run's dataset."""
+    if subset is not None and (isinstance(subset, bool) or not isinstance(subset, int | np.integer)
+                               or subset < 1):
+        raise DatasetError(f"subset size must be a whole number >= 1 or None, got {subset!r}")
+    if name in KERAS_DATASETS:
+        return load_keras(name, subset, seed, download=download)
+    if name not in BUILTIN_DATASETS:
+        raise DatasetError(f"unknown dataset {name!r}; choose one of {', '.join(ALL_DATASETS)}")
+    full = load_builtin(name)
+    if subset is None:
+        return full
+    idx = subset_indices(full.y, subset, seed)
+    return Dataset(full.name, full.x[idx], full.y[idx], full.class_names, full.kind,
+                   feature_names=full.feature_names,
+                   source=f"{full.source}; stratified subset of {len(idx):,}", subset=subset, seed=seed)
