@@ -30,6 +30,7 @@ __all__ = [
     "DatasetError",
     "DatasetRef",
     "Split",
+    "fetch",
     "is_cached",
     "keras_cache_dir",
     "load",
@@ -229,19 +230,19 @@ ALL_DATASETS: dict[str, str] = {**BUILTIN_DATASETS, **KERAS_DATASETS}
 # Where Keras 3 puts each dataset under <KERAS_HOME>/datasets (older Keras extracted CIFAR one level up).
 _CACHE_LAYOUT: dict[str, dict[str, Any]] = {
     "mnist": {"dirs": ("",), "files": ("mnist.npz",), "url": f"{_TF_KERAS}mnist.npz",
-              "how": "put mnist.npz there"},
+              "how": "put mnist.npz in"},
     "fashion_mnist": {"dirs": ("fashion-mnist",), "files": _FASHION_FILES,
                       "url": f"{_TF_KERAS}<file> for each file",
-                      "how": "put the four .gz files there, unextracted"},
+                      "how": "put the four .gz files (not unpacked) in"},
     "cifar10": {"dirs": ("cifar-10-batches-py-target/cifar-10-batches-py", "cifar-10-batches-py"),
                 "files": ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5",
                           "test_batch", "batches.meta"),
                 "url": "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
-                "how": "extract the archive's cifar-10-batches-py folder's files there"},
+                "how": "unpack it and put the files of its cifar-10-batches-py folder in"},
     "cifar100": {"dirs": ("cifar-100-python-target/cifar-100-python", "cifar-100-python"),
                  "files": ("train", "test", "meta"),
                  "url": "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
-                 "how": "extract the archive's cifar-100-python folder's files there"},
+                 "how": "unpack it and put the files of its cifar-100-python folder in"},
 }
 
 
@@ -280,7 +281,7 @@ def _missing_message(name: str, reason: str | None) -> str:
     folder = keras_cache_dir() / layout["dirs"][0] if layout["dirs"][0] else keras_cache_dir()
     what = (f"{name} is not in the Keras cache" if reason is None
             else f"{name} is not in the Keras cache and the download failed ({reason})")
-    return (f"{what}. Download {layout['url']} and {layout['how']}: {folder} "
+    return (f"{what}. Download {layout['url']}, then {layout['how']} {folder}{os.sep} "
             f"(needed: {', '.join(layout['files'])}). Built-in datasets keep working offline.")
 
 
@@ -372,6 +373,23 @@ def _download(name: str) -> None:
     getattr(keras.datasets, name).load_data()
 
 
+def fetch(name: str) -> Path:
+    """The cache folder of a keras dataset, downloading it with Keras first when it is missing."""
+    if name not in KERAS_DATASETS:
+        raise DatasetError(f"unknown keras dataset {name!r}; choose one of {', '.join(KERAS_DATASETS)}")
+    folder = _cached_folder(name)
+    if folder is not None:
+        return folder
+    try:
+        _download(name)
+    except Exception as exc:  # any network / extraction failure becomes a plain message
+        raise DatasetError(_missing_message(name, f"{type(exc).__name__}: {exc}")) from exc
+    folder = _cached_folder(name)
+    if folder is None:
+        raise DatasetError(_missing_message(name, f"Keras stored it outside {keras_cache_dir()}"))
+    return folder
+
+
 def subset_indices(y: np.ndarray, subset: int | None, seed: int = 0) -> np.ndarray:
     """Sorted row indices of a stratified, seeded subset of `subset` samples (all rows when None or larger)."""
     n = len(y)
@@ -394,17 +412,9 @@ def load_keras(name: str, subset: int | None = None, seed: int = 0, *, download:
     """A keras.datasets set from the cache (train then test files, pooled), optionally a stratified subset."""
     if name not in KERAS_DATASETS:
         raise DatasetError(f"unknown keras dataset {name!r}; choose one of {', '.join(KERAS_DATASETS)}")
-    folder = _cached_folder(name)
+    folder = _cached_folder(name) if not download else fetch(name)
     if folder is None:
-        if not download:
-            raise DatasetError(_missing_message(name, None))
-        try:
-            _download(name)
-        except Exception as exc:  # any network/extraction failure becomes a plain message
-            raise DatasetError(_missing_message(name, f"{type(exc).__name__}: {exc}")) from exc
-        folder = _cached_folder(name)
-        if folder is None:
-            raise DatasetError(_missing_message(name, f"Keras stored it outside {keras_cache_dir()}"))
+        raise DatasetError(_missing_message(name, None))
     try:
         x, y, names = _read_cache(name, folder)
     except (OSError, ValueError, KeyError, EOFError) as exc:

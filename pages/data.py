@@ -1,4 +1,137 @@
+"""Explore data: choose a dataset (built-in, Keras, or an upload), then look at it before training."""
+
 import streamlit as st
 
-st.title("Explore data")
-st.info("This page is not built yet.")
+from core import charts_data as charts
+from core import explore
+from core.datasets import ALL_DATASETS, KERAS_DATASETS, DatasetError, is_cached
+from core.uploads import safe_label, upload_kind
+from ui import data as ud
+
+SIZES = [1000, 2000, 5000, 10000, 20000, "all"]
+st.title(":material/bar_chart: Explore data")
+uploads = st.session_state.setdefault(ud.UPLOADS, {})
+if "data_pick" not in st.session_state:  # widget keys vanish on page change: sync from the real choice
+    st.session_state["data_pick"] = st.session_state.get("dataset", "digits")
+    st.session_state["data_subset"] = st.session_state.get(ud.SUBSET) or "all"
+if st.session_state["data_pick"] in KERAS_DATASETS and st.session_state.get("data_subset") is None:
+    st.session_state["data_subset"] = 5000
+
+
+def _label(name: str) -> str:
+    if name in uploads:
+        return f"{name}  ·  {uploads[name].n_samples:,} samples"
+    cached = "" if name not in KERAS_DATASETS or is_cached(name) else "  ·  not downloaded"
+    return f"{name}  ·  {ALL_DATASETS[name]}{cached}"
+
+
+def _use_upload(data: bytes, filename: str, options: dict) -> None:
+    try:
+        st.session_state["data_pick"] = ud.add_upload(data, filename, **options).name
+    except DatasetError as exc:
+        st.session_state["_upload_error"] = str(exc)
+
+
+left, right = st.columns([3, 1], vertical_alignment="bottom")
+pick = left.selectbox("Dataset", [*ALL_DATASETS, *uploads], format_func=_label, key="data_pick")
+subset = None
+if pick in KERAS_DATASETS:
+    size = right.select_slider("Subset size (stratified)", SIZES, key="data_subset",
+                               help="Large sets are sampled, class proportions kept, so they fit small machines.")
+    subset = None if size == "all" else int(size)
+
+with st.expander("Upload your own data: CSV, NPZ or a ZIP of image folders", icon=":material/upload_file:"):
+    st.caption("CSV: one row per sample, a class column. NPZ: arrays `x` and `y` (optional `class_names`). "
+               "ZIP: one folder per class of PNG/JPEG images. Files stay in this browser session only.")
+    file = st.file_uploader("File", type=["csv", "npz", "zip"], key="data_upload")
+    if file is not None:
+        raw, name, options = file.getvalue(), file.name, {}
+        try:
+            kind = upload_kind(name)
+            if kind == "csv":
+                info = ud.cached_inspect_csv(raw, name)
+                st.caption(f"{info.n_rows:,} rows · encoding {info.encoding} · separator {info.separator!r}"
+                           + "".join(f" · {n}" for n in info.notes))
+                st.dataframe(info.preview, height=180)
+                options["target"] = st.selectbox("Target (class) column", info.columns,
+                                                 index=info.columns.index(info.suggested_target))
+            elif kind == "zip":
+                c1, c2 = st.columns(2)
+                options["image_size"] = c1.select_slider("Resize images to", [8, 16, 28, 32, 48, 64], value=32)
+                options["color"] = c2.radio("Colour", ["rgb", "grayscale"], horizontal=True)
+            st.button(f"Use {safe_label(name)}", icon=":material/check:", type="primary",
+                      on_click=_use_upload, args=(raw, name, options))
+        except DatasetError as exc:
+            st.error(str(exc), icon=":material/error:")
+    if err := st.session_state.pop("_upload_error", None):
+        st.error(err, icon=":material/error:")
+
+try:
+    ds = ud.select_dataset(pick, subset)
+except DatasetError as exc:
+    st.error(str(exc), icon=":material/cloud_off:")
+    if st.button("Try to download it with Keras", icon=":material/download:"):
+        with st.spinner(f"Downloading {pick} with Keras…"):
+            try:
+                ud.download_dataset(pick)
+                st.rerun()
+            except DatasetError as exc2:
+                st.error(str(exc2), icon=":material/error:")
+    st.caption(f"The other pages keep using **{st.session_state.get('dataset', 'digits')}**.")
+    st.stop()
+
+key = ud.dataset_key(ds)
+counts = ud.cached_class_counts(key, ds)
+sizes = counts.groupby("part", sort=False)["count"].sum()
+cols = st.columns(4)
+cols[0].metric("Samples", f"{ds.n_samples:,}")
+cols[1].metric("Train / val / test", " / ".join(f"{int(v):,}" for v in sizes.values))
+cols[2].metric("Input shape", " x ".join(map(str, ds.input_shape)))
+cols[3].metric("Classes", ds.n_classes)
+st.caption(f":material/info: {ds.source}. Every page now uses this dataset.")
+
+tabs = st.tabs(["Class balance", "Images" if ds.kind == "image" else "Features", "2-D projection"])
+with tabs[0]:
+    st.plotly_chart(charts.class_balance_figure(counts), width="stretch")
+    st.caption("The split training will use: stratified, seed 0, 70 / 15 / 15.")
+
+with tabs[1]:
+    names = list(ds.class_names)
+    if ds.kind == "image":
+        c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+        cls = c1.selectbox("Class", range(ds.n_classes), format_func=lambda k: names[k])
+        shuffle = st.session_state.setdefault("data_shuffle", 0)
+        c2.button("Reshuffle", icon=":material/shuffle:", on_click=lambda: st.session_state.update(
+            data_shuffle=shuffle + 1))
+        idx = explore.class_sample_indices(ds.y, cls, 24, seed=shuffle)
+        tile = ds.input_shape[:2]
+        st.plotly_chart(charts.image_mosaic_figure(explore.mosaic(ds.x[idx], 12), tile=tile, cols=12,
+                                                   title=f"Samples of class {names[cls]}"), width="stretch")
+        means = ud.cached_mean_images(key, ds)
+        per_row = min(10, ds.n_classes)
+        st.plotly_chart(charts.image_mosaic_figure(explore.mosaic(means, per_row), tile=tile, cols=per_row,
+                                                   titles=names, title="Mean image per class"), width="stretch")
+        st.plotly_chart(charts.pixel_histogram_figure(ud.cached_pixel_histogram(key, ds)), width="stretch")
+    else:
+        st.dataframe(explore.preview_table(ds), height=240)
+        st.caption(f"First {min(200, ds.n_samples)} of {ds.n_samples:,} rows. Summary statistics:")
+        st.dataframe(ud.cached_describe(key, ds), height=240)
+        feature = st.selectbox("Feature", range(len(ds.feature_names)), format_func=lambda i: ds.feature_names[i])
+        c1, c2 = st.columns(2)
+        c1.plotly_chart(charts.feature_histogram_figure(ds.x[:, feature], [names[k] for k in ds.y],
+                                                        ds.feature_names[feature], names), width="stretch")
+        c2.plotly_chart(charts.correlation_figure(ud.cached_correlation(key, ds)), width="stretch")
+
+with tabs[2]:
+    method = st.segmented_control("Method", ["PCA", "t-SNE"], default="PCA", required=True, key="data_projection",
+                                  help="t-SNE shows local clusters better but takes seconds to a minute.")
+    method = (method or "PCA").lower().replace("-", "")
+    bar = st.progress(0.0, text="Projecting…") if method == "tsne" else None
+    proj = ud.cached_projection(key, ds, method, 0,
+                                _progress=(lambda f, t: bar.progress(f, text=t)) if bar else None)
+    if bar:
+        bar.empty()
+    labels = [ds.class_names[k] for k in ds.y[proj.idx]]
+    st.plotly_chart(charts.projection_figure(proj.coords, labels, names, f"{'t-SNE' if method == 'tsne' else 'PCA'}"
+                                             f" of {ds.name}"), width="stretch")
+    st.caption(proj.note)

@@ -1,0 +1,97 @@
+"""Plotly figures for the Data page: pure functions, data in -> go.Figure out (no streamlit)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+
+__all__ = [
+    "class_balance_figure",
+    "correlation_figure",
+    "feature_histogram_figure",
+    "image_mosaic_figure",
+    "pixel_histogram_figure",
+    "projection_figure",
+]
+
+_MARGIN = {"l": 10, "r": 10, "t": 40, "b": 10}
+
+
+def class_balance_figure(counts: pd.DataFrame) -> go.Figure:
+    """Grouped bars of samples per class and part (the frame of explore.class_counts)."""
+    fig = px.bar(counts, x="class", y="count", color="part", barmode="group", text_auto=True,
+                 title="Samples per class", category_orders={"class": list(dict.fromkeys(counts["class"]))})
+    many = counts["class"].nunique() > 20
+    fig.update_traces(textposition="outside" if not many else "none", cliponaxis=False)
+    fig.update_xaxes(type="category", title=None)
+    fig.update_layout(margin=_MARGIN, legend_title_text="", height=360)
+    return fig
+
+
+def image_mosaic_figure(picture: np.ndarray, *, tile: tuple[int, int], cols: int, titles: list[str] | None = None,
+                        pad: int = 1, title: str = "") -> go.Figure:
+    """One tiled picture (from explore.mosaic) drawn pixel-exact, with a caption above each tile."""
+    rgb = picture.shape[2] >= 3
+    if rgb:
+        fig = px.imshow((np.clip(picture[..., :3], 0, 1) * 255).astype(np.uint8))
+    else:
+        fig = px.imshow(picture[..., 0], color_continuous_scale="gray", zmin=0, zmax=1)
+        fig.update_coloraxes(showscale=False)
+    h, w = tile
+    for i, text in enumerate(titles or []):
+        r, k = divmod(i, cols)
+        fig.add_annotation(x=k * (w + pad) + (w - 1) / 2, y=r * (h + pad) - 0.6, text=text, showarrow=False,
+                           yanchor="bottom", font={"size": 11})
+    rows = -(-max(len(titles or []), 1) // cols) if titles else picture.shape[0] // (h + pad) + 1
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    extra = 18 * rows if titles else 0
+    width_px = min(1100, max(260, 56 * cols))
+    fig.update_layout(title=title or None, margin={**_MARGIN, "t": 40 + (14 if titles else 0)},
+                      height=int(width_px * picture.shape[0] / picture.shape[1]) + 60 + extra,
+                      hovermode=False)
+    return fig
+
+
+def pixel_histogram_figure(hist: pd.DataFrame) -> go.Figure:
+    """Bars of pixel-value counts per channel (the frame of explore.pixel_histogram)."""
+    colors = {"grey": "#555555", "red": "#d33f49", "green": "#2a9d8f", "blue": "#3a6ea5", "alpha": "#999999"}
+    fig = go.Figure()
+    for channel, part in hist.groupby("channel", sort=False):
+        fig.add_bar(x=(part["left"] + part["right"]) / 2, y=part["count"], name=str(channel),
+                    width=float((part["right"] - part["left"]).iloc[0]), marker_color=colors.get(channel),
+                    opacity=0.6 if hist["channel"].nunique() > 1 else 1.0)
+    fig.update_layout(barmode="overlay", title="Pixel values", xaxis_title="value (0 = black, 1 = white)",
+                      yaxis_title="pixels", margin=_MARGIN, height=330, legend_title_text="")
+    return fig
+
+
+def feature_histogram_figure(values: np.ndarray, labels: list[str], feature: str,
+                             class_order: list[str]) -> go.Figure:
+    """Overlaid histograms of one feature, one colour per class."""
+    frame = pd.DataFrame({feature: values, "class": labels})
+    fig = px.histogram(frame, x=feature, color="class", barmode="overlay", opacity=0.6, nbins=30,
+                       category_orders={"class": class_order}, title=f"{feature} by class")
+    fig.update_layout(margin=_MARGIN, height=360, yaxis_title="samples")
+    return fig
+
+
+def correlation_figure(corr: pd.DataFrame) -> go.Figure:
+    """Heatmap of a feature correlation matrix on a fixed -1..1 diverging scale."""
+    n = len(corr)
+    fig = px.imshow(corr, zmin=-1, zmax=1, color_continuous_scale="RdBu_r", text_auto=".2f" if n <= 12 else False,
+                    title="Feature correlation (Pearson)", aspect="auto")
+    fig.update_layout(margin=_MARGIN, height=min(900, max(360, 28 * n + 120)))
+    return fig
+
+
+def projection_figure(coords: np.ndarray, labels: list[str], class_order: list[str], title: str) -> go.Figure:
+    """Scatter of 2-D coordinates coloured by class."""
+    frame = pd.DataFrame({"dim 1": coords[:, 0], "dim 2": coords[:, 1], "class": labels})
+    fig = px.scatter(frame, x="dim 1", y="dim 2", color="class", category_orders={"class": class_order},
+                     title=title, opacity=0.75)
+    fig.update_traces(marker={"size": 5 if len(frame) > 1000 else 7})
+    fig.update_layout(margin=_MARGIN, height=480, legend_title_text="class")
+    return fig
