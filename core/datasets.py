@@ -232,7 +232,7 @@ _CACHE_LAYOUT: dict[str, dict[str, Any]] = {
     "mnist": {"dirs": ("",), "files": ("mnist.npz",), "url": f"{_TF_KERAS}mnist.npz",
               "how": "put mnist.npz in"},
     "fashion_mnist": {"dirs": ("fashion-mnist",), "files": _FASHION_FILES,
-                      "url": f"{_TF_KERAS}<file> for each file",
+                      "url": f"each needed file from {_TF_KERAS}",
                       "how": "put the four .gz files (not unpacked) in"},
     "cifar10": {"dirs": ("cifar-10-batches-py-target/cifar-10-batches-py", "cifar-10-batches-py"),
                 "files": ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5",
