@@ -1,0 +1,184 @@
+"""Pure plotly figures for evaluation and run comparison: data in, go.Figure out (no Streamlit, no Keras)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+__all__ = [
+    "confusion_diff_figure",
+    "confusion_figure",
+    "cv_figure",
+    "f1_change_figure",
+    "history_overlay_figure",
+    "parcoords_figure",
+    "pr_figure",
+    "probabilities_figure",
+    "roc_figure",
+]
+
+
+def _square_axes(fig: go.Figure, n: int, x_title: str, y_title: str) -> go.Figure:
+    fig.update_layout(
+        xaxis={"title": x_title, "type": "category", "side": "bottom"},
+        yaxis={"title": y_title, "type": "category", "autorange": "reversed", "scaleanchor": "x"},
+        height=max(360, min(720, 60 + 42 * n)), margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        plot_bgcolor="white", clickmode="event+select", dragmode=False,
+    )
+    return fig
+
+
+def _cell_text(values: np.ndarray, normalised: bool) -> list[list[str]]:
+    fmt = (lambda v: f"{v:.2f}" if v else "") if normalised else (lambda v: f"{int(v)}" if v else "")
+    return [[fmt(v) for v in row] for row in values]
+
+
+def _click_layer(names: Sequence[str], hover: np.ndarray) -> go.Scatter:
+    """Invisible markers over every cell: heatmaps send no selection events, scatter points do."""
+    k = len(names)
+    xs = [names[j] for i in range(k) for j in range(k)]
+    ys = [names[i] for i in range(k) for j in range(k)]
+    return go.Scatter(
+        x=xs, y=ys, mode="markers", showlegend=False,
+        customdata=[[i, j] for i in range(k) for j in range(k)],
+        marker={"symbol": "square", "size": max(12, min(48, 480 // max(k, 1))), "opacity": 0.01,
+                "color": "black"},
+        text=[str(v) for v in hover.reshape(-1)],
+        hovertemplate="true %{y} → predicted %{x}: %{text}<extra>click to see these samples</extra>",
+        selected={"marker": {"opacity": 0.35}}, unselected={"marker": {"opacity": 0.01}},
+    )
+
+
+def confusion_figure(cm: np.ndarray, class_names: Sequence[str], *, normalised: bool = False,
+                     title: str = "Confusion matrix") -> go.Figure:
+    """Annotated heatmap (rows = true class, columns = predicted), clickable cell by cell."""
+    names = [str(c) for c in class_names]
+    values = np.asarray(cm, dtype=float)
+    heat = go.Heatmap(z=values, x=names, y=names, colorscale="Blues", zmin=0,
+                      zmax=1 if normalised else max(1.0, float(values.max())),
+                      text=_cell_text(values, normalised), texttemplate="%{text}",
+                      hoverinfo="skip", colorbar={"title": "share" if normalised else "count"})
+    hover = np.vectorize(lambda v: f"{v:.1%}" if normalised else f"{int(v)} samples")(values)
+    fig = go.Figure([heat, _click_layer(names, hover)])
+    fig.update_layout(title=title)
+    return _square_axes(fig, len(names), "predicted class", "true class")
+
+
+def confusion_diff_figure(diff: np.ndarray, class_names: Sequence[str], label_a: str, label_b: str
+                          ) -> go.Figure:
+    """Row-normalised B − A on a diverging scale: blue = B puts more samples there, red = fewer."""
+    names = [str(c) for c in class_names]
+    diff = np.asarray(diff, dtype=float)
+    lim = max(0.05, float(np.abs(diff).max()))
+    text = [[f"{v:+.2f}" if abs(v) >= 0.005 else "" for v in row] for row in diff]
+    fig = go.Figure(go.Heatmap(
+        z=diff, x=names, y=names, colorscale="RdBu", zmid=0, zmin=-lim, zmax=lim, text=text,
+        texttemplate="%{text}", colorbar={"title": "B − A"},
+        hovertemplate="true %{y} → predicted %{x}: %{z:+.3f}<extra></extra>"))
+    fig.update_layout(title=f"Confusion change, {label_b} minus {label_a} (row shares)")
+    fig = _square_axes(fig, len(names), "predicted class", "true class")
+    fig.update_layout(clickmode="event", dragmode="zoom")
+    return fig
+
+
+def f1_change_figure(change: pd.Series, label_a: str, label_b: str) -> go.Figure:
+    """Bar per class of F1(B) − F1(A): green up, red down."""
+    vals = change.to_numpy(dtype=float)
+    colors = ["#2e7d32" if v > 0 else "#c62828" if v < 0 else "#9e9e9e" for v in vals]
+    fig = go.Figure(go.Bar(x=[str(i) for i in change.index], y=vals, marker_color=colors,
+                           hovertemplate="class %{x}: %{y:+.3f}<extra></extra>"))
+    fig.update_layout(title=f"Per-class F1 change, {label_b} minus {label_a}",
+                      xaxis={"title": "class", "type": "category"}, yaxis={"title": "ΔF1", "zeroline": True},
+                      height=340, margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    return fig
+
+
+def roc_figure(curves: dict[str, dict]) -> go.Figure:
+    """One-vs-rest ROC curves with their AUC in the legend, and the chance diagonal."""
+    fig = go.Figure()
+    for name, c in curves.items():
+        fig.add_scatter(x=c["fpr"], y=c["tpr"], mode="lines", name=f"{name} (AUC {c['auc']:.3f})")
+    fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance", line={"dash": "dot", "color": "grey"})
+    fig.update_layout(title="ROC (one class vs the rest)", xaxis={"title": "false positive rate"},
+                      yaxis={"title": "true positive rate"}, height=420,
+                      margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    return fig
+
+
+def pr_figure(curves: dict[str, dict]) -> go.Figure:
+    """Precision-recall curves with average precision in the legend."""
+    fig = go.Figure()
+    for name, c in curves.items():
+        fig.add_scatter(x=c["recall"], y=c["precision"], mode="lines", name=f"{name} (AP {c['ap']:.3f})")
+    fig.update_layout(title="Precision-recall (one class vs the rest)", xaxis={"title": "recall"},
+                      yaxis={"title": "precision", "range": [0, 1.05]}, height=420,
+                      margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    return fig
+
+
+def probabilities_figure(top: Sequence[tuple[str, float]], title: str = "Predicted probabilities") -> go.Figure:
+    """Horizontal bars of the top classes of one prediction, most probable on top."""
+    names = [n for n, _ in top][::-1]
+    probs = [p for _, p in top][::-1]
+    fig = go.Figure(go.Bar(x=probs, y=names, orientation="h", text=[f"{p:.1%}" for p in probs],
+                           textposition="auto"))
+    fig.update_layout(title=title, xaxis={"range": [0, 1], "tickformat": ".0%"},
+                      yaxis={"type": "category"}, height=80 + 34 * len(names),
+                      margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    return fig
+
+
+def history_overlay_figure(histories: dict[str, list[dict]], metric: str, log_y: bool = False) -> go.Figure:
+    """Learning curves of several runs on one chart: solid = training, dashed = validation."""
+    fig = go.Figure()
+    base = metric.removeprefix("val_")
+    for i, (label, records) in enumerate(histories.items()):
+        color = _PALETTE[i % len(_PALETTE)]
+        for key, dash, suffix in ((base, "solid", "train"), (f"val_{base}", "dash", "validation")):
+            pts = [(r.get("epoch"), r.get(key)) for r in records if isinstance(r.get(key), int | float)]
+            if pts:
+                fig.add_scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], mode="lines+markers",
+                                name=f"{label} · {suffix}", line={"color": color, "dash": dash})
+    fig.update_layout(title=f"{base} per epoch", xaxis={"title": "epoch"},
+                      yaxis={"title": base, "type": "log" if log_y else "linear"}, height=400,
+                      margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    return fig
+
+
+_PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
+
+
+def parcoords_figure(table: pd.DataFrame, settings: Sequence[str], metric: str) -> go.Figure:
+    """Parallel coordinates of settings against a metric; text settings get one tick per value."""
+    dims = []
+    for col in [*settings, metric]:
+        values = table[col]
+        numeric = pd.to_numeric(values, errors="coerce")
+        if numeric.notna().all() and not pd.api.types.is_bool_dtype(values):
+            dims.append({"label": col, "values": numeric.to_numpy(dtype=float)})
+        else:
+            text = values.astype(str)
+            cats = sorted(text.unique())
+            codes = text.map({c: i for i, c in enumerate(cats)}).to_numpy(dtype=float)
+            dims.append({"label": col, "values": codes, "tickvals": list(range(len(cats))),
+                         "ticktext": cats, "range": [-0.5, len(cats) - 0.5] if len(cats) == 1 else None})
+    for d in dims:
+        if d.get("range") is None:
+            d.pop("range", None)
+    color = pd.to_numeric(table[metric], errors="coerce").to_numpy(dtype=float)
+    fig = go.Figure(go.Parcoords(line={"color": color, "colorscale": "Viridis", "showscale": True,
+                                       "colorbar": {"title": metric}}, dimensions=dims))
+    fig.update_layout(title=f"Settings against {metric}", height=420, margin={"l": 60, "r": 60, "t": 70, "b": 30})
+    return fig
+
+
+def cv_figure(per_fold: pd.DataFrame, metric: str) -> go.Figure:
+    """One bar per fold for a metric with the mean as a line."""
+    vals = pd.to_numeric(per_fold[metric], errors="coerce")
+    fig = go.Figure(go.Bar(x=[f"fold {int(f) + 1}" for f in per_fold["fold"]], y=vals, name=metric))
+    fig.add_hline(y=float(vals.mean()), line_dash="dash", annotation_text=f"mean {vals.mean():.3f}")
+    fig.update_layout(title=f"{metric} per fold", height=320, margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    return fig

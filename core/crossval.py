@@ -1,0 +1,130 @@
+"""Stratified k-fold cross-validation: fold splits, one training job per fold, and the mean ± std summary.
+
+On a small dataset one hold-out split gives a noisy estimate; k folds use every sample for testing once
+and show how much the score varies with the split.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["MAX_FOLDS", "MIN_FOLDS", "check_k", "cv_runs", "fold_splits", "submit_cv", "summarize_cv"]
+
+MIN_FOLDS, MAX_FOLDS = 2, 10
+
+
+def check_k(dataset: Any, k: Any) -> int:
+    """2 <= k <= 10 and k <= the smallest class count (each test fold needs every class)."""
+    if isinstance(k, bool) or not isinstance(k, int | np.integer):
+        raise ValueError(f"the number of folds must be a whole number, got {k!r}")
+    if not MIN_FOLDS <= k <= MAX_FOLDS:
+        raise ValueError(f"the number of folds must be between {MIN_FOLDS} and {MAX_FOLDS}, got {k}")
+    counts = np.bincount(dataset.y, minlength=dataset.n_classes)
+    smallest = int(counts[counts > 0].min())
+    if k > smallest:
+        cls = dataset.class_names[int(np.flatnonzero(counts == smallest)[0])]
+        raise ValueError(f"the number of folds must be at most the smallest class count: class {cls!s} has "
+                         f"{smallest} samples, got k = {k}")
+    return int(k)
+
+
+def fold_splits(dataset: Any, k: int, seed: int = 0, val_fraction: float = 0.15) -> list[Any]:
+    """k Splits: StratifiedKFold test folds; a stratified validation part (val_fraction of the rest);
+    tabular features standardised with the training part's statistics only, as split_dataset does."""
+    from sklearn.model_selection import StratifiedKFold, train_test_split
+
+    from core.datasets import Split
+
+    k = check_k(dataset, k)
+    if not 0 < val_fraction < 0.5:
+        raise ValueError(f"validation fraction must be between 0 and 0.5, got {val_fraction}")
+    y = dataset.y
+    skf = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+    splits = []
+    for rest, test_idx in skf.split(np.zeros(len(y)), y):
+        counts = np.bincount(y[rest])
+        stratify = y[rest] if counts[counts > 0].min() >= 2 else None
+        train_idx, val_idx = train_test_split(rest, test_size=val_fraction, random_state=seed, stratify=stratify)
+        train_idx, val_idx, test_idx = np.sort(train_idx), np.sort(val_idx), np.sort(test_idx)
+        x_train, x_val, x_test = dataset.x[train_idx], dataset.x[val_idx], dataset.x[test_idx]
+        if dataset.kind == "tabular":
+            mean, std = x_train.mean(axis=0), x_train.std(axis=0)
+            std[std == 0] = 1.0
+            x_train, x_val, x_test = ((a - mean) / std for a in (x_train, x_val, x_test))
+        splits.append(Split(x_train=x_train.astype(np.float32), y_train=y[train_idx],
+                            x_val=x_val.astype(np.float32), y_val=y[val_idx],
+                            x_test=x_test.astype(np.float32), y_test=y[test_idx],
+                            train_idx=train_idx, val_idx=val_idx, test_idx=test_idx, seed=seed))
+    return splits
+
+
+def submit_cv(manager: Any, dataset: Any, spec: Any, config: Any, k: int, *, seed: int | None = None,
+              val_fraction: float = 0.15) -> tuple[str, list[str]]:
+    """Queue one training job per fold through the job engine; returns (group_id, run_ids)."""
+    from core.jobs import TrainRequest
+
+    seed = int(getattr(config, "seed", 0) if seed is None else seed)
+    splits = fold_splits(dataset, k, seed=seed, val_fraction=val_fraction)
+    safe_name = "".join(ch if ch.isalnum() else "-" for ch in str(dataset.name))[:24].strip("-") or "data"
+    group = f"cv-{safe_name}-{k}fold-{secrets.token_hex(3)}"
+    run_ids = []
+    for fold, split in enumerate(splits):
+        info = {"kind": "cv", "k": k, "fold": fold, "seed": seed, "val_fraction": val_fraction}
+        run_ids.append(manager.submit(TrainRequest(dataset=dataset, spec=spec, config=config, split=split,
+                                                   split_info=info, group=group,
+                                                   label=f"{group} fold {fold + 1}/{k}")))
+    return group, run_ids
+
+
+def cv_runs(store: Any, group_id: str) -> list[Any]:
+    """The RunInfo of every run in a cross-validation group, by fold."""
+    runs = [i for i in store.list_runs() if i.config.get("group") == group_id]
+    return sorted(runs, key=lambda i: int((i.config.get("split") or {}).get("fold", 0)))
+
+
+def _fold_metrics(store: Any, info: Any) -> dict[str, float]:
+    """Test metrics from predictions.npz (sklearn) and the validation metrics of the best epoch."""
+    from sklearn.metrics import accuracy_score, f1_score
+
+    row: dict[str, float] = {}
+    try:
+        pred = store.read_predictions(info.run_id)
+        y, probs = np.asarray(pred["y_true"]), np.asarray(pred["probs"])
+        labels = list(range(probs.shape[1]))
+        row["test_accuracy"] = float(accuracy_score(y, probs.argmax(1)))
+        row["test_macro_f1"] = float(f1_score(y, probs.argmax(1), labels=labels, average="macro",
+                                              zero_division=0))
+        if "test_loss" in pred:
+            row["test_loss"] = float(pred["test_loss"])
+    except (OSError, KeyError, ValueError):
+        pass
+    vals = [r.get("val_accuracy") for r in store.read_metrics(info.run_id)]
+    vals = [float(v) for v in vals if isinstance(v, int | float)]
+    if vals:
+        row["best_val_accuracy"] = max(vals)
+    return row
+
+
+def summarize_cv(store: Any, group_id: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(per-fold table, summary) over the group's finished folds; summary has mean, std (ddof=0, as
+    scikit-learn's cross-validation examples report it), folds and 'mean ± std' for each metric."""
+    rows = []
+    for info in cv_runs(store, group_id):
+        if not info.finished or info.status not in ("completed", "stopped"):
+            continue
+        rows.append({"fold": int((info.config.get("split") or {}).get("fold", 0)), "run_id": info.run_id,
+                     **_fold_metrics(store, info)})
+    per_fold = pd.DataFrame(rows)
+    metrics = [c for c in per_fold.columns if c not in ("fold", "run_id")]
+    summary = []
+    for m in metrics:
+        vals = pd.to_numeric(per_fold[m], errors="coerce").dropna().to_numpy(dtype=float)
+        if len(vals):
+            mean, std = float(np.mean(vals)), float(np.std(vals))
+            summary.append({"metric": m, "mean": mean, "std": std, "folds": len(vals),
+                            "mean ± std": f"{mean:.4f} ± {std:.4f}"})
+    return per_fold, pd.DataFrame(summary, columns=["metric", "mean", "std", "folds", "mean ± std"])

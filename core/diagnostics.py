@@ -1,0 +1,241 @@
+"""Plain-language diagnostics of a run: pure functions over its history, class counts and ReLU activations.
+
+Each check returns a `Finding` (or None) linked to an FAQ entry, so a learner reads *what* happened, *why*
+it matters and where to learn more. The thresholds are rules of thumb, stated in each docstring.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+__all__ = [
+    "Finding",
+    "check_class_imbalance",
+    "check_dead_relu",
+    "check_divergence",
+    "check_learning_rate",
+    "check_overfitting",
+    "check_underfitting",
+    "dead_relu_shares",
+    "diagnose",
+    "faq_url",
+    "relu_activations",
+]
+
+Severity = Literal["info", "warning", "error"]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One diagnosis for the user."""
+
+    severity: Severity  # error: the run is broken; warning: worth fixing; info: good to know
+    title: str  # one short line
+    explanation: str  # what the numbers show and what to try
+    faq_id: str | None = None  # entry of core.faq to read more
+
+
+def faq_url(faq_id: str | None) -> str | None:
+    """The FAQ link for an entry, if the FAQ module is available."""
+    if not faq_id:
+        return None
+    try:
+        from core.faq import faq_link
+    except ImportError:
+        return None
+    try:
+        return str(faq_link(faq_id))
+    except (KeyError, ValueError):
+        return None
+
+
+def _series(history: Sequence[dict[str, Any]], key: str) -> np.ndarray:
+    """Values of one metric over epochs (NaN where missing or not a number)."""
+    out = []
+    for rec in history:
+        v = rec.get(key)
+        out.append(float(v) if isinstance(v, int | float) and not isinstance(v, bool) else math.nan)
+    return np.asarray(out, dtype=float)
+
+
+def check_divergence(history: Sequence[dict[str, Any]], status: str | None = None) -> Finding | None:
+    """Any NaN or infinite loss (or the run's status 'diverged') means the weights blew up."""
+    for key in ("loss", "val_loss"):
+        vals = _series(history, key)
+        present = [i for i, rec in enumerate(history) if key in rec and rec.get(key) is not None]
+        bad = [i for i in present if not np.isfinite(vals[i])]
+        if bad:
+            epoch = history[bad[0]].get("epoch", bad[0] + 1)
+            return Finding("error", "Training diverged (loss became NaN or infinite)",
+                           f"The {'training' if key == 'loss' else 'validation'} loss stopped being a finite "
+                           f"number at epoch {epoch}. The weights grew without bound; usually the learning "
+                           f"rate is too high or the inputs are not scaled. Lower the learning rate (÷10) "
+                           f"or add normalisation.", "divergence")
+    if status == "diverged":
+        return Finding("error", "Training diverged",
+                       "The run was stopped because its loss became NaN. Lower the learning rate.", "divergence")
+    return None
+
+
+def check_overfitting(history: Sequence[dict[str, Any]], *, min_epochs: int = 4,
+                      rise: float = 0.10, gap: float = 0.05) -> Finding | None:
+    """Validation loss rose ≥ `rise` (10 %) above its best while training loss kept falling, or the
+    train−validation accuracy gap widened by ≥ `gap` (5 points) since the best validation epoch."""
+    if len(history) < min_epochs:
+        return None
+    loss, val = _series(history, "loss"), _series(history, "val_loss")
+    if not (np.isfinite(loss).all() and np.isfinite(val).all()):
+        return None
+    best = int(np.argmin(val))
+    if best == len(val) - 1:
+        return None
+    val_rise = (val[-1] - val[best]) / max(abs(val[best]), 1e-12)
+    train_fell = loss[-1] < loss[best]
+    acc, vacc = _series(history, "accuracy"), _series(history, "val_accuracy")
+    gap_now = gap_then = math.nan
+    if np.isfinite(acc).all() and np.isfinite(vacc).all():
+        gap_now, gap_then = acc[-1] - vacc[-1], acc[best] - vacc[best]
+    widened = np.isfinite(gap_now) and gap_now - gap_then >= gap
+    if train_fell and (val_rise >= rise or widened):
+        ep = history[best].get("epoch", best + 1)
+        detail = f"validation loss was lowest at epoch {ep} ({val[best]:.3f}) and is now {val[-1]:.3f}"
+        if np.isfinite(gap_now):
+            detail += f"; the accuracy gap grew from {gap_then:.1%} to {gap_now:.1%}"
+        return Finding("warning", "Overfitting: the model memorises the training data",
+                       f"Training loss keeps falling but {detail}. Try early stopping at the best epoch, "
+                       f"dropout, weight decay, data augmentation or more data.", "overfitting")
+    return None
+
+
+def check_underfitting(history: Sequence[dict[str, Any]], n_classes: int, *,
+                       loss_share: float = 0.8, acc_margin: float = 0.2) -> Finding | None:
+    """Final training loss ≥ 80 % of the loss of uniform guessing (ln k), or training accuracy within
+    20 % of the way from chance (1/k) to perfect: the model has not learned the signal yet."""
+    if not history or n_classes < 2:
+        return None
+    loss, acc = _series(history, "loss"), _series(history, "accuracy")
+    chance = 1.0 / n_classes
+    uniform_loss = math.log(n_classes)
+    last_loss, last_acc = loss[-1], acc[-1]
+    high_loss = np.isfinite(last_loss) and last_loss >= loss_share * uniform_loss
+    near_chance = np.isfinite(last_acc) and last_acc <= chance + acc_margin * (1 - chance)
+    if not (high_loss or near_chance):
+        return None
+    parts = []
+    if np.isfinite(last_loss):
+        parts.append(f"training loss {last_loss:.3f} vs {uniform_loss:.3f} for blind guessing")
+    if np.isfinite(last_acc):
+        parts.append(f"training accuracy {last_acc:.1%} vs {chance:.1%} by chance")
+    return Finding("warning", "Underfitting: the model has barely learned",
+                   f"After {len(history)} epoch(s): {'; '.join(parts)}. Train longer, raise the learning "
+                   f"rate, or use a bigger model.", "underfitting")
+
+
+def check_learning_rate(history: Sequence[dict[str, Any]], *, min_epochs: int = 3,
+                        flat: float = 0.02, bumpy: float = 0.4) -> Finding | None:
+    """Too high: training loss ends above where it started, or goes up in ≥ 40 % of epochs.
+    Too low: training loss fell by < 2 % over the whole run while still far from zero."""
+    loss = _series(history, "loss")
+    if len(loss) < min_epochs or not np.isfinite(loss).all():
+        return None
+    steps = np.diff(loss)
+    ups = int((steps > 0.01 * np.abs(loss[:-1])).sum())
+    lr = history[-1].get("lr")
+    lr_txt = f" (learning rate {lr:g})" if isinstance(lr, int | float) else ""
+    if loss[-1] > loss[0] or ups >= bumpy * len(steps):
+        return Finding("warning", "Learning rate probably too high",
+                       f"The training loss went up in {ups} of {len(steps)} epochs and moved from "
+                       f"{loss[0]:.3f} to {loss[-1]:.3f}{lr_txt}. Steps this large overshoot the minimum; "
+                       f"try a learning rate 3-10× smaller.", "learning-rate-too-high")
+    drop = (loss[0] - loss[-1]) / max(abs(loss[0]), 1e-12)
+    if drop < flat and loss[-1] > 0.05:
+        return Finding("warning", "Learning rate probably too low",
+                       f"The training loss barely moved: {loss[0]:.4f} → {loss[-1]:.4f} ({drop:.1%}) over "
+                       f"{len(loss)} epochs{lr_txt}. Try a learning rate 3-10× larger.", "learning-rate-too-low")
+    return None
+
+
+def check_class_imbalance(counts: Sequence[int], class_names: Sequence[str], *,
+                          ratio: float = 3.0) -> Finding | None:
+    """The largest class has ≥ 3× the samples of the smallest: accuracy then flatters the model."""
+    counts = np.asarray(counts, dtype=float)
+    if counts.size < 2 or counts.min() < 0:
+        return None
+    lo, hi = int(counts.argmin()), int(counts.argmax())
+    r = counts[hi] / max(counts[lo], 1.0)
+    if r < ratio:
+        return None
+    return Finding("warning", "Class imbalance",
+                   f"Class {class_names[hi]!s} has {int(counts[hi])} samples but {class_names[lo]!s} only "
+                   f"{int(counts[lo])} ({r:.1f}×). Accuracy rewards predicting the big classes; read the "
+                   f"per-class recall and macro F1, and consider class weights or resampling.", "class-imbalance")
+
+
+def dead_relu_shares(activations: dict[str, np.ndarray]) -> dict[str, float]:
+    """Share of units per layer whose ReLU output is 0 for every sample (and every position, for conv maps).
+
+    A unit is the last axis (a Dense unit or a convolution channel)."""
+    shares = {}
+    for name, act in activations.items():
+        a = np.asarray(act)
+        if a.ndim < 2 or a.shape[-1] == 0:
+            continue
+        flat = a.reshape(-1, a.shape[-1])
+        shares[name] = float((flat <= 0).all(axis=0).mean())
+    return shares
+
+
+def check_dead_relu(shares: dict[str, float], *, warn: float = 0.5, note: float = 0.2) -> Finding | None:
+    """≥ 50 % dead units in a layer is a warning, ≥ 20 % worth knowing: those units never learn again."""
+    if not shares:
+        return None
+    layer, worst = max(shares.items(), key=lambda kv: kv[1])
+    if worst < note:
+        return None
+    listing = ", ".join(f"{k}: {v:.0%}" for k, v in shares.items())
+    return Finding("warning" if worst >= warn else "info", f"Dead ReLU units ({worst:.0%} in {layer})",
+                   f"Share of units that output 0 for every test sample — {listing}. A dead unit gets no "
+                   f"gradient and stops learning. Lower the learning rate, use He initialisation, or try "
+                   f"LeakyReLU.", "dead-relu")
+
+
+def relu_activations(model: Any, x: np.ndarray, max_samples: int = 256) -> dict[str, np.ndarray]:
+    """Outputs of every ReLU in `model` on up to `max_samples` inputs (Dense/Conv with relu, ReLU layers)."""
+    import keras
+
+    relu = keras.activations.relu
+    layers = []
+    for layer in model.layers:
+        act = getattr(layer, "activation", None)
+        is_relu = act is relu or getattr(act, "__name__", "") == "relu"
+        if is_relu or type(layer).__name__ == "ReLU":
+            layers.append(layer)
+    if not layers:
+        return {}
+    probe = keras.Model(inputs=model.inputs, outputs=[layer.output for layer in layers])
+    outs = probe.predict(np.asarray(x[:max_samples], dtype=np.float32), verbose=0)
+    if not isinstance(outs, list | tuple):
+        outs = [outs]
+    return {layer.name: np.asarray(o) for layer, o in zip(layers, outs, strict=True)}
+
+
+def diagnose(history: Sequence[dict[str, Any]], n_classes: int, *, class_counts: Sequence[int] | None = None,
+             class_names: Sequence[str] | None = None, relu_shares: dict[str, float] | None = None,
+             status: str | None = None) -> list[Finding]:
+    """Every check that applies, most severe first."""
+    found = [check_divergence(history, status)]
+    if found[0] is None:  # the other history checks read finite losses only
+        found += [check_overfitting(history), check_underfitting(history, n_classes),
+                  check_learning_rate(history)]
+    if class_counts is not None:
+        names = class_names or [str(i) for i in range(len(class_counts))]
+        found.append(check_class_imbalance(class_counts, names))
+    if relu_shares:
+        found.append(check_dead_relu(relu_shares))
+    order = {"error": 0, "warning": 1, "info": 2}
+    return sorted((f for f in found if f is not None), key=lambda f: order[f.severity])

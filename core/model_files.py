@@ -1,0 +1,460 @@
+"""Loading .keras models safely, and preparing one uploaded image or CSV row for prediction.
+
+Keras 3's safe mode blocks Python lambdas but still lets a crafted config call public Keras functions
+(e.g. a Lambda wrapping `keras.config.set_floatx`, which changes the whole process) or build a Dense
+layer of 3·10⁸ units. So a model file is checked *before* Keras deserialises it (DESIGN.md §6): the
+zip is walked with caps, its config.json is read and every object in it must be a known Keras class
+from a Keras module, with sizes under caps; only then `keras.saving.load_model(safe_mode=True,
+compile=False)` runs, and process-wide Keras settings are compared before and after.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import tempfile
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "MAX_DIMENSION",
+    "MAX_MODEL_BYTES",
+    "MAX_PARAMS",
+    "ModelFileError",
+    "check_compatible",
+    "check_model_config",
+    "check_model_file",
+    "load_model_bytes",
+    "load_model_file",
+    "load_run_model",
+    "predict_probabilities",
+    "read_csv_rows",
+    "read_image",
+]
+
+MAX_MODEL_BYTES = 200 * 1024 * 1024  # compressed .keras file
+_MAX_UNCOMPRESSED = 600 * 1024 * 1024  # sum of declared member sizes
+_MAX_MEMBERS = 64
+_MAX_RATIO = 200  # declared / compressed size of any big member (zip bombs)
+_MAX_CONFIG_BYTES = 8 * 1024 * 1024
+_MAX_DEPTH = 64  # nesting of config.json
+MAX_PARAMS = 50_000_000  # estimated weights over all layers
+MAX_DIMENSION = 1_000_000  # any single size field (units, filters, a shape entry)
+_MAX_INPUT_ELEMENTS = 10_000_000  # values per input sample
+_MAX_IMAGE_BYTES = 10 * 1024 * 1024
+_MAX_IMAGE_PIXELS = 16_000_000
+_IMAGE_FORMATS = {"PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF"}
+_MAX_CSV_BYTES = 256 * 1024
+_MAX_CSV_ROWS = 100
+
+
+class ModelFileError(ValueError):
+    """A model file was refused or cannot be used; the message is meant for the user."""
+
+
+# ---- the allow-list: class name -> module prefixes it may come from ---------------------------------
+_LAYERS = """InputLayer Dense EinsumDense Conv1D Conv2D Conv3D SeparableConv1D SeparableConv2D DepthwiseConv1D
+DepthwiseConv2D Conv1DTranspose Conv2DTranspose Conv3DTranspose MaxPooling1D MaxPooling2D MaxPooling3D
+AveragePooling1D AveragePooling2D AveragePooling3D GlobalAveragePooling1D GlobalAveragePooling2D
+GlobalAveragePooling3D GlobalMaxPooling1D GlobalMaxPooling2D GlobalMaxPooling3D Flatten Reshape Permute
+RepeatVector Dropout SpatialDropout1D SpatialDropout2D SpatialDropout3D GaussianNoise GaussianDropout
+AlphaDropout ActivityRegularization BatchNormalization LayerNormalization GroupNormalization UnitNormalization
+Activation ReLU LeakyReLU PReLU ELU Softmax Add Subtract Multiply Average Maximum Minimum Concatenate Dot
+Embedding LSTM GRU SimpleRNN LSTMCell GRUCell SimpleRNNCell Bidirectional TimeDistributed ZeroPadding1D
+ZeroPadding2D ZeroPadding3D Cropping1D Cropping2D Cropping3D UpSampling1D UpSampling2D UpSampling3D Rescaling
+Resizing CenterCrop RandomFlip RandomRotation RandomZoom RandomTranslation RandomContrast RandomBrightness
+RandomCrop Identity Masking Attention AdditiveAttention MultiHeadAttention""".split()
+_INITIALIZERS = """Zeros Ones Constant RandomNormal RandomUniform TruncatedNormal GlorotUniform GlorotNormal
+HeUniform HeNormal LecunUniform LecunNormal Orthogonal Identity IdentityInitializer VarianceScaling""".split()
+_ALLOWED: dict[str, tuple[str, ...]] = {
+    **{c: ("keras.layers", "keras.src.layers") for c in _LAYERS},
+    **{c: ("keras.initializers", "keras.src.initializers") for c in _INITIALIZERS},
+    **{c: ("keras.regularizers", "keras.src.regularizers") for c in ("L1", "L2", "L1L2", "OrthogonalRegularizer")},
+    **{c: ("keras.constraints", "keras.src.constraints") for c in ("MaxNorm", "MinMaxNorm", "NonNeg", "UnitNorm")},
+    **{c: ("keras.optimizers", "keras.src.optimizers") for c in
+       ("Adam", "AdamW", "SGD", "RMSprop", "Adagrad", "Adadelta", "Adamax", "Nadam", "Ftrl", "Lion",
+        "ExponentialDecay", "CosineDecay", "CosineDecayRestarts", "PiecewiseConstantDecay",
+        "InverseTimeDecay", "PolynomialDecay")},
+    **{c: ("keras.losses", "keras.src.losses") for c in
+       ("SparseCategoricalCrossentropy", "CategoricalCrossentropy", "BinaryCrossentropy", "MeanSquaredError")},
+    **{c: ("keras.metrics", "keras.src.metrics") for c in
+       ("SparseCategoricalAccuracy", "CategoricalAccuracy", "Accuracy", "BinaryAccuracy", "MeanMetricWrapper")},
+    "Sequential": ("keras", "keras.src.models"),
+    "Functional": ("keras.src.models.functional", "keras.src.models", "keras"),
+    "Model": ("keras", "keras.src.models"),
+    "DTypePolicy": ("keras", "keras.src.dtype_policies", "keras.dtype_policies"),
+    "FloatDTypePolicy": ("keras", "keras.src.dtype_policies", "keras.dtype_policies"),
+}
+_INTERNAL = {"__keras_tensor__"}  # functional graph references: a shape, a dtype and a layer name
+_FORBIDDEN_HINT = {"Lambda": "a Lambda layer runs arbitrary code",
+                   "function": "a reference to a Python function",
+                   "__lambda__": "serialised Python bytecode", "__function__": "a Python function"}
+_SIZE_KEYS = {"units", "filters", "input_dim", "output_dim", "kernel_size", "pool_size", "size", "n",
+              "target_shape", "batch_shape", "input_shape", "shape", "dims", "num_heads", "key_dim",
+              "value_dim", "depth_multiplier", "output_shape", "cropping", "padding", "height", "width",
+              "sequence_length"}
+
+
+def _module_ok(module: Any, allowed: tuple[str, ...]) -> bool:
+    return isinstance(module, str) and any(module == a or module.startswith(a + ".") for a in allowed)
+
+
+def _ints(value: Any) -> list[int]:
+    """Every integer inside a size field (ints, lists, nested lists)."""
+    if isinstance(value, bool):
+        return []
+    if isinstance(value, int):
+        return [value]
+    if isinstance(value, float) and value.is_integer():
+        return [int(value)]
+    if isinstance(value, list | tuple):
+        return [i for v in value for i in _ints(v)]
+    return []
+
+
+def _layer_params(class_name: str, cfg: dict[str, Any], build: Any) -> int:
+    """A rough weight count of one layer from its config (enough to refuse absurd sizes before building)."""
+    in_shape = build.get("input_shape") if isinstance(build, dict) else None
+    last = 1
+    if isinstance(in_shape, list) and in_shape and isinstance(in_shape[-1], int):
+        last = in_shape[-1]
+    if class_name in ("Dense", "EinsumDense"):
+        units = max(_ints(cfg.get("units")) or _ints(cfg.get("output_shape")) or [0])
+        return (last + 1) * units
+    if "Conv" in class_name:
+        kernel = math.prod(_ints(cfg.get("kernel_size")) or [1])
+        filters = max(_ints(cfg.get("filters")) or [last])
+        return kernel * last * filters + filters
+    if class_name == "Embedding":
+        return max(_ints(cfg.get("input_dim")) or [0]) * max(_ints(cfg.get("output_dim")) or [0])
+    if class_name in ("LSTM", "GRU", "SimpleRNN"):
+        units = max(_ints(cfg.get("units")) or [0])
+        gates = {"LSTM": 4, "GRU": 3}.get(class_name, 1)
+        return gates * units * (last + units + 2)
+    return 0
+
+
+def check_model_config(config: Any) -> dict[str, Any]:
+    """Walk a model's config.json; raise ModelFileError on anything not plainly a standard Keras model.
+
+    Returns a summary: {"class_name", "layers", "params_estimate"}.
+    """
+    if not isinstance(config, dict) or "class_name" not in config:
+        raise ModelFileError("config.json does not describe a Keras model (no class_name at the top)")
+    if config.get("class_name") not in ("Sequential", "Functional", "Model"):
+        raise ModelFileError(f"the file holds a {config.get('class_name')!r}, not a Sequential or Functional "
+                             f"model")
+    state = {"params": 0, "layers": 0}
+
+    def walk(node: Any, path: str, depth: int) -> None:
+        if depth > _MAX_DEPTH:
+            raise ModelFileError(f"config.json is nested deeper than {_MAX_DEPTH} levels at {path}")
+        if isinstance(node, list):
+            for i, item in enumerate(node):
+                walk(item, f"{path}[{i}]", depth + 1)
+            return
+        if not isinstance(node, dict):
+            return
+        if "class_name" in node:
+            _check_object(node, path)
+        for key, value in node.items():
+            if depth == 0 and key == "compile_config":
+                continue  # load_model(compile=False) drops the top-level compile config unread
+            if key in _SIZE_KEYS:
+                for v in _ints(value):
+                    if abs(v) > MAX_DIMENSION:
+                        raise ModelFileError(f"{path}.{key} = {v} is larger than the allowed "
+                                             f"{MAX_DIMENSION:,}: refusing an oversized model")
+                if key in ("batch_shape", "input_shape", "shape") and isinstance(value, list):
+                    dims = [d for d in value if isinstance(d, int)]
+                    if dims and math.prod(dims) > _MAX_INPUT_ELEMENTS and key != "input_shape":
+                        raise ModelFileError(f"{path}.{key} = {value} has {math.prod(dims):,} values per "
+                                             f"sample, above the cap of {_MAX_INPUT_ELEMENTS:,}")
+            walk(value, f"{path}.{key}", depth + 1)
+
+    def _check_object(node: dict[str, Any], path: str) -> None:
+        name = node.get("class_name")
+        where = f"{path} ({name!r})"
+        if not isinstance(name, str):
+            raise ModelFileError(f"{path}: class_name must be a string")
+        if name in _FORBIDDEN_HINT or name.startswith("__") and name not in _INTERNAL:
+            hint = _FORBIDDEN_HINT.get(name, "a special serialised object")
+            raise ModelFileError(f"refusing {where}: {hint}; only standard Keras layers are allowed")
+        if name in _INTERNAL:
+            return
+        reg = node.get("registered_name")
+        if reg is not None and reg != name:
+            raise ModelFileError(f"refusing {where}: it is a custom object registered as {reg!r}; only "
+                                 f"built-in Keras classes are allowed")
+        module = node.get("module")
+        if not (isinstance(module, str) and (module == "keras" or module.startswith("keras."))):
+            raise ModelFileError(f"refusing {where}: it comes from module {module!r}, not from Keras")
+        if name not in _ALLOWED:
+            raise ModelFileError(f"refusing {where}: {name} is not among the standard Keras classes this "
+                                 f"app loads")
+        if not _module_ok(module, _ALLOWED[name]):
+            raise ModelFileError(f"refusing {where}: {name} must come from {' or '.join(_ALLOWED[name])}, "
+                                 f"not {module!r}")
+        cfg = node.get("config")
+        if name in _LAYERS and isinstance(cfg, dict):
+            state["layers"] += 1
+            state["params"] += _layer_params(name, cfg, node.get("build_config"))
+            if state["params"] > MAX_PARAMS:
+                raise ModelFileError(f"the model would have about {state['params']:,} weights (at "
+                                     f"{where}); the cap is {MAX_PARAMS:,}")
+
+    walk(config, "model", 0)
+    return {"class_name": config["class_name"], "layers": state["layers"], "params_estimate": state["params"]}
+
+
+def check_model_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Check a .keras file without deserialising it: a sane zip holding a config.json that passes the walk."""
+    path = Path(path)
+    size = path.stat().st_size
+    if size > MAX_MODEL_BYTES:
+        raise ModelFileError(f"the model file is {size / 1e6:.1f} MB; the cap is {MAX_MODEL_BYTES / 1e6:.0f} MB")
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    if head.startswith(b"\x89PNG"):
+        raise ModelFileError("this is a PNG image renamed to .keras, not a Keras model")
+    if not head.startswith(b"PK"):
+        kind = "an HDF5 (.h5) file; re-save it with model.save('x.keras')" if head.startswith(b"\x89HDF") \
+            else "not a zip archive"
+        raise ModelFileError(f"a .keras model is a zip archive with config.json inside; this file is {kind}")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+            if len(infos) > _MAX_MEMBERS:
+                raise ModelFileError(f"the archive has {len(infos)} files; a .keras model has a handful "
+                                     f"(cap {_MAX_MEMBERS})")
+            total = sum(i.file_size for i in infos)
+            if total > _MAX_UNCOMPRESSED:
+                raise ModelFileError(f"the archive unpacks to {total / 1e6:.0f} MB; the cap is "
+                                     f"{_MAX_UNCOMPRESSED / 1e6:.0f} MB")
+            for info in infos:
+                if info.file_size > 1_000_000 and info.file_size > _MAX_RATIO * max(info.compress_size, 1):
+                    raise ModelFileError(f"{info.filename!r} is compressed {info.file_size // max(info.compress_size, 1)}:1 "
+                                         f"— refusing a possible zip bomb")
+            names = {i.filename for i in infos}
+            if "config.json" not in names:
+                raise ModelFileError("the archive has no config.json: it is not a Keras 3 .keras model")
+            cinfo = zf.getinfo("config.json")
+            if cinfo.file_size > _MAX_CONFIG_BYTES:
+                raise ModelFileError(f"config.json is {cinfo.file_size / 1e6:.1f} MB; the cap is "
+                                     f"{_MAX_CONFIG_BYTES / 1e6:.0f} MB")
+            raw = zf.read("config.json")
+            if not any(n.endswith(".weights.h5") or n.endswith(".weights.npz") for n in names):
+                raise ModelFileError("the archive has no weights file (model.weights.h5)")
+            zf.testzip() if size < 20 * 1024 * 1024 else None  # CRC check: catches truncated small files
+    except zipfile.BadZipFile as exc:
+        raise ModelFileError(f"the file is not a complete zip archive (truncated or damaged: {exc})") from exc
+    except (EOFError, zipfile.LargeZipFile) as exc:
+        raise ModelFileError(f"the zip archive is truncated or damaged ({exc})") from exc
+    try:
+        config = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ModelFileError(f"config.json is not valid JSON ({exc})") from exc
+    return check_model_config(config)
+
+
+# ---- loading -----------------------------------------------------------------------------------------
+
+
+def _keras_settings() -> dict[str, Any]:
+    """Process-wide Keras settings a crafted config could change through public keras.config functions."""
+    import keras
+    from keras.src.backend.common import global_state
+
+    cfg = keras.config
+    return {"floatx": cfg.floatx(), "image_data_format": cfg.image_data_format(), "epsilon": cfg.epsilon(),
+            "dtype_policy": cfg.dtype_policy().name, "max_epochs": cfg.max_epochs(),
+            "max_steps_per_epoch": cfg.max_steps_per_epoch(),
+            "interactive_logging": cfg.is_interactive_logging_enabled(),
+            "traceback_filtering": cfg.is_traceback_filtering_enabled(),
+            "safe_mode_saving": global_state.get_global_attribute("safe_mode_saving")}
+
+
+def _restore_settings(before: dict[str, Any]) -> None:
+    import keras
+    from keras.src.backend.common import global_state
+
+    cfg = keras.config
+    cfg.set_floatx(before["floatx"])
+    cfg.set_image_data_format(before["image_data_format"])
+    cfg.set_epsilon(before["epsilon"])
+    cfg.set_dtype_policy(before["dtype_policy"])
+    cfg.set_max_epochs(before["max_epochs"])
+    cfg.set_max_steps_per_epoch(before["max_steps_per_epoch"])
+    (cfg.enable_interactive_logging if before["interactive_logging"] else cfg.disable_interactive_logging)()
+    (cfg.enable_traceback_filtering if before["traceback_filtering"] else cfg.disable_traceback_filtering)()
+    global_state.set_global_attribute("safe_mode_saving", before["safe_mode_saving"])
+
+
+def load_model_file(path: str | os.PathLike[str]) -> Any:
+    """Check, then load with safe_mode=True and compile=False; refuse if process-wide settings changed."""
+    check_model_file(path)
+    import keras
+
+    before = _keras_settings()
+    try:
+        model = keras.saving.load_model(str(path), safe_mode=True, compile=False)
+    except ModelFileError:
+        raise
+    except Exception as exc:  # any deserialisation failure becomes a message, never a traceback
+        raise ModelFileError(f"Keras could not load the model: {type(exc).__name__}: {str(exc)[:300]}") from exc
+    finally:
+        after = _keras_settings()
+        changed = [k for k in before if before[k] != after[k]]
+        if changed:
+            _restore_settings(before)
+    if changed:
+        raise ModelFileError(f"loading the model changed process-wide Keras settings ({', '.join(changed)}); "
+                             f"they were restored and the model was refused")
+    if not isinstance(model, keras.Model):
+        raise ModelFileError(f"the file holds a {type(model).__name__}, not a Keras model")
+    return model
+
+
+def load_model_bytes(data: bytes) -> Any:
+    """An uploaded model: written to a private temporary file (never the client's file name), then loaded."""
+    if len(data) > MAX_MODEL_BYTES:
+        raise ModelFileError(f"the model file is {len(data) / 1e6:.1f} MB; the cap is "
+                             f"{MAX_MODEL_BYTES / 1e6:.0f} MB")
+    fd, tmp = tempfile.mkstemp(suffix=".keras", prefix="upload-")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        return load_model_file(tmp)
+    finally:
+        os.unlink(tmp)
+
+
+def load_run_model(store: Any, run_id: str) -> Any:
+    """The model of one of our runs, checked like any other file (a run folder can be copied in)."""
+    path = store.model_path(run_id)
+    if not path.is_file():
+        raise ModelFileError(f"run {run_id} has no model.keras (it did not finish saving a model)")
+    return load_model_file(path)
+
+
+def _io_shapes(model: Any) -> tuple[tuple, tuple]:
+    ins = model.inputs if getattr(model, "inputs", None) else None
+    if not ins or len(ins) != 1:
+        raise ModelFileError(f"the model must have exactly one input, it has {len(ins or [])}")
+    outs = model.outputs
+    if not outs or len(outs) != 1:
+        raise ModelFileError(f"the model must have exactly one output, it has {len(outs or [])}")
+    return tuple(ins[0].shape[1:]), tuple(outs[0].shape[1:])
+
+
+def check_compatible(model: Any, dataset: Any) -> None:
+    """The model must take the dataset's samples and give one probability per class; say both shapes if not."""
+    in_shape, out_shape = _io_shapes(model)
+    want = tuple(dataset.input_shape)
+    if len(in_shape) != len(want) or any(a is not None and a != b for a, b in zip(in_shape, want, strict=False)):
+        raise ModelFileError(f"the model expects inputs of shape {in_shape} but {dataset.name!r} has samples "
+                             f"of shape {want}")
+    if out_shape != (dataset.n_classes,):
+        raise ModelFileError(f"the model outputs shape {out_shape} but {dataset.name!r} has "
+                             f"{dataset.n_classes} classes (expected ({dataset.n_classes},))")
+
+
+def predict_probabilities(model: Any, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Class probabilities; outputs that are not probabilities (logits) get a softmax."""
+    out = np.asarray(model.predict(np.asarray(x, dtype=np.float32), batch_size=batch_size, verbose=0),
+                     dtype=np.float64)
+    if out.ndim != 2:
+        raise ModelFileError(f"the model returned shape {out.shape}; expected (samples, classes)")
+    if not np.isfinite(out).all():
+        raise ModelFileError("the model returned NaN or infinite values")
+    rows_ok = np.allclose(out.sum(axis=1), 1.0, atol=1e-3) and out.min() >= -1e-6
+    if not rows_ok:
+        e = np.exp(out - out.max(axis=1, keepdims=True))
+        out = e / e.sum(axis=1, keepdims=True)
+    return out
+
+
+# ---- one user input for prediction -------------------------------------------------------------------
+
+
+def read_image(data: bytes, input_shape: Sequence[int], *, invert: bool = False) -> np.ndarray:
+    """One uploaded image as a (1, h, w, c) float32 batch in [0, 1] matching the run's input shape.
+
+    The pixel count is read from the header and checked before any decoding."""
+    from PIL import Image, UnidentifiedImageError
+
+    if len(input_shape) != 3 or input_shape[-1] not in (1, 3):
+        raise ModelFileError(f"this model does not take images (input shape {tuple(input_shape)})")
+    if not data:
+        raise ModelFileError("the image file is empty")
+    if len(data) > _MAX_IMAGE_BYTES:
+        raise ModelFileError(f"the image is {len(data) / 1e6:.1f} MB; the cap is {_MAX_IMAGE_BYTES / 1e6:.0f} MB")
+    try:
+        img = Image.open(io.BytesIO(data))
+        fmt = img.format
+        w, h = img.size
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise ModelFileError("the file is not an image PIL can read (PNG, JPEG, GIF, BMP, WEBP, TIFF)") from exc
+    if fmt not in _IMAGE_FORMATS:
+        raise ModelFileError(f"image format {fmt} is not accepted; use one of {', '.join(sorted(_IMAGE_FORMATS))}")
+    if w * h > _MAX_IMAGE_PIXELS:
+        raise ModelFileError(f"the image is {w}×{h} = {w * h:,} pixels; the cap is {_MAX_IMAGE_PIXELS:,}")
+    try:
+        img.seek(0)
+        img = img.convert("L" if input_shape[-1] == 1 else "RGB")
+        img = img.resize((int(input_shape[1]), int(input_shape[0])), Image.Resampling.LANCZOS)
+    except (OSError, ValueError) as exc:
+        raise ModelFileError(f"the image could not be decoded ({exc})") from exc
+    arr = np.asarray(img, dtype=np.float32) / 255.0
+    if invert:
+        arr = 1.0 - arr
+    return arr.reshape(1, *[int(d) for d in input_shape])
+
+
+def read_csv_rows(data: bytes, feature_names: Sequence[str]) -> np.ndarray:
+    """Up to 100 rows of numbers, with a header naming the features (any order) or exactly one value per feature."""
+    import pandas as pd
+
+    if not data.strip():
+        raise ModelFileError("the CSV is empty")
+    if len(data) > _MAX_CSV_BYTES:
+        raise ModelFileError(f"the CSV is {len(data) / 1e3:.0f} KB; the cap for prediction is "
+                             f"{_MAX_CSV_BYTES / 1e3:.0f} KB")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ModelFileError("the CSV is not UTF-8 text") from exc
+    names = [str(f) for f in feature_names]
+    first = text.splitlines()[0]
+    sep = max([",", ";", "\t"], key=first.count)
+    has_header = any(tok.strip().strip('"') in names for tok in first.split(sep))
+    try:
+        frame = pd.read_csv(io.StringIO(text), sep=sep, header=0 if has_header else None,
+                            nrows=_MAX_CSV_ROWS + 1, index_col=False, dtype=str, keep_default_na=False)
+    except (ValueError, pd.errors.ParserError) as exc:
+        raise ModelFileError(f"the CSV could not be parsed ({exc})") from exc
+    if len(frame) > _MAX_CSV_ROWS:
+        raise ModelFileError(f"the CSV has more than {_MAX_CSV_ROWS} rows; predict at most {_MAX_CSV_ROWS} at once")
+    if len(frame) == 0:
+        raise ModelFileError("the CSV has a header but no rows")
+    if has_header:
+        frame.columns = [str(c).strip() for c in frame.columns]
+        missing = [n for n in names if n not in frame.columns]
+        if missing:
+            raise ModelFileError(f"the CSV lacks the column(s) {', '.join(missing[:5])}; the model needs "
+                                 f"{len(names)} features: {', '.join(names[:8])}{'…' if len(names) > 8 else ''}")
+        frame = frame[names]
+    elif frame.shape[1] != len(names):
+        raise ModelFileError(f"each row must have {len(names)} values (one per feature), got {frame.shape[1]}")
+    values = frame.apply(lambda s: pd.to_numeric(s.str.strip(), errors="coerce")).to_numpy(dtype=np.float64)
+    if not np.isfinite(values).all():
+        r, c = np.argwhere(~np.isfinite(values))[0]
+        raise ModelFileError(f"row {r + 1}, column {names[c]!r} is not a finite number: "
+                             f"{str(frame.iat[r, c])[:20]!r}")
+    return values.astype(np.float32)
