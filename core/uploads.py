@@ -168,16 +168,16 @@ def _rows(data: bytes, label: str, limits: UploadLimits) -> tuple[list[str], lis
     return names, body, encoding, sep, notes
 
 
+_MISSING = {"", "nan", "na", "n/a", "null", "none"}  # read as missing numbers, then refused as not finite
+
+
 def _numeric(col: pd.Series, sep: str) -> pd.Series | None:
     """The column as floats (decimal commas accepted in ';'-separated files), or None if it is text."""
     filled = col.str.strip()
-    values = pd.to_numeric(filled.replace("", np.nan), errors="coerce")
-    bad = values.isna() & (filled != "")
-    if not bad.any():
-        return values
-    if sep != ",":
-        values = pd.to_numeric(filled.str.replace(",", ".", regex=False).replace("", np.nan), errors="coerce")
-        if not (values.isna() & (filled != "")).any():
+    missing = filled.str.lower().isin(_MISSING)
+    for text in (filled, filled.str.replace(",", ".", regex=False)) if sep != "," else (filled,):
+        values = pd.to_numeric(text.mask(missing), errors="coerce")
+        if not (values.isna() & ~missing).any():
             return values
     return None
 
