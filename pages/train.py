@@ -1,4 +1,158 @@
+"""Train: settings in a form -> a background job -> live charts polled once a second while it runs."""
+
 import streamlit as st
 
-st.title("Train")
-st.info("This page is not built yet.")
+from core.charts_training import batch_figure, history_figure, lr_figure, metric_names
+from core.jobs import QueueFullError, TrainRequest
+from core.runs import RunStoreError
+from core.specs import analyse_spec
+from core.training import TrainConfig, TrainConfigError
+from ui.data import current_dataset
+from ui.jobs import current_run_id, job_manager, remember_run, saved_config, submit_key
+from ui.model import current_spec
+
+OPTIMIZERS = {"sgd": "SGD with momentum", "adam": "Adam", "adamw": "AdamW (weight decay)", "rmsprop": "RMSprop"}
+SCHEDULES = {"constant": "constant", "step": "step decay", "cosine": "cosine decay", "plateau": "reduce on plateau"}
+LOSSES = {"sparse_categorical_crossentropy": "cross-entropy", "mse": "mean squared error (teaching)"}
+BADGES = {"completed": ("green", ":material/check_circle:"), "stopped": ("orange", ":material/stop_circle:"),
+          "diverged": ("red", ":material/trending_up:"), "failed": ("red", ":material/error:"),
+          "interrupted": ("gray", ":material/power_off:"), "running": ("blue", ":material/autorenew:"),
+          "queued": ("violet", ":material/hourglass_top:")}
+
+st.title(":material/model_training: Train")
+manager = job_manager()
+dataset = current_dataset()
+spec = current_spec(dataset)
+analysis = analyse_spec(spec, dataset.input_shape, dataset.n_classes, dataset.kind)
+c1, c2, c3 = st.columns([3, 1, 1], vertical_alignment="center")
+c1.markdown(f"Trains **{spec.name}** ({analysis.total_params:,} parameters) on **{dataset.name}** "
+            f"({dataset.n_samples:,} samples, {dataset.n_classes} classes).")
+c2.page_link("pages/data.py", label="Change data", icon=":material/bar_chart:")
+c3.page_link("pages/model.py", label="Change model", icon=":material/view_in_ar:")
+
+d = saved_config()
+with st.form("train_form"):
+    a, b, c = st.columns(3)
+    optimizer = a.selectbox("Optimizer", list(OPTIMIZERS), list(OPTIMIZERS).index(d.optimizer),
+                            format_func=OPTIMIZERS.get)
+    learning_rate = a.number_input("Learning rate", value=d.learning_rate, format="%g", step=1e-4)
+    momentum = a.number_input("Momentum (SGD)", value=d.momentum, format="%g", step=0.05)
+    weight_decay = a.number_input("Weight decay (AdamW)", value=d.weight_decay, format="%g", step=1e-3)
+    schedule = b.selectbox("Learning-rate schedule", list(SCHEDULES), list(SCHEDULES).index(d.schedule),
+                           format_func=SCHEDULES.get)
+    step_every = b.number_input("Step every / plateau patience (epochs)", value=d.step_every, step=1)
+    step_factor = b.number_input("Step / plateau factor", value=d.step_factor, format="%g", step=0.1)
+    loss = b.selectbox("Loss", list(LOSSES), list(LOSSES).index(d.loss), format_func=LOSSES.get,
+                       help="Mean squared error on one-hot targets is here to compare with cross-entropy.")
+    batch_size = c.number_input("Batch size", value=d.batch_size, step=8)
+    epochs = c.number_input("Epochs", value=d.epochs, step=1)
+    seed = c.number_input("Seed", value=d.seed, step=1, help="Same seed and settings: same curves (CPU).")
+    class_weights = c.selectbox("Class weights", ["none", "balanced"], ["none", "balanced"].index(d.class_weights))
+    e1, e2, e3 = st.columns(3)
+    early = e1.toggle("Early stopping", value=d.early_stopping)
+    patience = e2.number_input("Patience (epochs)", value=d.patience, step=1)
+    monitor = e3.selectbox("Monitored metric", ["val_loss", "val_accuracy"], ["val_loss", "val_accuracy"].index(d.monitor))
+    submitted = st.form_submit_button("Start training", icon=":material/play_arrow:", type="primary")
+
+if submitted:
+    try:
+        config = TrainConfig(optimizer=optimizer, learning_rate=learning_rate, momentum=momentum,
+                             weight_decay=weight_decay, schedule=schedule, step_every=int(step_every),
+                             step_factor=step_factor, batch_size=int(batch_size), epochs=int(epochs),
+                             early_stopping=early, patience=int(patience), monitor=monitor, seed=int(seed),
+                             class_weights=class_weights, loss=loss).validate()
+        if not analysis.ok:
+            raise TrainConfigError(f"the model does not fit {dataset.name}: {analysis.errors[0]}")
+        saved_config(config)
+        run_id = manager.submit(TrainRequest(dataset, spec, config, label=f"{spec.name} on {dataset.name}"),
+                                idempotency_key=submit_key(config, spec, dataset.name))
+        remember_run(run_id)
+    except (TrainConfigError, QueueFullError, RunStoreError) as exc:
+        st.error(f"Cannot start training: {exc}", icon=":material/error:")
+
+run_id = current_run_id(manager)
+remember_run(run_id)
+
+
+def _fmt_eta(seconds):
+    if seconds is None:
+        return "—"
+    m, s = divmod(int(seconds), 60)
+    return f"{m}:{s:02d}"
+
+
+def _charts(run_id, records, batch_losses):
+    log_y = st.toggle("Log scale", key="train_log_y")
+    names = metric_names(records)
+    cols = st.columns(2)
+    for i, metric in enumerate(names):
+        cols[i % 2].plotly_chart(history_figure({run_id: records}, metric, log_y=log_y), key=f"chart-{metric}")
+    i = len(names)
+    if batch_losses:
+        cols[i % 2].plotly_chart(batch_figure(batch_losses, log_y=log_y), key="chart-batch")
+        i += 1
+    if any(r.get("lr") is not None for r in records):
+        cols[i % 2].plotly_chart(lr_figure({run_id: records}, log_y=log_y), key="chart-lr")
+
+
+def _others(active, shown):
+    others = [r for r in active if r != shown]
+    if others:
+        st.caption("Other jobs: " + ", ".join(
+            f"`{r}` ({'running' if manager.queue_position(r) is None else f'queue #{manager.queue_position(r)}'})"
+            for r in others))
+
+
+def _view(run_id):
+    snap = manager.snapshot(run_id)
+    if snap is not None and snap.active:
+        color, icon = BADGES[snap.state]
+        st.markdown(f"#### Run `{run_id}` :{color}-badge[{icon} {snap.state}]")
+        if snap.state == "queued":
+            st.info(f"Waiting in the queue, position {snap.queue_position}: one training runs at a time.",
+                    icon=":material/hourglass_top:")
+        else:
+            st.progress(snap.fraction, text=(
+                f"epoch {max(snap.epoch, 1)}/{snap.epochs} · batch {snap.batch}/{snap.batches_per_epoch} · "
+                f"{snap.samples_per_s:,.0f} samples/s · ETA {_fmt_eta(snap.eta_s)} · {snap.message}"))
+        st.button("Stop" if snap.state == "running" else "Remove from queue", icon=":material/stop:",
+                  key=f"stop-{run_id}", on_click=manager.stop, args=(run_id,))
+        _others(manager.active_run_ids(), run_id)
+        _charts(run_id, snap.records, snap.batch_losses)
+        return True
+    try:
+        status = manager.store.read_status(run_id)
+    except (OSError, ValueError):
+        st.warning(f"Run `{run_id}` cannot be read (deleted or unfinished).", icon=":material/warning:")
+        return False
+    state = str(status.get("state", "failed"))
+    color, icon = BADGES.get(state, ("gray", ":material/help:"))
+    st.markdown(f"#### Run `{run_id}` :{color}-badge[{icon} {state}]")
+    st.write(status.get("message", ""))
+    if state in ("completed", "stopped"):
+        st.page_link("pages/evaluate.py", label="Evaluate this run", icon=":material/target:")
+    _others(manager.active_run_ids(), run_id)
+    batches = snap.batch_losses if snap is not None else [
+        (r["step"], r["loss"]) for r in manager.store.read_metrics(run_id, kind="batch") if r.get("loss") is not None]
+    _charts(run_id, manager.store.read_metrics(run_id), batches)
+    return False
+
+
+@st.fragment(run_every=1)
+def _live(run_id):
+    """Polls while the job is queued or running; one full rerun when it ends switches polling off."""
+    if not _view(run_id):
+        st.rerun()
+
+
+@st.fragment
+def _final(run_id):
+    _view(run_id)
+
+
+if run_id is None:
+    st.info("No training yet: choose settings and press **Start training**.", icon=":material/info:")
+elif (snap := manager.snapshot(run_id)) is not None and snap.active:
+    _live(run_id)
+else:
+    _final(run_id)

@@ -1,0 +1,102 @@
+"""Training charts as pure functions: epoch records in, plotly figures out (no Streamlit, no Keras).
+
+`history_figure` takes one or more runs' epoch records (the metrics.jsonl format), so the Train page
+draws one run live and the Runs page overlays several with the same code.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import plotly.graph_objects as go
+
+__all__ = ["batch_figure", "history_figure", "lr_figure", "metric_names", "smooth"]
+
+_NOT_METRICS = frozenset({"kind", "epoch", "lr", "time", "samples_per_s", "partial", "batch", "step"})
+_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+           "#bcbd22", "#17becf")
+_HEIGHT = 320
+
+
+def metric_names(records: Iterable[dict[str, Any]]) -> list[str]:
+    """Base metric names present in epoch records, loss first ('val_loss' counts as 'loss')."""
+    names: list[str] = []
+    for rec in records:
+        for key in rec:
+            if key in _NOT_METRICS:
+                continue
+            base = key[4:] if key.startswith("val_") else key
+            if base not in names:
+                names.append(base)
+    return sorted(names, key=lambda n: (n != "loss", n != "accuracy", n))
+
+
+def smooth(values: Sequence[float], weight: float = 0.9) -> list[float]:
+    """TensorBoard's exponential moving average, debiased so the first points are not pulled to zero."""
+    if not 0 <= weight < 1:
+        raise ValueError(f"smoothing weight must be in [0, 1), got {weight}")
+    out, avg, n = [], 0.0, 0
+    for value in values:
+        if value is None or not math.isfinite(value):
+            out.append(float("nan"))
+            continue
+        n += 1
+        avg = weight * avg + (1 - weight) * value
+        out.append(avg / (1 - weight**n))
+    return out
+
+
+def _layout(fig: go.Figure, title: str, x_title: str, y_title: str, log_y: bool) -> go.Figure:
+    fig.update_layout(title=title, height=_HEIGHT, margin={"l": 10, "r": 10, "t": 40, "b": 10},
+                      legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1},
+                      hovermode="x unified", template="plotly_white")
+    fig.update_xaxes(title_text=x_title)
+    fig.update_yaxes(title_text=y_title, type="log" if log_y else "linear")
+    return fig
+
+
+def history_figure(histories: dict[str, list[dict[str, Any]]], metric: str, log_y: bool = False) -> go.Figure:
+    """One metric per epoch: training solid, validation dashed, one colour per run (dict key = legend)."""
+    fig = go.Figure()
+    single = len(histories) == 1
+    for i, (name, records) in enumerate(histories.items()):
+        color = _COLORS[i % len(_COLORS)]
+        epochs = [r.get("epoch") for r in records if r.get("kind", "epoch") == "epoch"]
+        for key, dash, part in ((metric, "solid", "training"), (f"val_{metric}", "dash", "validation")):
+            ys = [r.get(key) for r in records if r.get("kind", "epoch") == "epoch"]
+            if all(y is None for y in ys):
+                continue
+            label = part if single else f"{name} · {part}"
+            fig.add_trace(go.Scatter(x=epochs, y=ys, mode="lines+markers", name=label, legendgroup=name,
+                                     line={"color": color, "dash": dash}, connectgaps=False))
+    title = metric.replace("_", " ")
+    return _layout(fig, f"{title} per epoch", "epoch", title, log_y)
+
+
+def batch_figure(batch_losses: Sequence[tuple[int, float]], weight: float = 0.9, log_y: bool = False,
+                 max_points: int = 1500) -> go.Figure:
+    """The per-batch training loss, faint, with its smoothed curve on top (thinned to max_points)."""
+    steps = [s for s, _ in batch_losses]
+    losses = [v for _, v in batch_losses]
+    smoothed = smooth(losses, weight)
+    every = max(1, math.ceil(len(steps) / max_points))  # the browser gets a bounded payload every second
+    steps, losses, smoothed = steps[::every], losses[::every], smoothed[::every]
+    fig = go.Figure()
+    fig.add_trace(go.Scattergl(x=steps, y=losses, mode="lines", name="per batch",
+                               line={"color": "rgba(31,119,180,0.25)", "width": 1}))
+    fig.add_trace(go.Scattergl(x=steps, y=smoothed, mode="lines", name=f"smoothed ({weight:g})",
+                               line={"color": _COLORS[0], "width": 2}))
+    return _layout(fig, "training loss per batch", "step (batch)", "loss", log_y)
+
+
+def lr_figure(histories: dict[str, list[dict[str, Any]]], log_y: bool = False) -> go.Figure:
+    """The learning rate at the end of each epoch (schedules and reduce-on-plateau show here)."""
+    fig = go.Figure()
+    for i, (name, records) in enumerate(histories.items()):
+        pts = [(r["epoch"], r["lr"]) for r in records if r.get("lr") is not None and "epoch" in r]
+        fig.add_trace(go.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], mode="lines+markers",
+                                 name=name, line={"color": _COLORS[i % len(_COLORS)], "shape": "hv"}))
+    fig.update_layout(showlegend=len(histories) > 1)
+    return _layout(fig, "learning rate", "epoch", "learning rate", log_y)

@@ -1,0 +1,359 @@
+"""JobManager: a bounded queue of training runs served by background workers (no Streamlit here).
+
+Training must outlive the Streamlit script run that started it: a click, a page change or a reload stops
+a script run at its next `st.*` call. So the page only submits a `TrainRequest`; a worker thread owned by
+the process-wide manager trains it (core.training.train_run), and the page polls `snapshot()`.
+
+Workers are threads in the app process, behind `_run_job` (one call per run). A spawned process per run
+would isolate Keras state and memory better but costs an extra TensorFlow import (~0.5 GB, seconds) per
+run; with threads, Keras' per-thread global state and the process-wide seed are handled by running one
+fit at a time (core.training.FIT_LOCK) and seeding/building inside the worker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import socket
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from core.runs import ACTIVE_STATES, RunStore, RunStoreError
+from core.training import LiveProgress, TrainConfig, library_versions, train_run
+
+__all__ = ["JobManager", "JobSnapshot", "QueueFullError", "TrainRequest", "dataset_fingerprint", "run_config"]
+
+_log = logging.getLogger(__name__)
+_DEDUPE_S = 5.0  # a second submission with the same idempotency key within this window is a double click
+_KEEP_FINISHED = 32  # finished jobs kept in memory for snapshots; older ones are read from the store
+_MANAGERS: weakref.WeakSet[JobManager] = weakref.WeakSet()  # every manager of this process
+_FINGERPRINTS: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+
+
+class QueueFullError(RuntimeError):
+    """The queue holds max_queue waiting runs; the message says so and what to do."""
+
+
+@dataclass(frozen=True, eq=False)
+class TrainRequest:
+    """One run to train: data, model spec, settings, and optionally an explicit split (e.g. a CV fold)."""
+
+    dataset: Any  # core.datasets.Dataset
+    spec: Any  # core.specs.ModelSpec (anything with to_dict() that build_model accepts)
+    config: TrainConfig
+    split: Any | None = None  # core.datasets.Split; None: split_dataset with the config's seed and fractions
+    split_info: dict[str, Any] | None = None  # how `split` was made, stored in config.json (e.g. a CV fold)
+    group: str | None = None  # groups runs (e.g. the folds of one cross-validation)
+    label: str | None = None  # a short name for the user
+
+
+@dataclass(frozen=True)
+class JobSnapshot:
+    """What the page shows about one job, copied under a lock (safe to read in any thread)."""
+
+    run_id: str
+    state: str  # queued | running | completed | stopped | diverged | failed | interrupted
+    epoch: int  # 1-based epoch in progress (0 before the first)
+    epochs: int  # epochs requested
+    batch: int  # batches done in the current epoch
+    batches_per_epoch: int
+    samples_per_s: float
+    eta_s: float | None  # seconds left, estimated from the pace so far
+    lr: float | None  # current learning rate
+    message: str
+    records: list[dict[str, Any]] = field(repr=False)  # epoch records so far (metrics.jsonl format)
+    batch_losses: list[tuple[int, float]] = field(repr=False)  # recent (step, loss), every batch
+    queue_position: int | None = None  # 1 = next to start; None when not waiting
+    label: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+    @property
+    def fraction(self) -> float:
+        """Share of all batches done, 0..1, for a progress bar."""
+        if self.state not in ACTIVE_STATES:
+            return 1.0
+        total = self.epochs * max(self.batches_per_epoch, 1)
+        done = max(self.epoch - 1, 0) * self.batches_per_epoch + self.batch
+        return min(max(done / total, 0.0), 1.0) if self.batches_per_epoch else 0.0
+
+
+class _Job:
+    def __init__(self, run_id: str, request: TrainRequest) -> None:
+        self.run_id = run_id
+        self.request = request
+        self.progress = LiveProgress(request.config.epochs)
+        self.state = "queued"
+        self.message = "waiting for a worker"
+        self.finished_at: float | None = None
+
+
+def dataset_fingerprint(dataset: Any) -> str:
+    """sha256 of x and y bytes: lets a page match a run to an uploaded dataset still in its session."""
+    try:
+        return _FINGERPRINTS[dataset]
+    except (KeyError, TypeError):
+        pass
+    digest = hashlib.sha256()
+    for arr in (dataset.x, dataset.y):
+        arr = np.ascontiguousarray(arr)
+        digest.update(f"{arr.dtype.str}{arr.shape}".encode())
+        digest.update(memoryview(arr).cast("B"))
+    value = digest.hexdigest()
+    try:
+        _FINGERPRINTS[dataset] = value
+    except TypeError:
+        pass
+    return value
+
+
+def run_config(request: TrainRequest) -> dict[str, Any]:
+    """config.json of a run (the contract the Evaluate and Runs pages read)."""
+    ds, cfg = request.dataset, request.config
+    if request.split_info is not None:
+        split = dict(request.split_info)
+    elif request.split is not None:
+        split = {"kind": "explicit", "seed": int(getattr(request.split, "seed", cfg.seed))}
+    else:
+        split = {"seed": cfg.seed, "val_fraction": cfg.val_fraction, "test_fraction": cfg.test_fraction}
+    config: dict[str, Any] = {
+        "dataset": {"name": ds.name, "subset": getattr(ds, "subset", None), "seed": getattr(ds, "seed", 0),
+                    "kind": ds.kind, "input_shape": list(ds.input_shape), "class_names": list(ds.class_names),
+                    "n_classes": ds.n_classes, "source": getattr(ds, "source", ""),
+                    "fingerprint": dataset_fingerprint(ds)},
+        "split": split,
+        "model": request.spec.to_dict(),
+        "training": cfg.to_dict(),
+        "versions": library_versions(),
+        # the worker replaces this with the strategy it really uses (MirroredStrategy, replicas, …)
+        "strategy": {"name": "default", "replicas": 1, "global_batch": cfg.batch_size},
+    }
+    if request.group is not None:
+        config["group"] = request.group
+    if request.label is not None:
+        config["label"] = request.label
+    return config
+
+
+def _pid_alive(pid: Any) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class JobManager:
+    """Owns the queue and the workers; every method is thread-safe and returns quickly."""
+
+    def __init__(self, store: RunStore | None = None, max_concurrent: int = 1, max_queue: int = 8, *,
+                 build_model: Callable[[Any, Any], Any] | None = None) -> None:
+        if max_concurrent < 1:
+            raise ValueError(f"max_concurrent must be >= 1, got {max_concurrent}")
+        if max_queue < 0:
+            raise ValueError(f"max_queue must be >= 0, got {max_queue}")
+        self.store = store if store is not None else RunStore()
+        self.max_concurrent = max_concurrent
+        self.max_queue = max_queue
+        self._build_model = build_model
+        self._cond = threading.Condition()
+        self._jobs: dict[str, _Job] = {}
+        self._pending: deque[str] = deque()
+        self._running: set[str] = set()
+        self._keys: dict[str, tuple[str, float]] = {}
+        self._workers: list[threading.Thread] = []
+        self._closed = False
+        self.interrupted = self._recover()
+        _MANAGERS.add(self)
+
+    # ---- start-up ---------------------------------------------------------------------------------
+    def _recover(self) -> list[str]:
+        """Runs left queued/running by a dead process become 'interrupted' (live ones are left alone)."""
+        live: set[str] = set()
+        for manager in list(_MANAGERS):
+            live.update(manager.active_run_ids())
+        me = (os.getpid(), socket.gethostname())
+        for info in self.store.list_runs():
+            if info.status in ACTIVE_STATES:
+                try:
+                    status = self.store.read_status(info.run_id)
+                except (OSError, ValueError):
+                    continue
+                owner = (status.get("pid"), status.get("host"))
+                if owner != me and owner[1] == me[1] and _pid_alive(owner[0]):
+                    live.add(info.run_id)  # another app process on this machine is training it
+        try:
+            return self.store.mark_interrupted(live)
+        except OSError:
+            return []
+
+    # ---- the public API ---------------------------------------------------------------------------
+    def submit(self, request: TrainRequest, idempotency_key: str | None = None) -> str:
+        """Queue a run and return its id; the run folder exists (status queued) when this returns.
+
+        The same idempotency_key within a few seconds returns the first run's id (a double click).
+        Raises TrainConfigError for bad settings, QueueFullError when max_queue runs already wait,
+        RunStoreError when the run folder cannot be written.
+        """
+        request.config.validate()
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("the job manager is shut down")
+            now = time.monotonic()
+            self._keys = {k: v for k, v in self._keys.items() if now - v[1] < _DEDUPE_S}
+            if idempotency_key is not None and idempotency_key in self._keys:
+                return self._keys[idempotency_key][0]
+            if len(self._pending) >= self.max_queue:
+                raise QueueFullError(f"the queue is full: {len(self._pending)} runs are waiting (at most "
+                                     f"{self.max_queue}); wait for one to start or stop a queued run")
+            run_id = self.store.create_run(run_config(request))
+            self.store.write_status(run_id, "queued", "waiting for a worker", pid=os.getpid(),
+                                    host=socket.gethostname())
+            job = _Job(run_id, request)
+            self._jobs[run_id] = job
+            self._pending.append(run_id)
+            if idempotency_key is not None:
+                self._keys[idempotency_key] = (run_id, now)
+            self._start_workers()
+            self._cond.notify_all()
+        return run_id
+
+    def stop(self, run_id: str) -> bool:
+        """Stop a running job after its current batch, or take a queued one off the queue."""
+        with self._cond:
+            job = self._jobs.get(run_id)
+            if job is None or job.state not in ACTIVE_STATES:
+                return False
+            job.progress.stop_event.set()
+            if job.state == "queued" and run_id in self._pending:
+                self._pending.remove(run_id)
+                self._finish(job, "stopped", "stopped before it started (taken off the queue)")
+            else:
+                job.progress.update(message="stopping after the current batch…")
+        return True
+
+    def snapshot(self, run_id: str) -> JobSnapshot | None:
+        """The live state of a job this manager knows; None for other runs (read those from the store)."""
+        with self._cond:
+            job = self._jobs.get(run_id)
+            if job is None:
+                return None
+            state, message = job.state, job.message
+            position = self._pending.index(run_id) + 1 if run_id in self._pending else None
+        live = job.progress.read()
+        if state == "running" and live.get("message"):
+            message = live["message"]
+        return JobSnapshot(run_id=run_id, state=state, epoch=live["epoch"], epochs=live["epochs"],
+                           batch=live["batch"], batches_per_epoch=live["batches_per_epoch"],
+                           samples_per_s=float(live["samples_per_s"] or 0.0), eta_s=live["eta_s"],
+                           lr=live["lr"], message=message, records=live["records"], batch_losses=live["batches"],
+                           queue_position=position, label=job.request.label)
+
+    def queue_position(self, run_id: str) -> int | None:
+        """1 for the next run to start; None when the run is not waiting."""
+        with self._cond:
+            return self._pending.index(run_id) + 1 if run_id in self._pending else None
+
+    def active_run_ids(self) -> list[str]:
+        """Running runs first, then the queue in order."""
+        with self._cond:
+            running = sorted(self._running)
+            return running + list(self._pending)
+
+    def shutdown(self, timeout: float = 30.0) -> None:
+        """Stop every job (queued ones become 'interrupted') and wait for the workers to finish."""
+        with self._cond:
+            self._closed = True
+            for run_id in list(self._pending):
+                self._finish(self._jobs[run_id], "interrupted", "the app shut down before this run started")
+            self._pending.clear()
+            for run_id in self._running:
+                self._jobs[run_id].progress.stop_event.set()
+            self._cond.notify_all()
+            workers = list(self._workers)
+        deadline = time.monotonic() + timeout
+        for worker in workers:
+            worker.join(max(0.0, deadline - time.monotonic()))
+
+    # ---- workers ----------------------------------------------------------------------------------
+    def _start_workers(self) -> None:
+        """Called under the lock: start threads lazily, up to max_concurrent."""
+        self._workers = [w for w in self._workers if w.is_alive()]
+        while len(self._workers) < self.max_concurrent:
+            worker = threading.Thread(target=self._worker_loop, name=f"keras-lab-worker-{len(self._workers)}",
+                                      daemon=True)
+            self._workers.append(worker)
+            worker.start()
+
+    def _worker_loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._closed:
+                    self._cond.wait()
+                if self._closed:
+                    return
+                run_id = self._pending.popleft()
+                job = self._jobs[run_id]
+                job.state, job.message = "running", "starting"
+                self._running.add(run_id)
+            try:
+                self._run_job(job)
+            finally:
+                with self._cond:
+                    self._running.discard(run_id)
+                    self._forget_old()
+
+    def _run_job(self, job: _Job) -> None:
+        """One run from start to final status; never raises (the app stays up whatever happens)."""
+        request, run_id = job.request, job.run_id
+        try:
+            self.store.write_status(run_id, "running", "training", pid=os.getpid(), host=socket.gethostname())
+            split = request.split
+            if split is None:
+                from core.datasets import split_dataset
+
+                cfg = request.config
+                split = split_dataset(request.dataset, seed=cfg.seed, val_fraction=cfg.val_fraction,
+                                      test_fraction=cfg.test_fraction)
+            outcome = train_run(self.store, run_id, dataset=request.dataset, split=split, spec=request.spec,
+                                config=request.config, progress=job.progress, build_model=self._build_model)
+            state, message, extra = outcome.state, outcome.message, outcome.extra
+        except RunStoreError as exc:
+            state, message, extra = "failed", str(exc), {}
+        except OSError as exc:
+            state, message, extra = "failed", f"a file could not be written or read: {exc}", {}
+        except ValueError as exc:  # settings, spec or dataset problems carry messages meant for the user
+            state, message, extra = "failed", str(exc), {}
+        except Exception as exc:  # noqa: BLE001 - a worker must never take the app down
+            _log.exception("run %s failed", run_id)
+            state, message, extra = "failed", f"{type(exc).__name__}: {exc}", {}
+        with self._cond:
+            self._finish(job, state, message, **extra)
+
+    def _finish(self, job: _Job, state: str, message: str, **extra: Any) -> None:
+        """Called under the lock: record the final state in memory, then (best effort) on disk."""
+        job.state, job.message, job.finished_at = state, message, time.monotonic()
+        job.progress.update(message=message)
+        try:
+            self.store.write_status(job.run_id, state, message, **extra)
+        except OSError as exc:  # the disk refuses even the status: the page still shows it from memory
+            job.message = f"{message} (and the status could not be saved: {exc})"
+
+    def _forget_old(self) -> None:
+        finished = [j for j in self._jobs.values() if j.finished_at is not None]
+        for job in sorted(finished, key=lambda j: j.finished_at or 0)[:-_KEEP_FINISHED]:
+            del self._jobs[job.run_id]

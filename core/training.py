@@ -1,0 +1,458 @@
+"""Training settings, the Keras callbacks, and the function a job worker runs for one run.
+
+`train_run` is the whole life of one run inside a worker: seed, build and compile the model (under a
+tf.distribute strategy when several devices are visible), fit with callbacks that report progress into a
+`LiveProgress` (memory, read by the page) and the run store (disk), then evaluate on the test split and
+save the model and predictions. It never calls Streamlit. TensorFlow and Keras are imported lazily.
+
+Keras 3 keeps much global state per thread and `keras.utils.set_random_seed` is process-wide, so one fit
+runs at a time per process (`FIT_LOCK`); `clear_session` is called only by the worker holding it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
+from importlib import metadata
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "FIT_LOCK",
+    "LOSSES",
+    "MONITORS",
+    "OPTIMIZERS",
+    "SCHEDULES",
+    "LiveProgress",
+    "TrainConfig",
+    "TrainConfigError",
+    "TrainOutcome",
+    "choose_strategy",
+    "library_versions",
+    "train_run",
+]
+
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
+SCHEDULES = ("constant", "step", "cosine", "plateau")
+MONITORS = ("val_loss", "val_accuracy")
+LOSSES = ("sparse_categorical_crossentropy", "mse")
+CLASS_WEIGHTS = ("none", "balanced")
+
+FIT_LOCK = threading.Lock()  # one model.fit at a time in this process (Keras global state, seeds)
+_BATCH_LINE_EVERY_S = 1.0  # sparse batch lines in metrics.jsonl: at most one per second
+_RECENT_BATCHES = 4000  # per-batch losses kept in memory for the live smoothed curve
+
+
+class TrainConfigError(ValueError):
+    """A training setting is out of range; the message says what was given and what is allowed."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides how a model is trained; stored in each run's config.json."""
+
+    optimizer: str = "adam"  # one of OPTIMIZERS
+    learning_rate: float = 1e-3  # initial step size, 0 < lr <= 10
+    momentum: float = 0.9  # SGD only: fraction of the previous update kept, 0 <= m < 1
+    weight_decay: float = 0.004  # AdamW only: decoupled weight decay, 0 <= wd <= 1
+    schedule: str = "constant"  # one of SCHEDULES: how the learning rate changes over training
+    step_every: int = 5  # step schedule: multiply the rate every this many epochs; plateau: patience
+    step_factor: float = 0.5  # step and plateau schedules: the factor, 0 < f < 1
+    batch_size: int = 32  # samples per gradient step (per replica when several devices train)
+    epochs: int = 10  # full passes over the training split, 1..1000
+    early_stopping: bool = False  # stop when `monitor` has not improved for `patience` epochs
+    patience: int = 3  # early stopping: epochs without improvement before stopping
+    monitor: str = "val_loss"  # early stopping (and plateau schedule): one of MONITORS
+    seed: int = 0  # seeds the split, the weights and the shuffling: same seed, same curves (CPU)
+    class_weights: str = "none"  # "balanced" weighs each class by n / (k * count) (scikit-learn)
+    loss: str = "sparse_categorical_crossentropy"  # or "mse" on one-hot targets (a teaching option)
+    val_fraction: float = 0.15  # share of samples held out for validation, 0 < v < 1
+    test_fraction: float = 0.15  # share held out for the final test, 0 < t < 1, v + t < 0.9
+
+    def validate(self) -> TrainConfig:
+        """Raise TrainConfigError naming the first bad setting; return self so calls can chain."""
+        _choice("optimizer", self.optimizer, OPTIMIZERS)
+        _choice("schedule", self.schedule, SCHEDULES)
+        _choice("monitor", self.monitor, MONITORS)
+        _choice("loss", self.loss, LOSSES)
+        _choice("class weights", self.class_weights, CLASS_WEIGHTS)
+        _number("learning rate", self.learning_rate, lo=0, hi=10, lo_open=True)
+        _number("momentum", self.momentum, lo=0, hi=1, hi_open=True)
+        _number("weight decay", self.weight_decay, lo=0, hi=1)
+        _number("step factor", self.step_factor, lo=0, hi=1, lo_open=True, hi_open=True)
+        _integer("batch size", self.batch_size, lo=1, hi=65536)
+        _integer("epochs", self.epochs, lo=1, hi=1000)
+        _integer("patience", self.patience, lo=1, hi=1000)
+        _integer("step every", self.step_every, lo=1, hi=1000)
+        _integer("seed", self.seed, lo=0, hi=2**31 - 1)
+        if not isinstance(self.early_stopping, bool):
+            raise TrainConfigError(f"early stopping must be true or false, got {self.early_stopping!r}")
+        _number("validation fraction", self.val_fraction, lo=0, hi=1, lo_open=True, hi_open=True)
+        _number("test fraction", self.test_fraction, lo=0, hi=1, lo_open=True, hi_open=True)
+        if self.val_fraction + self.test_fraction >= 0.9:
+            raise TrainConfigError("validation + test fractions must leave at least 10% for training, got "
+                                   f"{self.val_fraction:g} + {self.test_fraction:g}")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Known keys only (older or newer runs may carry others); missing keys take defaults."""
+        if not isinstance(data, dict):
+            raise TrainConfigError(f"training settings must be a JSON object, got {type(data).__name__}")
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def _choice(what: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise TrainConfigError(f"{what} must be one of {', '.join(allowed)}, got {value!r}")
+
+
+def _number(what: str, value: Any, *, lo: float, hi: float, lo_open: bool = False,
+            hi_open: bool = False) -> None:
+    ok_type = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok_type and (value > lo if lo_open else value >= lo) and (value < hi if hi_open else value <= hi)
+    if not ok:
+        left, right = ("(" if lo_open else "["), (")" if hi_open else "]")
+        raise TrainConfigError(f"{what} must be in {left}{lo:g}, {hi:g}{right}, got {value!r}")
+
+
+def _integer(what: str, value: Any, *, lo: int, hi: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise TrainConfigError(f"{what} must be a whole number, got {value!r}")
+    if value < lo:
+        raise TrainConfigError(f"{what} must be >= {lo}, got {value}")
+    if value > hi:
+        raise TrainConfigError(f"{what} must be <= {hi}, got {value}")
+
+
+def library_versions() -> dict[str, str]:
+    """Versions stored with each run, read from package metadata (importing TensorFlow costs seconds)."""
+    def version(*dists: str) -> str:
+        for dist in dists:
+            try:
+                return metadata.version(dist)
+            except metadata.PackageNotFoundError:
+                continue
+        return "not installed"
+
+    return {"python": platform.python_version(), "tensorflow": version("tensorflow", "tensorflow-cpu"),
+            "keras": version("keras"), "numpy": np.__version__, "sklearn": version("scikit-learn")}
+
+
+# ---- live progress: written by the worker's callback, read by the page -------------------------------
+
+class LiveProgress:
+    """The in-memory view of one training, updated by the worker and read under a lock by any thread."""
+
+    def __init__(self, epochs: int) -> None:
+        self.stop_event = threading.Event()  # set by JobManager.stop; checked after every batch
+        self._lock = threading.Lock()
+        self._state: dict[str, Any] = {"epoch": 0, "epochs": epochs, "batch": 0, "batches_per_epoch": 0,
+                                       "samples_per_s": 0.0, "eta_s": None, "lr": None, "message": ""}
+        self._epochs: list[dict[str, Any]] = []
+        self._batches: deque[tuple[int, float]] = deque(maxlen=_RECENT_BATCHES)
+
+    def update(self, **values: Any) -> None:
+        with self._lock:
+            self._state.update(values)
+
+    def add_batch(self, step: int, loss: float, **values: Any) -> None:
+        with self._lock:
+            self._batches.append((step, loss))
+            self._state.update(values)
+
+    def add_epoch(self, record: dict[str, Any]) -> None:
+        with self._lock:
+            self._epochs.append(dict(record))
+
+    def read(self) -> dict[str, Any]:
+        """A consistent copy: the scalar fields, the epoch records and the recent (step, loss) pairs."""
+        with self._lock:
+            return {**self._state, "records": [dict(r) for r in self._epochs], "batches": list(self._batches)}
+
+
+@dataclass(frozen=True)
+class TrainOutcome:
+    """How a run ended; the worker writes it as the final status."""
+
+    state: str  # completed | stopped | diverged
+    message: str  # one line for the user
+    extra: dict[str, Any]  # test metrics and counts, stored in status.json
+
+
+# ---- distribution -------------------------------------------------------------------------------------
+
+def choose_strategy(env: dict[str, str] | None = None) -> tuple[Any, dict[str, Any]]:
+    """(strategy or None, description). TF_CONFIG -> MultiWorkerMirroredStrategy; >1 GPU -> Mirrored.
+
+    KERAS_LAB_DEVICES (comma-separated device names, e.g. "/cpu:0,/cpu:1") forces a MirroredStrategy
+    over those devices; it is how the CPU test exercises the multi-device path.
+    """
+    import tensorflow as tf
+
+    env = dict(os.environ if env is None else env)
+    if env.get("TF_CONFIG"):
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        return strategy, {"name": "MultiWorkerMirroredStrategy", "replicas": strategy.num_replicas_in_sync}
+    wanted = [d.strip() for d in env.get("KERAS_LAB_DEVICES", "").split(",") if d.strip()]
+    devices = wanted or [d.name for d in tf.config.list_logical_devices("GPU")]
+    if len(devices) > 1:
+        strategy = tf.distribute.MirroredStrategy(devices=devices)
+        return strategy, {"name": "MirroredStrategy", "replicas": strategy.num_replicas_in_sync,
+                          "devices": devices}
+    return None, {"name": "default", "replicas": 1}
+
+
+# ---- the Keras pieces ---------------------------------------------------------------------------------
+
+def _optimizer(config: TrainConfig, steps_per_epoch: int) -> Any:
+    import keras
+
+    lr: Any = config.learning_rate
+    if config.schedule == "step":
+        lr = keras.optimizers.schedules.ExponentialDecay(
+            config.learning_rate, decay_steps=config.step_every * steps_per_epoch,
+            decay_rate=config.step_factor, staircase=True)
+    elif config.schedule == "cosine":
+        lr = keras.optimizers.schedules.CosineDecay(config.learning_rate,
+                                                    decay_steps=config.epochs * steps_per_epoch)
+    if config.optimizer == "sgd":
+        return keras.optimizers.SGD(learning_rate=lr, momentum=config.momentum)
+    if config.optimizer == "adamw":
+        return keras.optimizers.AdamW(learning_rate=lr, weight_decay=config.weight_decay)
+    if config.optimizer == "rmsprop":
+        return keras.optimizers.RMSprop(learning_rate=lr)
+    return keras.optimizers.Adam(learning_rate=lr)
+
+
+def _loss_and_metric(config: TrainConfig) -> tuple[Any, Any]:
+    import keras
+
+    if config.loss == "mse":  # one-hot targets, softmax outputs: the teaching comparison with cross-entropy
+        return keras.losses.MeanSquaredError(), keras.metrics.CategoricalAccuracy(name="accuracy")
+    return keras.losses.SparseCategoricalCrossentropy(), keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+
+
+def _targets(y: np.ndarray, config: TrainConfig, n_classes: int) -> np.ndarray:
+    if config.loss == "mse":
+        return np.eye(n_classes, dtype=np.float32)[y]
+    return y
+
+
+def _class_weights(y: np.ndarray, config: TrainConfig, n_classes: int) -> dict[int, float] | None:
+    if config.class_weights != "balanced":
+        return None
+    from sklearn.utils.class_weight import compute_class_weight
+
+    present = np.unique(y)
+    weights = compute_class_weight("balanced", classes=present, y=y)
+    full = dict.fromkeys(range(n_classes), 1.0)
+    full.update({int(c): float(w) for c, w in zip(present, weights, strict=True)})
+    return full
+
+
+def _current_lr(model: Any) -> float | None:
+    try:
+        return float(np.asarray(model.optimizer.learning_rate))
+    except Exception:  # noqa: BLE001 - a display value; never let it stop training
+        return None
+
+
+def _progress_callback(store: Any, run_id: str, progress: LiveProgress, n_train: int, global_batch: int,
+                       epochs: int) -> Any:
+    """Report each batch to memory (cheap), each epoch and a batch line per second to the run store."""
+    import keras
+
+    class _Progress(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.batches_per_epoch = max(1, math.ceil(n_train / global_batch))
+            self.start = time.perf_counter()
+            self.last_line = 0.0
+            self.epoch = 0
+            self.epoch_start = self.start
+            self.train_time = 0.0
+            self.step = 0
+            self.batch_in_epoch = 0
+            self.batches_after_stop = 0  # batches that ended after a stop was requested (tests count them)
+            self.non_finite: tuple[int, int] | None = None  # (epoch, batch) where the loss stopped being finite
+            self.records: list[dict[str, Any]] = []
+
+        def on_train_begin(self, logs=None):
+            self.start = self.last_line = time.perf_counter()
+            progress.update(batches_per_epoch=self.batches_per_epoch, lr=_current_lr(self.model),
+                            message="training")
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch + 1
+            self.batch_in_epoch = 0
+            self.epoch_start = time.perf_counter()
+            progress.update(epoch=self.epoch, batch=0)
+
+        def on_train_batch_end(self, batch, logs=None):
+            logs = logs or {}
+            self.step += 1
+            self.batch_in_epoch = batch + 1
+            now = time.perf_counter()
+            self.train_time = now - self.epoch_start
+            if progress.stop_event.is_set():
+                if self.model.stop_training:
+                    self.batches_after_stop += 1
+                self.model.stop_training = True
+            loss = float(logs.get("loss", float("nan")))
+            if not math.isfinite(loss) and self.non_finite is None:
+                self.non_finite = (self.epoch, self.batch_in_epoch)
+                self.model.stop_training = True
+            done = (self.epoch - 1) * self.batches_per_epoch + self.batch_in_epoch
+            elapsed = now - self.start
+            rate = self.batch_in_epoch * global_batch / self.train_time if self.train_time > 0 else 0.0
+            eta = elapsed / done * (epochs * self.batches_per_epoch - done) if done else None
+            progress.add_batch(self.step, loss, batch=self.batch_in_epoch, samples_per_s=rate, eta_s=eta)
+            if now - self.last_line >= _BATCH_LINE_EVERY_S:
+                self.last_line = now
+                store.append_metrics(run_id, {"kind": "batch", "epoch": self.epoch, "batch": self.batch_in_epoch,
+                                              "step": self.step, "loss": loss,
+                                              "accuracy": _finite_or_none(logs.get("accuracy"))})
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            record: dict[str, Any] = {"kind": "epoch", "epoch": epoch + 1}
+            for key, value in logs.items():
+                if key == "learning_rate":
+                    continue
+                record[key] = _finite_or_none(value)
+            record["lr"] = _current_lr(self.model)
+            record["time"] = round(time.perf_counter() - self.start, 4)
+            seen = min(n_train, self.batch_in_epoch * global_batch)
+            record["samples_per_s"] = round(seen / self.train_time, 2) if self.train_time > 0 else None
+            if self.batch_in_epoch < self.batches_per_epoch:
+                record["partial"] = True  # stopped inside this epoch: metrics cover the batches done
+            self.records.append(record)
+            store.append_metrics(run_id, record)
+            progress.add_epoch(record)
+            progress.update(lr=record["lr"])
+
+    return _Progress()
+
+
+def _finite_or_none(value: Any) -> float | None:
+    """JSON has no NaN: a diverged metric is stored as null (the status says why)."""
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+# ---- one run ----------------------------------------------------------------------------------------
+
+def train_run(store: Any, run_id: str, *, dataset: Any, split: Any, spec: Any, config: TrainConfig,
+              progress: LiveProgress, build_model: Callable[[Any, Any], Any] | None = None) -> TrainOutcome:
+    """Train one run to the end (completed, stopped or diverged); store errors propagate as RunStoreError.
+
+    The caller (the job worker) writes status 'running' before and the returned outcome after; this
+    function writes metrics, the model and the test-set predictions.
+    """
+    config.validate()
+    if build_model is None:
+        from core.models import build_model
+    if not FIT_LOCK.acquire(blocking=False):
+        progress.update(message="waiting for the training in progress to finish (one fit at a time)")
+        FIT_LOCK.acquire()
+    try:
+        return _train_locked(store, run_id, dataset, split, spec, config, progress, build_model)
+    finally:
+        FIT_LOCK.release()
+
+
+def _train_locked(store: Any, run_id: str, dataset: Any, split: Any, spec: Any, config: TrainConfig,
+                  progress: LiveProgress, build_model: Callable[[Any, Any], Any]) -> TrainOutcome:
+    import keras
+
+    keras.backend.clear_session()
+    keras.config.set_dtype_policy("float32")
+    keras.utils.set_random_seed(config.seed)
+    strategy, info = choose_strategy()
+    global_batch = config.batch_size * info["replicas"]
+    info["global_batch"] = global_batch
+    store.update_config(run_id, strategy=info)
+
+    n_classes = dataset.n_classes
+    n_train = len(split.y_train)
+    steps_per_epoch = max(1, math.ceil(n_train / global_batch))
+    loss, metric = None, None
+
+    def build() -> Any:
+        nonlocal loss, metric
+        model = build_model(spec, dataset)
+        loss, metric = _loss_and_metric(config)
+        model.compile(optimizer=_optimizer(config, steps_per_epoch), loss=loss, metrics=[metric])
+        return model
+
+    if strategy is not None:
+        with strategy.scope():
+            model = build()
+    else:
+        model = build()
+
+    reporter = _progress_callback(store, run_id, progress, n_train, global_batch, config.epochs)
+    callbacks = [reporter, keras.callbacks.TerminateOnNaN()]
+    if config.early_stopping:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor=config.monitor, patience=config.patience,
+                                                       restore_best_weights=True))
+    if config.schedule == "plateau":
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor=config.monitor, factor=config.step_factor,
+                                                           patience=config.step_every, min_lr=1e-7))
+    has_val = len(split.y_val) > 0
+    progress.update(message="training")
+    model.fit(split.x_train, _targets(split.y_train, config, n_classes), batch_size=global_batch,
+              epochs=config.epochs, verbose=0, shuffle=True, callbacks=callbacks,
+              class_weight=_class_weights(split.y_train, config, n_classes),
+              validation_data=(split.x_val, _targets(split.y_val, config, n_classes)) if has_val else None)
+
+    epochs_done = len(reporter.records)
+    extra: dict[str, Any] = {"epochs_done": epochs_done, "steps": reporter.step,
+                             "batches_after_stop": reporter.batches_after_stop}
+    if reporter.non_finite is not None:
+        epoch, batch = reporter.non_finite
+        message = (f"the loss became NaN or infinite at epoch {epoch}, batch {batch} (learning rate "
+                   f"{config.learning_rate:g}, {config.optimizer}); try a smaller learning rate")
+        return TrainOutcome("diverged", message, extra)
+
+    progress.update(message="evaluating on the test split and saving the model")
+    if len(split.y_test):
+        test = model.evaluate(split.x_test, _targets(split.y_test, config, n_classes), batch_size=global_batch,
+                              verbose=0, return_dict=True)
+        probs = model.predict(split.x_test, batch_size=global_batch, verbose=0).astype(np.float32)
+        extra["test_loss"] = _finite_or_none(test.get("loss"))
+        extra["test_accuracy"] = _finite_or_none(test.get("accuracy"))
+        store.save_predictions(run_id, probs=probs, y_true=np.asarray(split.y_test, dtype=np.int64),
+                               test_idx=np.asarray(split.test_idx, dtype=np.int64),
+                               test_loss=np.float32(extra["test_loss"] if extra["test_loss"] is not None
+                                                    else np.nan),
+                               test_accuracy=np.float32(extra["test_accuracy"] or 0.0))
+    store.save_model(run_id, model)
+
+    if progress.stop_event.is_set():
+        at = reporter.records[-1]["epoch"] if reporter.records else 0
+        return TrainOutcome("stopped", f"stopped by request during epoch {at} of {config.epochs} "
+                                       f"(batch {reporter.batch_in_epoch}); the model at that point was kept",
+                            extra)
+    if epochs_done < config.epochs:
+        best = "restored the best weights" if config.early_stopping else ""
+        return TrainOutcome("completed", f"early stopping after {epochs_done} of {config.epochs} epochs: "
+                                         f"{config.monitor} did not improve for {config.patience} epochs; {best}",
+                            extra)
+    acc = extra.get("test_accuracy")
+    return TrainOutcome("completed", f"{epochs_done} epochs" + (f", test accuracy {acc:.3f}" if acc else ""),
+                        extra)

@@ -1,0 +1,99 @@
+"""The process-wide JobManager and the session's current run (Streamlit side of core.jobs).
+
+The manager lives in st.cache_resource so every session and every page of this server process shares
+the same queue and workers; releasing the cache entry (cache cleared, server shutting down) stops them.
+The run a tab is watching is kept both in st.session_state and in the URL (?run=<id>), set again on
+every run because sidebar navigation drops query parameters; a reloaded tab without either finds the
+running and queued jobs through the manager.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import secrets
+from typing import Any
+
+import streamlit as st
+
+from core.jobs import JobManager
+from core.runs import RunStore
+from core.training import TrainConfig
+
+__all__ = ["RUN_KEY", "current_run_id", "job_manager", "remember_run", "saved_config", "submit_key"]
+
+RUN_KEY = "train_run_id"  # session key (and query parameter "run") of the run this tab is watching
+_CONFIG_KEY = "train_config"  # the last settings submitted, so the form keeps them across page changes
+_TOKEN_KEY = "_train_submit_token"
+_RUN_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{6}$")
+_log = logging.getLogger(__name__)
+
+
+def _env_int(name: str, default: int, lo: int) -> int:
+    raw = os.environ.get(name, "")
+    try:
+        value = int(raw) if raw else default
+    except ValueError:
+        _log.warning("%s must be a whole number, got %r; using %d", name, raw, default)
+        return default
+    return max(lo, value)
+
+
+def _release(manager: JobManager) -> None:
+    manager.shutdown(timeout=10)
+
+
+@st.cache_resource(show_spinner=False, on_release=_release)
+def job_manager() -> JobManager:
+    """One manager per server process: KERAS_LAB_MAX_JOBS trainings at a time (1), KERAS_LAB_MAX_QUEUE waiting (8)."""
+    return JobManager(RunStore(), max_concurrent=_env_int("KERAS_LAB_MAX_JOBS", 1, 1),
+                      max_queue=_env_int("KERAS_LAB_MAX_QUEUE", 8, 0))
+
+
+def current_run_id(manager: JobManager) -> str | None:
+    """The run this tab watches: ?run= in the URL, else the session's, else the first active job."""
+    from_url = st.query_params.get("run")
+    if isinstance(from_url, str) and _RUN_ID.match(from_url):
+        try:
+            manager.store.read_status(from_url)
+            return from_url
+        except (OSError, ValueError):
+            pass  # a stale or foreign link: fall through
+    run_id = st.session_state.get(RUN_KEY)
+    if isinstance(run_id, str) and _RUN_ID.match(run_id):
+        return run_id
+    active = manager.active_run_ids()
+    return active[0] if active else None
+
+
+def remember_run(run_id: str | None) -> None:
+    """Keep the watched run in the session and in the URL (call on every run of the page)."""
+    if run_id is None:
+        st.session_state.pop(RUN_KEY, None)
+        if "run" in st.query_params:
+            del st.query_params["run"]
+        return
+    st.session_state[RUN_KEY] = run_id
+    if st.query_params.get("run") != run_id:
+        st.query_params["run"] = run_id
+
+
+def saved_config(config: TrainConfig | None = None) -> TrainConfig:
+    """The settings the form starts from; pass a config to store it (widgets forget values on page change)."""
+    if config is not None:
+        st.session_state[_CONFIG_KEY] = config.to_dict()
+        return config
+    try:
+        return TrainConfig.from_dict(st.session_state.get(_CONFIG_KEY) or {})
+    except (TypeError, ValueError):
+        return TrainConfig()
+
+
+def submit_key(*parts: Any) -> str:
+    """An idempotency key for one submission: this session + what is submitted (a double click repeats both)."""
+    token = st.session_state.setdefault(_TOKEN_KEY, secrets.token_hex(8))
+    blob = json.dumps([p.to_dict() if hasattr(p, "to_dict") else p for p in parts], sort_keys=True, default=str)
+    return f"{token}:{hashlib.sha256(blob.encode()).hexdigest()[:16]}"
