@@ -1,0 +1,126 @@
+"""Dataset statistics and projections, each checked against an independent computation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core import charts_data as charts
+from core import explore
+from core.datasets import Dataset, DatasetError, load, split_dataset
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load("digits")
+
+
+@pytest.fixture(scope="module")
+def wine():
+    return load("wine")
+
+
+def test_class_counts_match_bincount_per_split(wine):
+    split = split_dataset(wine, seed=0)
+    counts = explore.class_counts(wine, split)
+    for part, y in (("train", split.y_train), ("validation", split.y_val), ("test", split.y_test)):
+        got = counts[counts["part"] == part].set_index("class")["count"]
+        assert got.tolist() == np.bincount(y, minlength=3).tolist()
+    whole = explore.class_counts(wine)
+    assert whole["count"].sum() == wine.n_samples and set(whole["part"]) == {"all"}
+
+
+def test_class_sample_indices_are_of_the_class_and_reshuffle_with_the_seed(digits):
+    a = explore.class_sample_indices(digits.y, 3, 24, seed=0)
+    assert len(a) == 24 and np.all(digits.y[a] == 3) and len(set(a)) == 24
+    np.testing.assert_array_equal(a, explore.class_sample_indices(digits.y, 3, 24, seed=0))
+    assert not np.array_equal(a, explore.class_sample_indices(digits.y, 3, 24, seed=1))
+    with pytest.raises(DatasetError, match="class index 42 has no samples"):
+        explore.class_sample_indices(digits.y, 42)
+
+
+def test_mean_images_equal_per_class_means(digits):
+    means = explore.mean_images(digits.x, digits.y, 10)
+    for k in (0, 7):
+        np.testing.assert_allclose(means[k], digits.x[digits.y == k].mean(axis=0), rtol=1e-5, atol=1e-6)
+
+
+def test_mosaic_places_tiles_row_by_row():
+    imgs = np.arange(5, dtype=np.float32).reshape(5, 1, 1, 1) * np.ones((5, 2, 3, 1), np.float32)
+    pic = explore.mosaic(imgs, cols=3, pad=1, fill=-1)
+    assert pic.shape == (2 * 3 - 1, 3 * 4 - 1, 1)
+    assert pic[0, 0, 0] == 0 and pic[0, 4, 0] == 1 and pic[3, 4, 0] == 4 and pic[2, 0, 0] == -1
+    assert pic[3, 8, 0] == -1  # the sixth tile does not exist
+
+
+def test_pixel_histogram_matches_numpy(digits):
+    hist = explore.pixel_histogram(digits.x, bins=16)
+    expected, _ = np.histogram(digits.x.ravel(), bins=16, range=(0, 1))
+    assert hist["count"].tolist() == expected.tolist() and hist["count"].sum() == digits.x.size
+    rgb = explore.pixel_histogram(np.random.default_rng(0).random((3, 4, 4, 3), dtype=np.float32), bins=4)
+    assert list(dict.fromkeys(rgb["channel"])) == ["red", "green", "blue"]
+
+
+def test_describe_and_correlation_agree_with_numpy(wine):
+    desc = explore.describe(wine)
+    np.testing.assert_allclose(desc["mean"], wine.x.mean(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(desc["std"], wine.x.std(axis=0, ddof=1), rtol=1e-4)
+    corr = explore.correlation(wine)
+    np.testing.assert_allclose(corr.to_numpy(), np.corrcoef(wine.x.astype(np.float64).T), atol=1e-6)
+    table = explore.preview_table(wine, n=5)
+    assert table.columns[0] == "class" and len(table) == 5
+    with pytest.raises(DatasetError, match="tabular"):
+        explore.describe(load("digits"))
+
+
+def test_pca_projection_matches_sklearn_on_standardised_features(wine):
+    from sklearn.decomposition import PCA
+    from sklearn.preprocessing import StandardScaler
+
+    proj = explore.project_2d(wine, "pca")
+    ref = PCA(n_components=2).fit_transform(StandardScaler().fit_transform(wine.x.astype(np.float64)))
+    # PCA components are defined up to sign
+    for d in range(2):
+        assert min(np.abs(proj.coords[:, d] - ref[:, d]).max(), np.abs(proj.coords[:, d] + ref[:, d]).max()) < 1e-6
+    assert "explain" in proj.note and len(proj.idx) == wine.n_samples
+
+
+def test_projection_subsamples_stratified_and_reports_progress():
+    rng = np.random.default_rng(0)
+    ds = Dataset("blobs", np.concatenate([rng.normal(0, 1, (1500, 60)), rng.normal(8, 1, (1500, 60))]).astype(np.float32),
+                 np.repeat([0, 1], 1500), ("a", "b"), "tabular", feature_names=tuple(f"f{i}" for i in range(60)))
+    seen = []
+    proj = explore.project_2d(ds, "tsne", max_points=300, progress=lambda f, t: seen.append((f, t)))
+    assert proj.coords.shape == (300, 2) and np.bincount(ds.y[proj.idx]).tolist() == [150, 150]
+    assert "300 of 3,000" in proj.note
+    assert [f for f, _ in seen] == sorted(f for f, _ in seen) and seen[-1][0] == 1.0
+    assert any("PCA" in t for _, t in seen)  # 60 dimensions are reduced before t-SNE
+    # two far-apart blobs stay apart: every point is nearer its own class centre
+    c = np.array([proj.coords[ds.y[proj.idx] == k].mean(axis=0) for k in (0, 1)])
+    nearest = np.argmin(((proj.coords[:, None, :] - c[None]) ** 2).sum(-1), axis=1)
+    assert np.mean(nearest == ds.y[proj.idx]) > 0.99
+
+
+def test_tsne_caps_at_2000_points_by_default(digits):
+    assert explore.TSNE_MAX_POINTS == 2000
+    with pytest.raises(DatasetError, match="'umap'"):
+        explore.project_2d(digits, "umap")  # type: ignore[arg-type]
+
+
+def test_figures_carry_the_data(digits, wine):
+    counts = explore.class_counts(digits)
+    fig = charts.class_balance_figure(counts)
+    assert sum(sum(t.y) for t in fig.data) == digits.n_samples
+    proj = explore.project_2d(wine, "pca")
+    labels = [wine.class_names[k] for k in wine.y[proj.idx]]
+    fig = charts.projection_figure(proj.coords, labels, list(wine.class_names), "PCA")
+    assert sorted(t.name for t in fig.data) == sorted(wine.class_names)
+    assert sum(len(t.x) for t in fig.data) == wine.n_samples
+    corr = charts.correlation_figure(pd.DataFrame(np.eye(3), columns=list("abc"), index=list("abc")))
+    assert corr.layout.coloraxis.cmin == -1 and corr.layout.coloraxis.cmax == 1
+    pic = explore.mosaic(explore.mean_images(digits.x, digits.y, 10), 5)
+    fig = charts.image_mosaic_figure(pic, tile=(8, 8), cols=5, titles=list(digits.class_names))
+    assert [a.text for a in fig.layout.annotations] == list(digits.class_names)
+    hist = charts.pixel_histogram_figure(explore.pixel_histogram(digits.x))
+    assert sum(sum(t.y) for t in hist.data) == digits.x.size
