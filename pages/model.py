@@ -1,4 +1,82 @@
+"""Build a model: presets, a layer editor with live shape checks, the Keras summary, a diagram, export."""
+
 import streamlit as st
 
-st.title("Build a model")
-st.info("This page is not built yet.")
+from core.charts_model import architecture_figure
+from core.models import export_code
+from core.specs import PRESETS, SpecError, analyse_spec, available_presets, layer_types_for, preset
+from ui.data import current_dataset
+from ui.model import cached_summary, current_spec, layer_editor, set_spec, spec_problem, spec_uploader
+
+st.title(":material/view_in_ar: Build a model")
+dataset = current_dataset()
+shape = "x".join(map(str, dataset.input_shape))
+st.caption(f"Dataset **{dataset.name}**: {dataset.kind}, input {shape}, {dataset.n_classes} classes. "
+           "The model is handed to the Train page as you build it.")
+
+problem = spec_problem(dataset)
+if problem:
+    st.warning(problem, icon=":material/swap_horiz:")
+spec = current_spec(dataset)
+
+names = available_presets(dataset)
+cols = st.columns([3, 1], vertical_alignment="bottom")
+base = spec.name.removesuffix(" (edited)").removesuffix(" (adapted)")
+choice = cols[0].selectbox("Start from a preset", names, index=names.index(base) if base in names else 0,
+                           help="Replaces the layers below.")
+if cols[1].button("Use preset", icon=":material/auto_awesome:", width="stretch"):
+    try:
+        set_spec(preset(choice, dataset))
+        st.rerun()
+    except SpecError as exc:
+        st.error(str(exc))
+st.caption(PRESETS[choice])
+
+analysis = analyse_spec(spec, dataset.input_shape, dataset.n_classes, dataset.kind)
+st.subheader(f"Layers of “{spec.name}”")
+for note in spec.notes:
+    st.info(note, icon=":material/info:")
+layer_editor(spec, analysis, layer_types_for(dataset.kind))
+for error in analysis.errors:
+    st.error(error, icon=":material/error:")
+for warning in analysis.warnings:
+    st.warning(warning, icon=":material/warning:")
+
+if analysis.ok:
+    try:
+        summary = cached_summary(spec.to_json(), dataset.name, dataset.input_shape, dataset.n_classes,
+                                 dataset.kind)
+    except SpecError as exc:
+        st.error(str(exc))
+        st.stop()
+    st.subheader("What you built")
+    m = st.columns(4)
+    m[0].metric("Parameters", f"{summary.total_params:,}")
+    m[1].metric("Trainable", f"{summary.trainable_params:,}",
+                help=f"{summary.non_trainable_params:,} non-trainable (BatchNorm statistics, frozen layers)")
+    m[2].metric("FLOPs per example", f"{summary.flops / 1e6:,.2f} M", help="Forward pass, 2 per multiply-add")
+    m[3].metric("Weight memory", f"{summary.weight_bytes / 1024:,.1f} KiB", help="float32 weights")
+    for note in summary.notes:
+        if "RANDOM" in note:
+            st.warning(note, icon=":material/cloud_off:")
+        else:
+            st.success(note, icon=":material/cloud_done:")
+    left, right = st.columns([11, 9])
+    left.dataframe(list(summary.rows), hide_index=True, width="stretch",
+                   column_order=("layer", "type", "output shape", "params", "trainable"), column_config={
+        "params": st.column_config.NumberColumn(format="localized"),
+        "trainable": st.column_config.NumberColumn("trainable params", format="localized")})
+    right.plotly_chart(architecture_figure(summary.rows, dataset.input_shape), config={"displayModeBar": False})
+
+    st.subheader("Export")
+    code = export_code(spec, dataset)
+    file_stem = "".join(c if c.isalnum() else "_" for c in spec.name.lower()).strip("_")
+    c = st.columns(2)
+    c[0].download_button("Keras script (.py)", code, file_name=f"{file_stem}_{dataset.name}.py",
+                         mime="text/x-python", icon=":material/code:", width="stretch")
+    c[1].download_button("Model spec (.json)", spec.to_json(), file_name=f"{file_stem}.json",
+                         mime="application/json", icon=":material/download:", width="stretch")
+    with st.expander("Python code that rebuilds this model", icon=":material/code:"):
+        st.code(code, language="python")
+
+spec_uploader(dataset)

@@ -1,0 +1,206 @@
+"""The session's model spec (shared with the Train page) and the Model page's layer editor widgets.
+
+The spec lives in st.session_state["model_spec"], a plain (non-widget) key, so it survives page changes.
+Editor widgets are keyed by a stable id per layer (not its position), so moving or deleting a layer
+never hands one layer's settings to another.
+"""
+
+from __future__ import annotations
+
+import itertools
+from types import SimpleNamespace
+from typing import Any
+
+import streamlit as st
+
+from core.models import ModelSummary, model_summary
+from core.specs import (
+    LAYER_TYPES,
+    MAX_SPEC_JSON_BYTES,
+    LayerSpec,
+    ModelSpec,
+    Param,
+    SpecAnalysis,
+    SpecError,
+    default_preset_name,
+    describe_layer,
+    make_layer,
+    preset,
+    validate_spec,
+)
+
+__all__ = ["SPEC_KEY", "cached_summary", "current_spec", "layer_editor", "set_spec", "spec_problem",
+           "spec_uploader"]
+
+SPEC_KEY = "model_spec"
+_IDS_KEY = "model_spec_ids"  # one stable id per layer, parallel to the spec's layers
+_UPLOAD_KEY = "model_spec_upload_result"  # (level, message) of the last upload
+_ids = itertools.count(1)
+
+
+def _fits(spec: Any, dataset: Any) -> bool:
+    return isinstance(spec, ModelSpec) and not validate_spec(
+        spec, dataset.input_shape, dataset.n_classes, dataset.kind)
+
+
+def current_spec(dataset: Any) -> ModelSpec:
+    """The session's spec if it fits this dataset, else the dataset's default preset (the stored one is kept)."""
+    spec = st.session_state.get(SPEC_KEY)
+    if _fits(spec, dataset):
+        return spec
+    return preset(default_preset_name(dataset), dataset)
+
+
+def spec_problem(dataset: Any) -> str | None:
+    """Why the session's spec is not used on this dataset (None when it is used or there is none)."""
+    spec = st.session_state.get(SPEC_KEY)
+    if spec is None or _fits(spec, dataset):
+        return None
+    errors = validate_spec(spec, dataset.input_shape, dataset.n_classes, dataset.kind)
+    return (f"Your model “{spec.name}” does not fit {dataset.name}: {errors[0]} "
+            f"Showing the default “{current_spec(dataset).name}” instead; edit it or load a preset.")
+
+
+def set_spec(spec: ModelSpec) -> None:
+    """Replace the session's spec (preset, upload): every layer gets a fresh widget id."""
+    st.session_state[SPEC_KEY] = spec
+    st.session_state[_IDS_KEY] = [next(_ids) for _ in spec.layers]
+
+
+def _layer_ids(spec: ModelSpec) -> list[int]:
+    ids = st.session_state.get(_IDS_KEY)
+    if not isinstance(ids, list) or len(ids) != len(spec.layers):
+        ids = [next(_ids) for _ in spec.layers]
+        st.session_state[_IDS_KEY] = ids
+    return ids
+
+
+def _edited(spec: ModelSpec, layers: list[LayerSpec], ids: list[int]) -> None:
+    name = spec.name if spec.name == "custom" or spec.name.endswith("(edited)") else f"{spec.name} (edited)"
+    st.session_state[SPEC_KEY] = ModelSpec(tuple(layers), name, spec.notes)
+    st.session_state[_IDS_KEY] = ids
+
+
+def _move(uid: int, step: int) -> None:
+    spec = st.session_state[SPEC_KEY]
+    ids, layers = list(st.session_state[_IDS_KEY]), list(spec.layers)
+    i, j = ids.index(uid), ids.index(uid) + step
+    if 0 <= j < len(ids):
+        ids[i], ids[j], layers[i], layers[j] = ids[j], ids[i], layers[j], layers[i]
+        _edited(spec, layers, ids)
+
+
+def _delete(uid: int) -> None:
+    spec = st.session_state[SPEC_KEY]
+    ids, layers = list(st.session_state[_IDS_KEY]), list(spec.layers)
+    k = ids.index(uid)
+    del ids[k], layers[k]
+    _edited(spec, layers, ids)
+
+
+def _set_param(uid: int, name: str) -> None:
+    spec = st.session_state[SPEC_KEY]
+    ids, layers = list(st.session_state[_IDS_KEY]), list(spec.layers)
+    k = ids.index(uid)
+    params = {**layers[k].params, name: st.session_state[f"layer_{uid}_{name}"]}
+    layers[k] = make_layer(layers[k].type, f"layer {k + 1}", **params)
+    _edited(spec, layers, ids)
+
+
+def _param_widget(uid: int, name: str, p: Param, value: Any) -> None:
+    key = f"layer_{uid}_{name}"
+    if key not in st.session_state:
+        st.session_state[key] = value
+    common = {"key": key, "help": p.help, "on_change": _set_param, "args": (uid, name)}
+    if p.kind == "bool":
+        st.toggle(name, **common)
+    elif p.kind == "choice":
+        st.selectbox(name, list(p.choices), **common)
+    elif p.kind == "int":
+        st.number_input(name, min_value=int(p.low), max_value=int(p.high), step=1, **common)
+    else:
+        small = name in ("l1", "l2")
+        st.number_input(name, min_value=float(p.low), max_value=float(p.high), step=1e-4 if small else 0.05,
+                        format="%.4f" if small else "%.2f", **common)
+
+
+def layer_editor(spec: ModelSpec, analysis: SpecAnalysis, kind_types: list[str]) -> None:
+    """One row per layer: what it does and its output shape, a settings popover, up / down / delete."""
+    if st.session_state.get(SPEC_KEY) is not spec:
+        set_spec(spec)  # the default preset shown for a fresh session or a changed dataset
+    ids = _layer_ids(spec)
+    failed = {int(e.split()[1]) for e in analysis.errors if e.startswith("layer ") and e.split()[1].isdigit()}
+    for k, (uid, layer, row) in enumerate(zip(ids, spec.layers, analysis.rows, strict=False)):
+        cols = st.columns([0.35, 3.2, 1.4, 1.3, 0.45, 0.45, 0.45, 0.45], vertical_alignment="center")
+        icon = ":red[:material/error:]" if k + 1 in failed else f"**{k + 1}**"
+        cols[0].markdown(icon)
+        cols[1].markdown(f"**{layer.type}** &nbsp; {describe_layer(make_layer(layer.type, **layer.params))}")
+        cols[2].markdown(f"`{'x'.join(map(str, row.output_shape))}`" if row.output_shape else "—")
+        cols[3].caption(f"{row.params:,} params" if row.params else "")
+        schema = LAYER_TYPES[layer.type]
+        with cols[4].popover("", icon=":material/tune:", help="Settings", disabled=not schema):
+            for name, p in schema.items():
+                _param_widget(uid, name, p, layer.params[name])
+        cols[5].button("", icon=":material/arrow_upward:", key=f"up_{uid}", help="Move up",
+                       on_click=_move, args=(uid, -1), disabled=k == 0)
+        cols[6].button("", icon=":material/arrow_downward:", key=f"down_{uid}", help="Move down",
+                       on_click=_move, args=(uid, 1), disabled=k == len(ids) - 1)
+        cols[7].button("", icon=":material/delete:", key=f"del_{uid}", help="Delete layer",
+                       on_click=_delete, args=(uid,), disabled=len(ids) == 1)
+    head = analysis.rows[-1]
+    cols = st.columns([0.35, 3.2, 1.4, 1.3, 1.8], vertical_alignment="center")
+    cols[0].markdown(":material/flag:")
+    cols[1].markdown(f"**Dense** &nbsp; {head.label} — the classifier head, always added")
+    cols[2].markdown(f"`{head.output_shape[0]}`" if head.output_shape else "—")
+    cols[3].caption(f"{head.params:,} params" if head.params else "")
+
+    add = st.columns([2, 2, 1], vertical_alignment="bottom")
+    new_type = add[0].selectbox("Add a layer", kind_types, index=kind_types.index("Dropout"))
+    n = len(spec.layers)
+    where = add[1].selectbox("Position", list(range(n, -1, -1)), format_func=lambda i: (
+        "at the end (before the head)" if i == n else "at the start" if i == 0 else f"after layer {i}"))
+    if add[2].button("Add", icon=":material/add:", width="stretch"):
+        ids, layers = list(ids), list(spec.layers)
+        layers.insert(where, make_layer(new_type))
+        ids.insert(where, next(_ids))
+        _edited(spec, layers, ids)
+        st.rerun()
+
+
+@st.cache_data(max_entries=32, show_spinner="Building the model with Keras…")
+def cached_summary(spec_json: str, name: str, input_shape: tuple[int, ...], n_classes: int,
+                   kind: str) -> ModelSummary:
+    """Keras' exact summary, cached by what it depends on (the spec and the data's shape)."""
+    shape_only = SimpleNamespace(name=name, input_shape=tuple(input_shape), n_classes=n_classes, kind=kind)
+    return model_summary(ModelSpec.from_json(spec_json), shape_only)
+
+
+def _on_upload(dataset: Any) -> None:
+    """Runs before the script: apply the uploaded spec, or keep the message saying why not."""
+    uploaded = st.session_state.get("model_spec_file")
+    if uploaded is None:
+        st.session_state.pop(_UPLOAD_KEY, None)
+        return
+    try:
+        if uploaded.size > MAX_SPEC_JSON_BYTES:
+            raise SpecError(f"spec file is {uploaded.size:,} bytes; at most {MAX_SPEC_JSON_BYTES:,} allowed")
+        spec = ModelSpec.from_json(uploaded.getvalue())
+        errors = validate_spec(spec, dataset.input_shape, dataset.n_classes, dataset.kind)
+        if errors:
+            raise SpecError(f"the spec “{spec.name}” does not fit {dataset.name}: " + " ".join(errors))
+        set_spec(spec)
+        st.session_state[_UPLOAD_KEY] = ("success", f"Loaded “{spec.name}” ({len(spec.layers)} layers).")
+    except SpecError as exc:
+        st.session_state[_UPLOAD_KEY] = ("error", f"Spec not loaded: {exc}")
+
+
+def spec_uploader(dataset: Any) -> None:
+    """Load a saved spec (.json): untrusted, so size-capped and checked before it replaces the model."""
+    st.file_uploader("Load a model spec (.json)", type=["json"], key="model_spec_file",
+                     on_change=_on_upload, args=(dataset,), help="A file saved with “Model spec (.json)”")
+    result = st.session_state.get(_UPLOAD_KEY)
+    if result and st.session_state.get("model_spec_file") is not None:
+        if result[0] == "success":
+            st.success(result[1], icon=":material/check_circle:")
+        else:
+            st.error(result[1], icon=":material/block:")
