@@ -1,0 +1,186 @@
+"""Model specs without TensorFlow: shape arithmetic, presets, validation messages, hostile JSON."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from core.datasets import Dataset, load_builtin
+from core.specs import (
+    MAX_PARAMS,
+    MAX_SPEC_JSON_BYTES,
+    LayerSpec,
+    ModelSpec,
+    SpecError,
+    analyse_spec,
+    available_presets,
+    default_preset_name,
+    layer_types_for,
+    make_layer,
+    preset,
+    validate_spec,
+)
+
+BUILTINS = ("digits", "iris", "wine", "breast_cancer")
+
+
+def _images(h: int, w: int, c: int, classes: int = 10, name: str = "synthetic") -> Dataset:
+    rng = np.random.default_rng(0)
+    return Dataset(name, rng.random((20, h, w, c), dtype=np.float32), np.arange(20) % classes,
+                   tuple(str(i) for i in range(classes)), "image")
+
+
+@pytest.fixture(scope="module")
+def datasets() -> dict[str, Dataset]:
+    return {**{n: load_builtin(n) for n in BUILTINS}, "cifar_like": _images(32, 32, 3)}
+
+
+def _spec(*layers: tuple) -> ModelSpec:
+    return ModelSpec(tuple(make_layer(t, **p) for t, p in layers))
+
+
+def test_article_cnn_shapes_and_parameters_match_the_article():
+    cifar = _images(32, 32, 3)
+    spec = preset("Article CNN", cifar)
+    assert spec.name == "Article CNN"
+    a = analyse_spec(spec, cifar.input_shape, cifar.n_classes, cifar.kind)
+    # The article's model.summary(): valid 3x3 convs and 2x2 pools on 32x32x3, then Dense 64 and Dense 10.
+    assert [r.output_shape for r in a.rows] == [(30, 30, 32), (15, 15, 32), (13, 13, 64), (6, 6, 64),
+                                               (4, 4, 64), (1024,), (64,), (10,)]
+    assert [r.params for r in a.rows] == [896, 0, 18496, 0, 36928, 0, 65600, 650]
+    assert a.total_params == a.trainable_params == 122_570
+    assert a.ok and not a.warnings
+
+
+def test_article_cnn_is_adapted_for_8x8_digits_with_a_note(datasets):
+    digits = datasets["digits"]
+    original = ModelSpec(preset("Article CNN", datasets["cifar_like"]).layers)
+    errors = validate_spec(original, digits.input_shape, digits.n_classes, digits.kind)
+    assert errors and "shrinks the feature map below 1x1" in errors[0] and "8x8 input" in errors[0]
+    adapted = preset("Article CNN", digits)
+    assert adapted.name == "Article CNN (adapted)"
+    assert any("padding='same'" in n for n in adapted.notes)
+    # Same layer types and filters; only the convolution padding changed.
+    assert [(ly.type, ly.params.get("filters")) for ly in adapted.layers] == \
+        [(ly.type, ly.params.get("filters")) for ly in original.layers]
+    assert {ly.params["padding"] for ly in adapted.layers if ly.type == "Conv2D"} == {"same"}
+    assert not validate_spec(adapted, digits.input_shape, digits.n_classes, digits.kind)
+
+
+def test_every_preset_fits_every_dataset_it_claims_and_round_trips_json(datasets):
+    seen = set()
+    for ds in datasets.values():
+        names = available_presets(ds)
+        assert default_preset_name(ds) in names
+        for name in names:
+            spec = preset(name, ds)
+            assert not validate_spec(spec, ds.input_shape, ds.n_classes, ds.kind), (name, ds.name)
+            assert ModelSpec.from_json(spec.to_json()) == spec
+            assert ModelSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
+            seen.add(name)
+    assert seen == {"Article CNN", "Small CNN", "Stronger CNN", "Transfer learning", "Small MLP"}
+    assert default_preset_name(datasets["digits"]) == "Small CNN"
+    assert default_preset_name(datasets["iris"]) == "Small MLP"
+    assert default_preset_name(datasets["cifar_like"]) == "Article CNN"
+
+
+def test_image_presets_refuse_tabular_data(datasets):
+    assert available_presets(datasets["iris"]) == ["Small MLP"]
+    with pytest.raises(SpecError, match="needs image data; iris is tabular"):
+        preset("Article CNN", datasets["iris"])
+    assert "Conv2D" not in layer_types_for("tabular") and "RandomFlip" in layer_types_for("image")
+
+
+def test_augmentation_suits_the_data(datasets):
+    digits = [ly.type for ly in preset("Stronger CNN", datasets["digits"]).layers]
+    photos = [ly.type for ly in preset("Stronger CNN", datasets["cifar_like"]).layers]
+    assert "RandomFlip" not in digits and "RandomRotation" in digits  # a mirrored digit is another symbol
+    assert "RandomFlip" in photos
+    assert any("no RandomFlip" in n for n in preset("Stronger CNN", datasets["digits"]).notes)
+
+
+def test_transfer_preset_declares_a_frozen_small_backbone(datasets):
+    spec = preset("Transfer learning", datasets["digits"])
+    backbone = spec.layers[0]
+    assert backbone.type == "Backbone" and backbone.params["trainable"] is False
+    assert backbone.params["alpha"] == 0.35 and backbone.params["weights"] == "imagenet"
+    assert any("grey channel repeated" in n and "8x8 up to 32x32" in n for n in spec.notes)
+
+
+@pytest.mark.parametrize(("layers", "shape", "kind", "expected"), [
+    ((("Conv2D", {}),), (4,), "tabular", "layer 1 Conv2D needs image input; the dataset is tabular"),
+    ((("Dense", {}), ("Dense", {}), ("MaxPooling2D", {})), (13,), "tabular",
+     "layer 3 MaxPooling2D needs image input; the dataset is tabular"),
+    ((("Conv2D", {}), ("Dense", {})), (8, 8, 1), "image",
+     "layer 2 Dense gets a 2-D feature map (6x6x32) directly; a Dense layer needs a flat vector"),
+    ((("Dense", {}),), (8, 8, 1), "image", "layer 1 Dense gets the input images (8x8x1) directly"),
+    ((("MaxPooling2D", {}),) * 4, (8, 8, 1), "image",
+     "layer 4 MaxPooling2D shrinks the feature map below 1x1: a 2x2 pooling window does not fit the 1x1 map"),
+    ((("Conv2D", {"kernel_size": 9}), ("Flatten", {})), (8, 8, 1), "image",
+     "layer 1 Conv2D shrinks the feature map below 1x1: a 9x9 'valid' kernel does not fit the 8x8 map"),
+    ((("Flatten", {}), ("Conv2D", {})), (8, 8, 1), "image",
+     "layer 2 Conv2D needs a 2-D feature map (height x width x channels) but gets a flat vector of 64 values "
+     "(flattened by layer 1)"),
+    ((("Conv2D", {}),), (8, 8, 1), "image", "the model ends on a 6x6x32 feature map"),
+    ((("Flatten", {}), ("Dense", {"units": 16384}), ("Dense", {"units": 16384})), (32, 32, 3), "image",
+     f"parameters; at most {MAX_PARAMS:,} allowed"),
+    ((("Backbone", {}),), (8, 8, 4), "image", "needs grey (1 channel) or RGB (3 channels) images, got 4"),
+])
+def test_invalid_specs_are_explained(layers, shape, kind, expected):
+    errors = validate_spec(_spec(*layers), shape, 3, kind)
+    assert any(expected in e for e in errors), errors
+
+
+def test_shrink_message_counts_what_shrank_the_map():
+    spec = _spec(("Conv2D", {}), ("MaxPooling2D", {}), ("Conv2D", {}), ("MaxPooling2D", {}), ("Flatten", {}))
+    (error,) = validate_spec(spec, (8, 8, 1), 10, "image")
+    assert "the 8x8 input has been through 3 shrinking layers" in error
+    assert "(3x3 valid convolution, 2x2 pooling, 3x3 valid convolution)" in error
+
+
+def test_warnings_do_not_block_the_build():
+    spec = _spec(("Flatten", {}), ("Dense", {"activation": "softmax"}))
+    a = analyse_spec(spec, (8, 8, 1), 10, "image")
+    assert a.ok and any("already ends in softmax" in w for w in a.warnings)
+    flip = analyse_spec(_spec(("RandomFlip", {}), ("Flatten", {})), (8, 8, 1), 10, "image")
+    assert flip.ok and any("mirrored image" in w for w in flip.warnings)
+
+
+def test_layer_specs_written_in_code_are_checked_too():
+    spec = ModelSpec((LayerSpec("Dense", {"units": 0}),))
+    assert validate_spec(spec, (4,), 3, "tabular") == ["layer 1 Dense: units must be between 1 and 16,384, got 0"]
+    short = ModelSpec((LayerSpec("Dense", {"units": 5}),))  # other settings take their defaults
+    assert analyse_spec(short, (4,), 3, "tabular").total_params == 4 * 5 + 5 + 5 * 3 + 3
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ('{"layers": [{"type": "Lambda", "params": {}}]}', "unknown layer type 'Lambda'"),
+    ('{"layers": [{"type": "Dense", "params": {"units": 100000000}}]}',
+     "units must be between 1 and 16,384, got 100,000,000"),
+    ('{"layers": [{"type": "Dense", "params": {"units": 1e300}}]}', "units must be between 1 and 16,384"),
+    ('{"layers": [{"type": "Dense", "params": {"units": NaN}}]}', "NaN, which is not a valid number"),
+    ('{"layers": [{"type": "Dense", "params": {"units": true}}]}', "units must be a whole number, got True"),
+    ('{"layers": [{"type": "Dense", "params": {"units": "64"}}]}', "units must be a whole number, got '64'"),
+    ('{"layers": [{"type": "Dense", "params": {"function": "os.system"}}]}', "unknown setting 'function'"),
+    ('{"layers": [{"type": "Dense", "params": {"activation": "exec"}}]}', "activation must be one of relu"),
+    ('{"layers": [{"type": "Dropout", "params": {"rate": 1.5}}]}', "rate must be between 0.0 and 0.95"),
+    ('{"layers": [], "name": "x"}', "a model needs 1 to 64 layers, got 0"),
+    ('{"layers": [{"type": "Flatten"}], "module": "keras"}', "unknown field 'module'"),
+    ('[1, 2]', "must be a JSON object, got list"),
+    ('{"layers": [', "not valid JSON"),
+    ('[' * 50_000 + ']' * 50_000, f"at most {MAX_SPEC_JSON_BYTES:,} allowed"),
+    ('[' * 30_000 + ']' * 30_000, "nested too deeply"),
+    (json.dumps({"layers": [{"type": "Flatten"}] * 65}), "1 to 64 layers, got 65"),
+])
+def test_hostile_json_is_refused_with_a_message(text, expected):
+    with pytest.raises(SpecError, match=None) as info:
+        ModelSpec.from_json(text)
+    assert expected in str(info.value)
+
+
+def test_from_json_fills_defaults_and_accepts_bytes():
+    spec = ModelSpec.from_json(b'{"name": "mine", "layers": [{"type": "Dense", "params": {"units": 8}}]}')
+    assert spec.name == "mine" and spec.layers[0].params == {"units": 8, "activation": "relu", "l1": 0.0,
+                                                               "l2": 0.0}
