@@ -6,7 +6,7 @@ from core.charts_model import architecture_figure
 from core.models import export_code
 from core.specs import PRESETS, SpecError, analyse_spec, available_presets, layer_types_for, preset
 from ui.data import current_dataset
-from ui.model import cached_summary, current_spec, layer_editor, set_spec, spec_problem, spec_uploader
+from ui.model import cached_summary, editing_spec, layer_editor, set_spec, spec_uploader
 
 st.title(":material/view_in_ar: Build a model")
 dataset = current_dataset()
@@ -14,10 +14,9 @@ shape = "x".join(map(str, dataset.input_shape))
 st.caption(f"Dataset **{dataset.name}**: {dataset.kind}, input {shape}, {dataset.n_classes} classes. "
            "The model is handed to the Train page as you build it.")
 
-problem = spec_problem(dataset)
-if problem:
-    st.warning(problem, icon=":material/swap_horiz:")
-spec = current_spec(dataset)
+spec = editing_spec(dataset)
+if "model_spec_replaced" in st.session_state:
+    st.warning(st.session_state["model_spec_replaced"], icon=":material/swap_horiz:")
 
 names = available_presets(dataset)
 cols = st.columns([3, 1], vertical_alignment="bottom")

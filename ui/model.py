@@ -29,12 +29,14 @@ from core.specs import (
     validate_spec,
 )
 
-__all__ = ["SPEC_KEY", "cached_summary", "current_spec", "layer_editor", "set_spec", "spec_problem",
-           "spec_uploader"]
+__all__ = ["SPEC_KEY", "cached_summary", "current_spec", "editing_spec", "layer_editor", "set_spec",
+           "spec_problem", "spec_uploader"]
 
 SPEC_KEY = "model_spec"
 _IDS_KEY = "model_spec_ids"  # one stable id per layer, parallel to the spec's layers
 _UPLOAD_KEY = "model_spec_upload_result"  # (level, message) of the last upload
+_DATA_KEY = "model_spec_data"  # (name, input shape, classes, kind) the spec was last edited for
+_REPLACED_KEY = "model_spec_replaced"  # why the default preset replaced the user's spec
 _ids = itertools.count(1)
 
 
@@ -43,8 +45,12 @@ def _fits(spec: Any, dataset: Any) -> bool:
         spec, dataset.input_shape, dataset.n_classes, dataset.kind)
 
 
+def _data_key(dataset: Any) -> tuple:
+    return (dataset.name, tuple(dataset.input_shape), dataset.n_classes, dataset.kind)
+
+
 def current_spec(dataset: Any) -> ModelSpec:
-    """The session's spec if it fits this dataset, else the dataset's default preset (the stored one is kept)."""
+    """The spec to train: the session's if it fits this dataset, else the dataset's default preset."""
     spec = st.session_state.get(SPEC_KEY)
     if _fits(spec, dataset):
         return spec
@@ -52,19 +58,42 @@ def current_spec(dataset: Any) -> ModelSpec:
 
 
 def spec_problem(dataset: Any) -> str | None:
-    """Why the session's spec is not used on this dataset (None when it is used or there is none)."""
+    """Why the session's spec is not what current_spec returns (None when it is, or when there is none)."""
     spec = st.session_state.get(SPEC_KEY)
-    if spec is None or _fits(spec, dataset):
+    if not isinstance(spec, ModelSpec) or _fits(spec, dataset):
         return None
     errors = validate_spec(spec, dataset.input_shape, dataset.n_classes, dataset.kind)
-    return (f"Your model “{spec.name}” does not fit {dataset.name}: {errors[0]} "
-            f"Showing the default “{current_spec(dataset).name}” instead; edit it or load a preset.")
+    default = preset(default_preset_name(dataset), dataset).name
+    if st.session_state.get(_DATA_KEY) == _data_key(dataset):
+        return f"The model on the Model page cannot be built: {errors[0]} Fix it there; until then “{default}” is used."
+    return f"Your model “{spec.name}” does not fit {dataset.name}: {errors[0]}"
+
+
+def editing_spec(dataset: Any) -> ModelSpec:
+    """The spec the Model page edits: the session's, even while broken, unless it was made for other data.
+
+    When the dataset changed and the spec does not fit it, the default preset replaces it and
+    st.session_state["model_spec_replaced"] says why (shown until the next edit).
+    """
+    spec = st.session_state.get(SPEC_KEY)
+    if isinstance(spec, ModelSpec) and (st.session_state.get(_DATA_KEY) == _data_key(dataset)
+                                        or _fits(spec, dataset)):
+        st.session_state[_DATA_KEY] = _data_key(dataset)
+        return spec
+    problem = spec_problem(dataset)
+    spec = preset(default_preset_name(dataset), dataset)
+    set_spec(spec)
+    st.session_state[_DATA_KEY] = _data_key(dataset)
+    if problem:
+        st.session_state[_REPLACED_KEY] = f"{problem} The default “{spec.name}” replaces it."
+    return spec
 
 
 def set_spec(spec: ModelSpec) -> None:
     """Replace the session's spec (preset, upload): every layer gets a fresh widget id."""
     st.session_state[SPEC_KEY] = spec
     st.session_state[_IDS_KEY] = [next(_ids) for _ in spec.layers]
+    st.session_state.pop(_REPLACED_KEY, None)
 
 
 def _layer_ids(spec: ModelSpec) -> list[int]:
@@ -79,6 +108,7 @@ def _edited(spec: ModelSpec, layers: list[LayerSpec], ids: list[int]) -> None:
     name = spec.name if spec.name == "custom" or spec.name.endswith("(edited)") else f"{spec.name} (edited)"
     st.session_state[SPEC_KEY] = ModelSpec(tuple(layers), name, spec.notes)
     st.session_state[_IDS_KEY] = ids
+    st.session_state.pop(_REPLACED_KEY, None)
 
 
 def _move(uid: int, step: int) -> None:
@@ -126,8 +156,6 @@ def _param_widget(uid: int, name: str, p: Param, value: Any) -> None:
 
 def layer_editor(spec: ModelSpec, analysis: SpecAnalysis, kind_types: list[str]) -> None:
     """One row per layer: what it does and its output shape, a settings popover, up / down / delete."""
-    if st.session_state.get(SPEC_KEY) is not spec:
-        set_spec(spec)  # the default preset shown for a fresh session or a changed dataset
     ids = _layer_ids(spec)
     failed = {int(e.split()[1]) for e in analysis.errors if e.startswith("layer ") and e.split()[1].isdigit()}
     for k, (uid, layer, row) in enumerate(zip(ids, spec.layers, analysis.rows, strict=False)):
