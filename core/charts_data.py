@@ -48,7 +48,7 @@ def image_mosaic_figure(picture: np.ndarray, *, tile: tuple[int, int], cols: int
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     extra = 18 * rows if titles else 0
-    width_px = min(1100, max(260, 56 * cols))
+    width_px = min(1100, max(260, 90 * cols))
     fig.update_layout(title=title or None, margin={**_MARGIN, "t": 40 + (14 if titles else 0)},
                       height=int(width_px * picture.shape[0] / picture.shape[1]) + 60 + extra,
                       hovermode=False)

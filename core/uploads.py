@@ -384,9 +384,14 @@ def _arrays_to_dataset(arrays: dict[str, np.ndarray], label: str, limits: Upload
 
 # --- ZIP of image folders ------------------------------------------------------------------------------
 
+def _member_label(name: str) -> str:
+    """A ZIP member's path as plain text (its folders matter in messages; odd characters do not)."""
+    return re.sub(r"[^A-Za-z0-9._/ ()-]+", "_", name)[:80]
+
+
 def _check_member_name(name: str, label: str) -> None:
     if "\\" in name or name.startswith("/") or re.match(r"^[A-Za-z]:", name) or ".." in name.split("/"):
-        raise UploadError(f"{label}: refused, member {safe_label(name)!r} has an unsafe path "
+        raise UploadError(f"{label}: refused, member {_member_label(name)!r} has an unsafe path "
                           f"(absolute, '..' or backslashes)")
 
 
@@ -425,7 +430,7 @@ def read_image_zip(data: bytes, filename: str, *, size: int = 32, color: Literal
                 skipped["symlink"] += 1
                 continue
             if info.file_size > 64 * 1024 and info.file_size > limits.max_ratio * max(info.compress_size, 1):
-                raise UploadError(f"{label}: member {safe_label(info.filename)!r} expands "
+                raise UploadError(f"{label}: member {_member_label(info.filename)!r} expands "
                                   f"{info.file_size / max(info.compress_size, 1):,.0f}x; the limit is "
                                   f"{limits.max_ratio:g}x (zip bomb?)")
             if PurePosixPath(parts[-1]).suffix.lower() not in _IMAGE_SUFFIXES:
@@ -475,7 +480,7 @@ def read_image_zip(data: bytes, filename: str, *, size: int = 32, color: Literal
 
 def _decode_image(zf, info, label, limits, Image, UnidentifiedImageError, corrupt):  # noqa: N803
     """One member decoded in memory, its pixel count checked before decoding; None (noted) if unreadable."""
-    name = safe_label(info.filename)
+    name = _member_label(info.filename)
     try:
         raw = zf.read(info)
         img = Image.open(io.BytesIO(raw))

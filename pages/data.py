@@ -28,6 +28,7 @@ def _label(name: str) -> str:
 def _use_upload(data: bytes, filename: str, options: dict) -> None:
     try:
         st.session_state["data_pick"] = ud.add_upload(data, filename, **options).name
+        st.toast(f"Now using {safe_label(filename)} on every page", icon=":material/check_circle:")
     except DatasetError as exc:
         st.session_state["_upload_error"] = str(exc)
 
@@ -83,11 +84,12 @@ except DatasetError as exc:
 key = ud.dataset_key(ds)
 counts = ud.cached_class_counts(key, ds)
 sizes = counts.groupby("part", sort=False)["count"].sum()
-cols = st.columns(4)
+cols = st.columns(6)
 cols[0].metric("Samples", f"{ds.n_samples:,}")
-cols[1].metric("Train / val / test", " / ".join(f"{int(v):,}" for v in sizes.values))
-cols[2].metric("Input shape", " x ".join(map(str, ds.input_shape)))
-cols[3].metric("Classes", ds.n_classes)
+cols[1].metric("Classes", ds.n_classes)
+cols[2].metric("Input shape", "x".join(map(str, ds.input_shape)))
+for col, (part, n) in zip(cols[3:], sizes.items(), strict=False):
+    col.metric(part.capitalize(), f"{int(n):,}")
 st.caption(f":material/info: {ds.source}. Every page now uses this dataset.")
 
 tabs = st.tabs(["Class balance", "Images" if ds.kind == "image" else "Features", "2-D projection"])

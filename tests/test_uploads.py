@@ -280,7 +280,7 @@ def test_zip_member_count_total_size_and_ratio_caps():
         read_image_zip(data, "big.zip", limits=UploadLimits(max_total_bytes=100))
     bomb = _zip({"a/1.png": _png(), "b/1.png": _png(), "a/zeros.png": bytes(5_000_000)},
                 compression=zipfile.ZIP_DEFLATED)
-    with pytest.raises(UploadError, match=r"'zeros.png' expands [\d,]+x; the limit is 100x"):
+    with pytest.raises(UploadError, match=r"member 'a/zeros.png' expands [\d,]+x; the limit is 100x"):
         read_image_zip(bomb, "bomb.zip")
 
 
@@ -296,7 +296,7 @@ def test_zip_image_over_the_pixel_cap_is_refused_before_decoding(monkeypatch):
     decoded = []
     monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: decoded.append(self) or None)
     before = Image.MAX_IMAGE_PIXELS
-    with pytest.raises(UploadError, match=r"image 'huge.png' is 2000x1500 pixels \(3.0 MP\); the limit is 1.0 MP"):
+    with pytest.raises(UploadError, match=r"image 'a/huge.png' is 2000x1500 pixels \(3.0 MP\); the limit is 1.0 MP"):
         read_image_zip(_zip({"a/huge.png": big, "b/1.png": _png()}), "px.zip",
                        limits=UploadLimits(max_pixels=1_000_000))
     assert not decoded and Image.MAX_IMAGE_PIXELS == before
@@ -305,7 +305,7 @@ def test_zip_image_over_the_pixel_cap_is_refused_before_decoding(monkeypatch):
 def test_zip_corrupt_images_are_skipped_with_a_note_and_fail_when_nothing_is_left():
     good = _zip({"a/1.png": _png(), "b/1.png": _png(), "b/2.png": _png()[:30]})
     ds = read_image_zip(good, "c.zip")
-    assert ds.n_samples == 2 and "skipped 1 unreadable image(s), e.g. 2.png" in ds.source
+    assert ds.n_samples == 2 and "skipped 1 unreadable image(s), e.g. b/2.png" in ds.source
     with pytest.raises(UploadError, match="none of its 2 images could be decoded"):
         read_image_zip(_zip({"a/1.png": b"not a png", "b/1.png": _png()[:20]}), "bad.zip")
 
@@ -320,3 +320,9 @@ def test_read_upload_dispatches_on_extension():
     assert read_upload(b"a,label\n1,x\n2,y\n", "t.csv").class_names == ("x", "y")
     assert read_upload(_npz(x=np.zeros((2, 2)), y=np.arange(2)), "t.npz").kind == "tabular"
     assert read_upload(_zip({"a/1.png": _png(), "b/1.png": _png()}), "t.zip", image_size=6).input_shape == (6, 6, 3)
+
+
+def test_unsafe_member_is_named_by_its_path():
+    data = _zip({"cat/1.png": _png(), "dog/1.png": _png(), "../../etc/<x>.png": _png()})
+    with pytest.raises(UploadError, match=r"evil.zip: refused, member '../../etc/_x_.png' has an unsafe path"):
+        read_image_zip(data, "evil.zip")
