@@ -26,9 +26,11 @@ __all__ = [
     "Gradients",
     "LayerGradients",
     "Network",
+    "network_dot",
     "Step",
     "build_demo_mlp",
     "chain_factors",
+    "chain_formulas",
     "compare",
     "default_example",
     "demo_batch",
@@ -39,7 +41,9 @@ __all__ = [
     "gradient_of",
     "gradient_report",
     "our_values",
+    "param_tex",
     "parameter_names",
+    "parameter_value",
     "random_network",
     "resize",
     "sgd_step",
@@ -287,6 +291,23 @@ def _get(net_or_grads: Network | Gradients, kind: str, j: int, i: int) -> float:
     return float(value[j])
 
 
+def parameter_value(net: Network, name: str) -> float:
+    """The current value of a parameter by name."""
+    return _get(net, *_parse(net, name))
+
+
+def param_tex(name: str) -> str:
+    """LaTeX symbol of a parameter name: 'W1[2,3]' -> w^{(1)}_{23}."""
+    m = _NAME.match(name.replace(" ", ""))
+    if not m:
+        raise BackpropError(f"unknown parameter {name!r}; expected W1[j,i], b1[j], W2[j] or b2")
+    if m.group(1):
+        return f"w^{{(1)}}_{{{m.group(2)}{m.group(3)}}}"
+    if m.group(4):
+        return f"{m.group(4)[0].lower()}^{{({m.group(4)[1]})}}_{{{m.group(5)}}}"
+    return "b^{(2)}"
+
+
 def with_parameter(net: Network, name: str, value: float) -> Network:
     """A copy of the network with one parameter set to `value`."""
     kind, j, i = _parse(net, name)
@@ -346,6 +367,18 @@ def chain_factors(net: Network, name: str) -> tuple[list[ChainFactor], float]:
     if net.head == "sigmoid_bce" and not math.isfinite(product):
         product = gradient_of(g, net, name)  # ŷ saturated at exactly 0 or 1: use the simplified ŷ − y
     return factors, product
+
+
+def chain_formulas(net: Network, name: str) -> list[str]:
+    """Three LaTeX lines: the chain rule for `name`, the numbers multiplied, and the SGD update."""
+    factors, product = chain_factors(net, name)
+    symbol = param_tex(name)
+    value = parameter_value(net, name)
+    chain = r" \cdot ".join(f.symbol.split(" = ")[0] for f in factors)
+    numbers = r" \cdot ".join(_p(f.value) for f in factors)
+    return [rf"\frac{{\partial L}}{{\partial {symbol}}} = {chain}",
+            rf"= {numbers} = {_num(product)}",
+            rf"{symbol} \leftarrow {_num(value)} - {_num(net.lr)} \cdot {_p(product)} = {_num(value - net.lr * product)}"]
 
 
 # --- independent references -----------------------------------------------------------------------
@@ -423,6 +456,32 @@ def compare(ours: dict[str, float], reference: dict[str, float]) -> tuple[list[d
             rows.append({"quantity": name, "ours (NumPy)": value, "reference": reference[name],
                          "|difference|": abs(value - reference[name])})
     return rows, max((r["|difference|"] for r in rows), default=0.0)
+
+
+def network_dot(net: Network) -> str:
+    """The network as a Graphviz DOT diagram: values in the nodes, weights on the edges."""
+    fwd = forward(net)
+    out = "ŷ" if net.head == "sigmoid_bce" else "ŷ (linear)"
+    lines = ["digraph net {", "rankdir=LR; splines=line; nodesep=0.3; ranksep=1.4;",
+             'node [shape=circle, fixedsize=true, width=1.05, fontsize=13, fontname="sans-serif"];',
+             'edge [fontsize=12, fontname="sans-serif", arrowsize=0.6];']
+    for i in range(net.n_inputs):
+        lines.append(f'x{i} [label="x{i + 1}\\n{net.x[i]:.4g}", style=filled, fillcolor="#e8f0fe"];')
+    for j in range(net.width):
+        lines.append(f'h{j} [label="h{j + 1}\\nz={fwd.z[j]:.4g}\\nh={fwd.h[j]:.4g}", style=filled, '
+                     f'fillcolor="#fef7e0"];')
+    lines.append(f'o [label="{out}\\nnet={fwd.net_out:.4g}\\n{fwd.y_hat:.4g}", style=filled, fillcolor="#e6f4ea"];')
+    for prefix, n in (("x", net.n_inputs), ("h", net.width)):  # keep x1, x2, ... top to bottom
+        if n > 1:
+            chain = " -> ".join(f"{prefix}{k}" for k in range(n))
+            lines.append(f"{{rank=same; {chain} [style=invis];}}")
+    lines.append(f'L [label="L\\n{fwd.loss:.4g}", shape=box, width=0.9, style=filled, fillcolor="#fce8e6"];')
+    for j in range(net.width):
+        for i in range(net.n_inputs):
+            lines.append(f'x{i} -> h{j} [label="{net.w1[j, i]:.4g}"];')
+        lines.append(f'h{j} -> o [label="{net.w2[j]:.4g}"];')
+    lines.append(f'o -> L [label="y={net.y:.4g}"];')
+    return "\n".join(lines + ["}"])
 
 
 # --- the worked example as text -------------------------------------------------------------------
@@ -547,14 +606,12 @@ def worked_steps(net: Network) -> list[Step]:
 
     new = sgd_step(net, g)
     eta = _num(net.lr)
-    lines = [rf"\theta \leftarrow \theta - \eta\, \frac{{\partial L}}{{\partial \theta}}, \quad \eta = {eta}"]
-    lines += [rf"w^{{(1)}}_{{{j + 1}{i + 1}}}: {_num(net.w1[j, i])} - {eta} \cdot {_p(g.w1[j, i])}"
-              rf" = {_num(new.w1[j, i])}" for j in range(net.width) for i in range(net.n_inputs)]
-    lines += [rf"b^{{(1)}}_{{{j + 1}}}: {_num(net.b1[j])} - {eta} \cdot {_p(g.b1[j])} = {_num(new.b1[j])}"
-              for j in range(net.width)]
-    lines += [rf"w^{{(2)}}_{{{j + 1}}}: {_num(net.w2[j])} - {eta} \cdot {_p(g.w2[j])} = {_num(new.w2[j])}"
-              for j in range(net.width)]
-    lines.append(rf"b^{{(2)}}: {_num(net.b2)} - {eta} \cdot {_p(g.b2)} = {_num(new.b2)}")
+    lines = [rf"\theta \leftarrow \theta - \eta\, \frac{{\partial L}}{{\partial \theta}}, \quad \eta = {eta}",
+             rf"W^{{(1)}} \leftarrow {_mat(net.w1)} - {eta} \cdot {_mat(g.w1)}",
+             rf"= {_mat(new.w1)}",
+             rf"b^{{(1)}} \leftarrow {_vec(net.b1)} - {eta} \cdot {_vec(g.b1)} = {_vec(new.b1)}",
+             rf"w^{{(2)}} \leftarrow {_vec(net.w2)} - {eta} \cdot {_vec(g.w2)} = {_vec(new.w2)}",
+             rf"b^{{(2)}} \leftarrow {_num(net.b2)} - {eta} \cdot {_p(g.b2)} = {_num(new.b2)}"]
     steps.append(Step("SGD update", "Gradient descent moves every parameter a small step (the learning rate) "
                       "against its gradient, which lowers the loss.", lines))
     return steps

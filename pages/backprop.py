@@ -1,4 +1,82 @@
+"""Backpropagation explorer: the article's 3-2-1 network worked out exactly, editable, and proven."""
+
 import streamlit as st
 
-st.title("Backpropagation")
-st.info("This page is not built yet.")
+from core import backprop as bp
+from ui.learn import (
+    pick_completed_run,
+    render_chain,
+    render_concept_map,
+    render_gradient_report,
+    render_network_editor,
+    render_proof,
+    render_steps,
+    render_training,
+)
+
+st.title(":material/calculate: Backpropagation, number by number")
+st.markdown(
+    "How a network learns from one example: the **forward pass** computes a prediction, the **loss** "
+    "measures how wrong it is, the **chain rule** sends that error back to every weight, and **SGD** "
+    "moves each weight a little against its gradient. The defaults are the article's 3-2-1 network "
+    "(inputs x = (1, 2, 3), label y = 1, ReLU hidden layer, sigmoid output, binary cross-entropy, "
+    "learning rate 0.01) with its arithmetic corrected: for example "
+    "0.1·1 + 0.2·2 + 0.3·3 + 0.5 = **1.9**, not 1.6."
+)
+with st.expander("Where this fits: the whole chain from data to tuning", icon=":material/route:"):
+    render_concept_map()
+
+st.header("The network", divider="gray")
+left, right = st.columns([1, 1], gap="large")
+with left:
+    net = render_network_editor()
+with right:
+    st.graphviz_chart(bp.network_dot(net), width="stretch")
+    st.caption("Blue: inputs. Yellow: hidden units (net input z and activation h). Green: the output. "
+               "Red: the loss. Edge labels are the weights.")
+
+st.header("The worked example", divider="gray")
+st.caption("Every number below is computed from the network above; change a weight and they all follow.")
+render_steps(bp.worked_steps(net))
+
+st.header("Follow one weight through the chain rule", divider="gray")
+st.markdown("A weight's gradient is a product of local slopes, one per link between the weight and the "
+            "loss. Pick a parameter to see each factor, the product, and its update; edit its value here too.")
+render_chain(net)
+
+st.header("Keep training", divider="gray")
+st.markdown("Each step recomputes the forward pass and the gradients and applies the SGD update.")
+render_training(net)
+
+st.header("Proof: two independent references", divider="gray")
+render_proof(net)
+
+st.header("Your own model: gradients layer by layer", divider="gray")
+st.markdown("In a deep network the chain above has one factor per layer. If those factors are small "
+            "(a sigmoid's slope is at most 0.25) the gradient **vanishes** before it reaches the first "
+            "layers; if they are large it **explodes**. One batch through `tf.GradientTape` shows each "
+            "layer's gradient norm.")
+tab_runs, tab_demo = st.tabs(["Your runs", "Demo: deep sigmoid vs ReLU"])
+with tab_runs:
+    run = pick_completed_run()
+    if run is not None:
+        st.info("Loading a run's model and a batch of its data is coming with the run loader; "
+                "meanwhile the demo tab shows the same report.", icon=":material/construction:")
+with tab_demo:
+    st.markdown("Two fresh, untrained networks with 6 hidden layers of 32 units on one batch of 128 "
+                "digits: one with sigmoid activations, one with ReLU.")
+    if st.button("Compute the gradient report (loads TensorFlow, a few seconds)", icon=":material/play_arrow:"):
+        st.session_state["bp_demo_on"] = True
+    if st.session_state.get("bp_demo_on"):
+        try:
+            with st.spinner("Building the two networks and running one batch…"):
+                reports = bp.demo_gradient_reports()
+        except (bp.BackpropError, OSError) as exc:
+            st.error(f"Could not compute the gradient report: {exc}", icon=":material/error:")
+        else:
+            for act, records in reports.items():
+                first, last = records[0].grad_norm, records[-1].grad_norm
+                st.subheader(f"{bp.ACTIVATIONS[act].capitalize() if act != 'relu' else 'ReLU'} network")
+                st.caption(f"First-layer gradient norm {first:.3g}, output layer {last:.3g} "
+                           f"(ratio {first / last:.3g}).")
+                render_gradient_report(records, key=f"demo_{act}")

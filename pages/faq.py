@@ -1,4 +1,59 @@
+"""FAQ: searchable, grouped answers; /faq?q=<id or words> opens filtered (other pages link here)."""
+
 import streamlit as st
 
-st.title("FAQ")
-st.info("This page is not built yet.")
+from core import faq
+
+_QUERY = "faq_query"  # plain session key: survives visits to other pages, unlike widget keys
+
+
+def _on_search() -> None:
+    st.session_state[_QUERY] = st.session_state["faq_search_box"]
+
+
+# A link such as /faq?q=overfitting wins over what was typed before.
+if (from_url := st.query_params.get("q")) is not None and from_url != st.session_state.get("faq_url_seen"):
+    st.session_state["faq_url_seen"] = from_url
+    st.session_state[_QUERY] = from_url
+query = st.session_state.get(_QUERY, "")
+st.session_state["faq_search_box"] = query
+
+st.title(":material/help: Frequently asked questions")
+st.text_input("Search", key="faq_search_box", on_change=_on_search, icon=":material/search:",
+              placeholder="e.g. overfitting, learning rate, privacy, cifar")
+if query:
+    st.query_params["q"] = query
+elif "q" in st.query_params:
+    del st.query_params["q"]
+
+hits = faq.search(query)
+if query:
+    st.caption(f"{len(hits)} of {len(faq.ENTRIES)} answers match “{query}”.")
+    if not hits:
+        st.info("Nothing matches. Try a shorter word, or clear the search to see every answer.",
+                icon=":material/search_off:")
+else:
+    st.caption(f"{len(faq.ENTRIES)} answers in {len(faq.GROUPS)} groups. Jump to: "
+               + " · ".join(f"[{title}](#{group})" for group, title in faq.GROUPS.items()))
+
+
+
+def _show(entry: faq.FaqEntry) -> None:
+    with st.container(border=True):
+        st.subheader(entry.question, anchor=entry.id)
+        st.markdown(entry.answer)
+        if entry.links:
+            cols = st.columns(len(entry.links) + 1)
+            for col, (page, label) in zip(cols, entry.links, strict=False):
+                col.page_link(page, label=label, icon=":material/arrow_forward:")
+
+
+if hits and hits[0].id == query.strip().lower():  # a link to one answer: show it first
+    _show(hits[0])
+    hits = hits[1:]
+    if hits:
+        st.caption("Other answers that mention it:")
+for group, entries in faq.by_group(hits).items():
+    st.header(faq.GROUPS[group], anchor=group, divider="gray")
+    for entry in entries:
+        _show(entry)

@@ -1,0 +1,333 @@
+"""Streamlit helpers for the Learn pages: the network editor, the worked example, proofs, gradient reports.
+
+The network lives in a plain session key (`bp_net`), never in widget keys: Streamlit drops widget state
+when the user visits another page, so every widget is rebuilt from `bp_net` and writes back through a
+callback. Widget keys carry a version number that changes whenever `bp_net` does, so a widget never
+shows a stale value after a Step or a reset.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from core import backprop as bp
+
+__all__ = [
+    "CONCEPTS",
+    "current_network",
+    "pick_completed_run",
+    "render_chain",
+    "render_concept_map",
+    "render_gradient_report",
+    "render_network_editor",
+    "render_proof",
+    "render_steps",
+    "render_training",
+]
+
+_NET, _VER, _HIST, _ERR, _PARAM, _TF = "bp_net", "bp_ver", "bp_history", "bp_error", "bp_param", "bp_tf_on"
+
+# The article's chain, and where each link is live in the app.
+CONCEPTS: tuple[tuple[str, str, str], ...] = (
+    ("Input", "pages/data.py", "the features x: explore a dataset"),
+    ("Hidden layers", "pages/model.py", "weighted sums + activations"),
+    ("Output", "pages/model.py", "softmax / sigmoid probabilities"),
+    ("Loss", "pages/backprop.py", "how wrong the prediction is"),
+    ("Backpropagation", "pages/backprop.py", "the chain rule, layer by layer"),
+    ("Optimizer", "pages/train.py", "SGD / Adam / AdamW steps"),
+    ("Evaluation", "pages/evaluate.py", "confusion matrix, precision, recall, F1"),
+    ("Tuning", "pages/runs.py", "compare runs, change one setting"),
+)
+
+
+# --- state ---------------------------------------------------------------------------------------
+
+def current_network() -> bp.Network:
+    """The network being explored (the article's example until the user changes it)."""
+    if _NET not in st.session_state:
+        _set(bp.default_example())
+    return st.session_state[_NET]
+
+
+def _set(net: bp.Network, *, keep_history: bool = False, losses: list[float] | None = None) -> None:
+    """Store a new network, bump the widget version; edits restart the loss history, steps extend it."""
+    st.session_state[_NET] = net
+    st.session_state[_VER] = st.session_state.get(_VER, 0) + 1
+    if keep_history:
+        st.session_state[_HIST] = [*st.session_state.get(_HIST, []), *(losses or [])]
+    else:
+        st.session_state[_HIST] = [bp.forward(net).loss]
+
+
+def _key(name: str) -> str:
+    return f"bp_w_{name}_{st.session_state.get(_VER, 0)}"
+
+
+def _try_set(make: Any) -> None:
+    """Build a network from an edit; keep the old one and remember the message if the edit is invalid."""
+    try:
+        _set(make())
+        st.session_state.pop(_ERR, None)
+    except bp.BackpropError as exc:
+        st.session_state[_ERR] = str(exc)
+        st.session_state[_VER] = st.session_state.get(_VER, 0) + 1  # widgets snap back to the valid network
+
+
+def _on_field(field: str) -> None:
+    value = st.session_state[_key(field)]
+    net = current_network()
+    if value is None:
+        st.session_state[_ERR] = f"{field} needs a number; the field was left empty"
+        st.session_state[_VER] += 1
+        return
+    if field == "head" and value == "sigmoid_bce" and not 0 <= net.y <= 1:
+        _try_set(lambda: replace(net, head=value, y=float(net.y > 0.5)))
+        return
+    _try_set(lambda: replace(net, **{field: value}))
+
+
+def _on_shape() -> None:
+    net = current_network()
+    n_in, width = st.session_state[_key("n_inputs")], st.session_state[_key("width")]
+    _try_set(lambda: bp.resize(net, int(n_in), int(width)))
+
+
+def _on_x(i: int) -> None:
+    net = current_network()
+    value = st.session_state[_key(f"x{i}")]
+    x = net.x.copy()
+    x[i] = np.nan if value is None else value
+    _try_set(lambda: replace(net, x=x))
+
+
+def _on_table(which: str) -> None:
+    """Apply a data_editor's edited cells to the network ('hidden': W1 + b1, 'output': W2)."""
+    net = current_network()
+    edits = st.session_state[_key(f"tbl_{which}")].get("edited_rows", {})
+    w1, b1, w2 = net.w1.copy(), net.b1.copy(), net.w2.copy()
+    for row, cells in edits.items():
+        for col, value in cells.items():
+            v = np.nan if value is None else float(value)
+            if col == "bias b1":
+                b1[int(row)] = v
+            elif col == "weight W2":
+                w2[int(row)] = v
+            else:
+                w1[int(row), int(col.removeprefix("from x")) - 1] = v
+    _try_set(lambda: replace(net, w1=w1, b1=b1, w2=w2))
+
+
+def _on_param() -> None:
+    name = st.session_state[_PARAM]
+    value = st.session_state[_key(f"pv_{name}")]
+    if value is not None:
+        _try_set(lambda: bp.with_parameter(current_network(), name, value))
+
+
+def _steps(n: int) -> None:
+    net, losses = bp.train(current_network(), n)
+    _set(net, keep_history=True, losses=losses)
+
+
+# --- the editor ----------------------------------------------------------------------------------
+
+def render_network_editor() -> bp.Network:
+    """Every input, label, weight, bias and setting, editable; returns the current network."""
+    net = current_network()
+    if msg := st.session_state.pop(_ERR, None):
+        st.error(f"That edit was not applied: {msg}.", icon=":material/error:")
+    c1, c2 = st.columns(2)
+    c1.selectbox("Hidden activation", list(bp.ACTIVATIONS), index=list(bp.ACTIVATIONS).index(net.hidden),
+                 format_func=bp.ACTIVATIONS.get, key=_key("hidden"), on_change=_on_field, args=("hidden",))
+    c2.selectbox("Output and loss", list(bp.HEADS), index=list(bp.HEADS).index(net.head),
+                 format_func=bp.HEADS.get, key=_key("head"), on_change=_on_field, args=("head",))
+    c1, c2, c3, c4 = st.columns(4)
+    c1.number_input("Inputs", 1, bp.MAX_INPUTS, net.n_inputs, key=_key("n_inputs"), on_change=_on_shape)
+    c2.number_input("Hidden width", 1, bp.MAX_WIDTH, net.width, key=_key("width"), on_change=_on_shape)
+    c3.number_input("Label y", value=net.y, step=1.0 if net.head == "sigmoid_bce" else 0.1, format="%.6g",
+                    min_value=0.0 if net.head == "sigmoid_bce" else None,
+                    max_value=1.0 if net.head == "sigmoid_bce" else None,
+                    key=_key("y"), on_change=_on_field, args=("y",))
+    c4.number_input("Learning rate η", 0.0001, 10.0, net.lr, step=0.01, format="%.6g", key=_key("lr"),
+                    on_change=_on_field, args=("lr",))
+    cols = st.columns(net.n_inputs)
+    for i, col in enumerate(cols):
+        col.number_input(f"x{i + 1}", value=float(net.x[i]), step=0.1, format="%.6g", key=_key(f"x{i}"),
+                         on_change=_on_x, args=(i,))
+    number = st.column_config.NumberColumn(format="%.6g", required=True)
+    hidden = pd.DataFrame(net.w1, columns=[f"from x{i + 1}" for i in range(net.n_inputs)],
+                          index=[f"hidden {j + 1}" for j in range(net.width)])
+    hidden["bias b1"] = net.b1
+    st.caption("Hidden layer: weights W1 (row j, column i connects input i to hidden unit j) and biases b1")
+    st.data_editor(hidden, key=_key("tbl_hidden"), on_change=_on_table, args=("hidden",),
+                   column_config={c: number for c in hidden.columns})
+    c1, c2 = st.columns([2, 1])
+    with c1:
+        out = pd.DataFrame({"weight W2": net.w2}, index=[f"hidden {j + 1}" for j in range(net.width)])
+        st.caption("Output layer: weights W2 (hidden unit j → output)")
+        st.data_editor(out, key=_key("tbl_output"), on_change=_on_table, args=("output",),
+                       column_config={"weight W2": number})
+    c2.number_input("Output bias b2", value=net.b2, step=0.1, format="%.6g", key=_key("b2"),
+                    on_change=_on_field, args=("b2",))
+    c1, c2 = st.columns(2)
+    c1.button("Article's example", icon=":material/restart_alt:", on_click=_set,
+              args=(bp.default_example(),), width="stretch")
+    seed = st.session_state.get(_VER, 0)
+    c2.button("Random weights", icon=":material/casino:", width="stretch", on_click=lambda: _set(
+        bp.random_network(seed, net.n_inputs, net.width, net.hidden, net.head)))
+    return current_network()
+
+
+# --- the worked example --------------------------------------------------------------------------
+
+def render_steps(steps: list[bp.Step]) -> None:
+    """Numbered steps: a title, one sentence, then each formula with the numbers put in."""
+    for n, step in enumerate(steps, 1):
+        st.markdown(f"**{n}. {step.title}.** {step.text}")
+        for formula in step.formulas:
+            st.latex(formula)
+
+
+def render_chain(net: bp.Network) -> None:
+    """Pick one parameter; show the chain-rule factors of its gradient, their product, and edit its value."""
+    names = bp.parameter_names(net)
+    if st.session_state.get(_PARAM) not in names:
+        st.session_state[_PARAM] = "W1[1,1]"
+    c1, c2 = st.columns([2, 1])
+    name = c1.selectbox("Parameter", names, key=_PARAM)
+    value = bp.parameter_value(net, name)
+    c2.number_input(f"Value of {name}", value=value, step=0.01, format="%.6g", key=_key(f"pv_{name}"),
+                    on_change=_on_param)
+    factors, _ = bp.chain_factors(net, name)
+    table = pd.DataFrame([{"factor": f"{n}. {f.meaning}", "value": f.value} for n, f in enumerate(factors, 1)])
+    st.dataframe(table, hide_index=True, column_config={"value": st.column_config.NumberColumn(format="%.6g")})
+    for line in bp.chain_formulas(net, name):
+        st.latex(line)
+
+
+def render_training(net: bp.Network) -> None:
+    """Step buttons and the loss over the SGD steps taken since the last edit."""
+    c1, c2, c3 = st.columns(3)
+    c1.button("Step", icon=":material/skip_next:", on_click=_steps, args=(1,), width="stretch")
+    c2.button("10 steps", icon=":material/fast_forward:", on_click=_steps, args=(10,), width="stretch")
+    c3.button("100 steps", icon=":material/double_arrow:", on_click=_steps, args=(100,),
+              width="stretch")
+    history = st.session_state.get(_HIST) or [bp.forward(net).loss]
+    fig = go.Figure(go.Scatter(x=list(range(len(history))), y=history, mode="lines+markers",
+                               marker={"size": 5}, name="loss"))
+    fig.update_layout(height=300, margin={"l": 10, "r": 10, "t": 30, "b": 10}, title="Loss after each SGD step",
+                      xaxis_title="step", yaxis_title="loss")
+    fig.update_xaxes(rangemode="tozero")
+    fig.update_yaxes(rangemode="tozero")
+    st.plotly_chart(fig, key="bp_loss_chart")
+    st.caption(f"{len(history) - 1} steps since the last edit; loss {history[0]:.6g} → {history[-1]:.6g}. "
+               "Editing the network restarts the history.")
+
+
+# --- proofs --------------------------------------------------------------------------------------
+
+def _table(rows: list[dict[str, Any]]) -> None:
+    fmt = st.column_config.NumberColumn(format="%.12g")
+    st.dataframe(pd.DataFrame(rows), hide_index=True, column_config={
+        "ours (NumPy)": fmt, "reference": fmt, "|difference|": st.column_config.NumberColumn(format="%.2e")})
+
+
+def render_proof(net: bp.Network) -> None:
+    """Finite differences (always) and tf.GradientTape in float64 (on request: it loads TensorFlow)."""
+    ours = bp.our_values(net)
+    rows, worst = bp.compare(ours, bp.finite_difference_gradients(net))
+    st.markdown("**Finite differences.** Nudge each parameter by ±10⁻⁶ and watch the loss: "
+                r"$\frac{\partial L}{\partial \theta} \approx \frac{L(\theta + \varepsilon) - L(\theta - \varepsilon)}"
+                r"{2\varepsilon}$. No calculus involved, so it checks the chain rule independently.")
+    st.metric("Largest difference, our gradients vs finite differences", f"{worst:.2e}")
+    with st.expander("All finite-difference gradients"):
+        _table(rows)
+    st.markdown("**TensorFlow.** The same network in float64 TensorFlow ops; gradients from "
+                "`tf.GradientTape`, then the SGD update.")
+    if not st.session_state.get(_TF):
+        st.button("Compare with TensorFlow (loads TensorFlow, a few seconds)", icon=":material/verified:",
+                  on_click=lambda: st.session_state.update({_TF: True}))
+        return
+    with st.spinner("Loading TensorFlow and computing the reference…"):
+        rows, worst = bp.compare(ours, bp.tf_reference(net))
+    st.metric("Largest difference, ours vs TensorFlow (forward values, gradients, updates)", f"{worst:.2e}")
+    if worst <= 1e-9:
+        st.success(f"All {len(rows)} numbers agree with TensorFlow to within 10⁻⁹.", icon=":material/check_circle:")
+    else:
+        st.warning(f"Some numbers differ from TensorFlow by up to {worst:.2e}.", icon=":material/warning:")
+    _table(rows)
+
+
+# --- gradient reports ----------------------------------------------------------------------------
+
+def render_gradient_report(records: list[bp.LayerGradients], key: str = "grad") -> None:
+    """Per-layer weight and gradient norms (log scale), and histograms of weights and gradient sizes."""
+    names = [r.name for r in records]
+    norms = go.Figure([go.Bar(name="weight norm", x=names, y=[r.weight_norm for r in records]),
+                       go.Bar(name="gradient norm", x=names, y=[r.grad_norm for r in records])])
+    norms.update_layout(barmode="group", height=320, margin={"l": 10, "r": 10, "t": 40, "b": 10},
+                        title="L2 norms per layer (log scale), input side on the left",
+                        legend={"orientation": "h", "y": -0.25})
+    norms.update_yaxes(type="log", exponentformat="power")
+    st.plotly_chart(norms, key=f"{key}_norms")
+    weights, grads = go.Figure(), go.Figure()
+    for r in records:
+        weights.add_trace(go.Histogram(x=r.weights, name=r.name, opacity=0.55, histnorm="probability", nbinsx=40))
+        nonzero = np.abs(r.grads[r.grads != 0])
+        grads.add_trace(go.Histogram(x=np.log10(nonzero), name=r.name, opacity=0.55, histnorm="probability",
+                                     nbinsx=40))
+    for fig, title, axis in ((weights, "Weights", "weight value"),
+                             (grads, "Gradient sizes", "log10 |gradient|")):
+        fig.update_layout(barmode="overlay", height=300, title=title, xaxis_title=axis,
+                          yaxis_title="share of the layer", margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    c1, c2 = st.columns(2)
+    c1.plotly_chart(weights, key=f"{key}_weights")
+    c2.plotly_chart(grads, key=f"{key}_grads")
+
+
+def pick_completed_run() -> Any | None:
+    """A completed run with a saved model, picked from the run store; None when there is none."""
+    try:
+        from core.runs import RunStore, RunStoreError
+    except ImportError:  # the run store is not in this build yet
+        RunStore = None  # noqa: N806
+    runs = []
+    if RunStore is not None:
+        try:
+            runs = [r for r in RunStore().list_runs() if r.status == "completed" and r.has_model]
+        except (OSError, RunStoreError) as exc:
+            st.error(f"Could not read the run store: {exc}", icon=":material/error:")
+            return None
+    if not runs:
+        st.info("No runs yet — train one on the Train page.", icon=":material/info:")
+        st.page_link("pages/train.py", label="Train a model", icon=":material/model_training:")
+        return None
+    return st.selectbox("Completed run", runs, format_func=_run_label)
+
+
+def _run_label(run: Any) -> str:
+    dataset = run.config.get("dataset", "?")
+    if isinstance(dataset, dict):
+        dataset = dataset.get("name", "?")
+    return f"{run.run_id} · {dataset}"
+
+
+# --- concept map ---------------------------------------------------------------------------------
+
+def render_concept_map() -> None:
+    """The article's chain from input to tuning, with a link to the page where each step is live."""
+    nodes = " -> ".join(f'"{name}"' for name, _, _ in CONCEPTS)
+    st.graphviz_chart(
+        'digraph { rankdir=LR; node [shape=box, style="rounded,filled", fillcolor="#f0f2f6", '
+        'fontname="sans-serif", fontsize=11]; edge [arrowsize=0.6]; '
+        f'{nodes}; "Backpropagation" [fillcolor="#ffe0b2"]; "Loss" [fillcolor="#ffe0b2"]; }}')
+    for row in (CONCEPTS[:4], CONCEPTS[4:]):
+        for col, (name, page, what) in zip(st.columns(4), row, strict=True):
+            col.page_link(page, label=name, icon=":material/arrow_forward:", help=what)
+            col.caption(what)
