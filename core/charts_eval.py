@@ -23,12 +23,17 @@ __all__ = [
 
 def _square_axes(fig: go.Figure, n: int, x_title: str, y_title: str) -> go.Figure:
     fig.update_layout(
-        xaxis={"title": x_title, "type": "category", "side": "bottom"},
-        yaxis={"title": y_title, "type": "category", "autorange": "reversed", "scaleanchor": "x"},
-        height=max(360, min(720, 60 + 42 * n)), margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        xaxis={"title": x_title, "type": "category", "side": "bottom", "showgrid": False},
+        yaxis={"title": y_title, "type": "category", "autorange": "reversed", "scaleanchor": "x",
+               "showgrid": False},
+        height=_height(n), margin={"l": 10, "r": 10, "t": 40, "b": 10},
         plot_bgcolor="white", clickmode="event+select", dragmode=False,
     )
     return fig
+
+
+def _height(n: int) -> int:
+    return max(360, min(720, 60 + 48 * n))
 
 
 def _cell_text(values: np.ndarray, normalised: bool) -> list[list[str]]:
@@ -44,7 +49,8 @@ def _click_layer(names: Sequence[str], hover: np.ndarray) -> go.Scatter:
     return go.Scatter(
         x=xs, y=ys, mode="markers", showlegend=False,
         customdata=[[i, j] for i in range(k) for j in range(k)],
-        marker={"symbol": "square", "size": max(12, min(48, 480 // max(k, 1))), "opacity": 0.01,
+        marker={"symbol": "square", "size": max(4, min(48, int(0.7 * (_height(k) - 110) / max(k, 1)))),
+                "opacity": 0.01,
                 "color": "black"},
         text=[str(v) for v in hover.reshape(-1)],
         hovertemplate="true %{y} → predicted %{x}: %{text}<extra>click to see these samples</extra>",
@@ -61,7 +67,7 @@ def confusion_figure(cm: np.ndarray, class_names: Sequence[str], *, normalised: 
                       zmax=1 if normalised else max(1.0, float(values.max())),
                       text=_cell_text(values, normalised), texttemplate="%{text}",
                       hoverinfo="skip", colorbar={"title": "share" if normalised else "count"})
-    hover = np.vectorize(lambda v: f"{v:.1%}" if normalised else f"{int(v)} samples")(values)
+    hover = np.vectorize(lambda v: f"{v:.1%}" if normalised else f"{int(v)} sample{'' if v == 1 else 's'}")(values)
     fig = go.Figure([heat, _click_layer(names, hover)])
     fig.update_layout(title=title)
     return _square_axes(fig, len(names), "predicted class", "true class")

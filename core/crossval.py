@@ -68,6 +68,9 @@ def submit_cv(manager: Any, dataset: Any, spec: Any, config: Any, k: int, *, see
     from core.jobs import TrainRequest
 
     seed = int(getattr(config, "seed", 0) if seed is None else seed)
+    room = getattr(manager, "max_queue", None)
+    if isinstance(room, int) and k > room + getattr(manager, "max_concurrent", 1):
+        raise ValueError(f"{k} folds do not fit in the job queue (at most {room} waiting runs); choose k <= {room}")
     splits = fold_splits(dataset, k, seed=seed, val_fraction=val_fraction)
     safe_name = "".join(ch if ch.isalnum() else "-" for ch in str(dataset.name))[:24].strip("-") or "data"
     group = f"cv-{safe_name}-{k}fold-{secrets.token_hex(3)}"

@@ -22,10 +22,12 @@ __all__ = [
     "evaluate_predictions",
     "load_run_evaluation",
     "normalise_rows",
+    "prediction_table",
     "pr_curves",
     "resolve_run_data",
     "roc_curves",
     "run_split",
+    "standardise_like_training",
     "to_display_image",
     "top_classes",
     "worst_cell",
@@ -204,6 +206,25 @@ def to_display_image(x: np.ndarray, size: int = 96) -> np.ndarray:
     return (img * 255).round().astype(np.uint8)
 
 
+def prediction_table(probs: np.ndarray, class_names: Sequence[str], k: int = 3) -> pd.DataFrame:
+    """One row per prediction: the predicted class, its probability and the top k as text."""
+    probs = np.asarray(probs, dtype=np.float64)
+    rows = []
+    for i, row in enumerate(probs):
+        top = top_classes(row, class_names, k)
+        rows.append({"row": i + 1, "prediction": top[0][0], "probability": top[0][1],
+                     f"top {k}": ", ".join(f"{c} {p:.1%}" for c, p in top)})
+    return pd.DataFrame(rows)
+
+
+def standardise_like_training(raw: np.ndarray, dataset: Any, split: Any) -> np.ndarray:
+    """Scale raw tabular rows exactly as training did: mean/std of the run's training part only."""
+    train = np.asarray(dataset.x[split.train_idx], dtype=np.float64)
+    mean, std = train.mean(axis=0), train.std(axis=0)
+    std[std == 0] = 1.0
+    return ((np.asarray(raw, dtype=np.float64) - mean) / std).astype(np.float32)
+
+
 # ---- a run's predictions and data -------------------------------------------------------------------
 
 
@@ -237,16 +258,15 @@ class RunData:
 
 
 def _fingerprint(dataset: Any) -> str | None:
-    """The dataset's fingerprint if the datasets module provides one (uploads are matched by it)."""
-    fp = getattr(dataset, "fingerprint", None)
-    if callable(fp):
-        fp = fp()
-    if fp is None:
-        from core import datasets
-
-        fn = getattr(datasets, "fingerprint", None)
-        fp = fn(dataset) if callable(fn) else None
-    return None if fp is None else str(fp)
+    """The same fingerprint the job engine stores in config.json (uploads are matched by it)."""
+    try:
+        from core.jobs import dataset_fingerprint
+    except ImportError:
+        return None
+    try:
+        return str(dataset_fingerprint(dataset))
+    except (AttributeError, TypeError, ValueError):
+        return None
 
 
 def run_split(dataset: Any, config: dict[str, Any]) -> Any:
@@ -268,7 +288,8 @@ def run_split(dataset: Any, config: dict[str, Any]) -> Any:
 def resolve_run_data(config: dict[str, Any], test_idx: np.ndarray, y_true: np.ndarray, *,
                      candidates: Sequence[Any] = (), loader: Callable[..., Any] | None = None
                      ) -> tuple[RunData | None, str]:
-    """Find the run's dataset (registry by name, uploads by fingerprint among `candidates`); check its labels.
+    """Find the run's dataset (uploads by fingerprint among `candidates`, else the registry by name through
+    `loader(name, subset, seed)`); check that its labels at the run's test indices are the run's labels.
 
     Returns (RunData, "") or (None, a plain reason). Never downloads: a missing dataset is a message.
     """
@@ -285,8 +306,8 @@ def resolve_run_data(config: dict[str, Any], test_idx: np.ndarray, y_true: np.nd
             break
     if dataset is None and name in ALL_DATASETS:
         try:
-            dataset = (loader or load)(name, info.get("subset"), int(info.get("seed", 0) or 0),
-                                       download=False)
+            subset, seed = info.get("subset"), int(info.get("seed", 0) or 0)
+            dataset = loader(name, subset, seed) if loader else load(name, subset, seed, download=False)
         except (DatasetError, OSError) as exc:
             reason = f"the dataset {name!r} cannot be loaded here ({exc})"
     if dataset is None:

@@ -1,4 +1,126 @@
+"""Evaluate: a finished run's test metrics, confusion matrix, error gallery, diagnostics and predictions."""
+
+import numpy as np
 import streamlit as st
 
-st.title("Evaluate")
-st.info("This page is not built yet.")
+from core.charts_eval import probabilities_figure
+from core.datasets import split_dataset
+from core.diagnostics import check_dead_relu, dead_relu_shares, diagnose, relu_activations
+from core.evaluation import (
+    EvaluationError,
+    evaluate_predictions,
+    prediction_table,
+    standardise_like_training,
+    to_display_image,
+    top_classes,
+)
+from core.model_files import (
+    ModelFileError,
+    check_compatible,
+    predict_probabilities,
+    read_csv_rows,
+    read_image,
+)
+from core.runs import RunStore
+from ui import evaluate as ui
+
+st.title(":material/target: Evaluate")
+store = RunStore()
+infos = ui.evaluable_runs(store)
+tab_run, tab_upload = st.tabs([":material/insights: A run of this app", ":material/upload_file: Upload a .keras model"])
+
+with tab_run:
+    info = ui.run_picker(infos, "Run (completed or stopped)", key="eval_run")
+    if info is None:
+        st.info("No finished run with test predictions yet: train one on the Train page.",
+                icon=":material/hourglass_empty:")
+    else:
+        try:
+            ev, test_idx = ui.cached_evaluation(str(store.root), info.run_id, info.updated)
+        except (EvaluationError, OSError, ValueError) as exc:
+            ui.evaluation_error(exc)
+            st.stop()
+        data, reason = ui.cached_run_data(info.config, test_idx, ev.y_true)
+        st.caption(f"{info.status} · {info.message}" if info.message else info.status)
+        metrics_tab, errors_tab, diag_tab, predict_tab = st.tabs(
+            [":material/grid_on: Metrics", ":material/image_search: Errors", ":material/stethoscope: Diagnostics",
+             ":material/psychology: Predict"])
+        with metrics_tab:
+            cell = ui.render_evaluation(ev, prefix=f"ev_{info.run_id}")
+        with errors_tab:
+            ui.render_cell_samples(ev, test_idx, cell, data, reason, prefix=f"ev_{info.run_id}")
+
+        model, model_error = None, ""
+        if info.has_model:
+            try:
+                model = ui.cached_run_model(str(store.root), info.run_id, info.updated)
+            except (ModelFileError, OSError) as exc:
+                model_error = str(exc)
+        else:
+            model_error = "this run saved no model.keras"
+
+        with diag_tab:
+            history = store.read_metrics(info.run_id)
+            counts = np.bincount(data.split.y_train, minlength=ev.n_classes) if data and data.split else None
+            shares = {}
+            if model is not None and data is not None:
+                x = data.split.x_test if data.split is not None else data.dataset.x[test_idx]
+                shares = dead_relu_shares(relu_activations(model, x))
+            findings = diagnose(history, ev.n_classes, class_counts=counts, class_names=ev.class_names,
+                                relu_shares=shares, status=info.status)
+            ui.render_findings(findings)
+            if shares and check_dead_relu(shares) is None:
+                st.caption("Dead ReLU units per layer: " + ", ".join(f"{k} {v:.0%}" for k, v in shares.items()))
+            if counts is None:
+                st.caption(f"Class balance not checked: {reason or 'the split could not be rebuilt'}.")
+
+        with predict_tab:
+            if model is None:
+                st.info(f"Prediction needs the run's model: {model_error}.")
+            elif info.config.get("dataset", {}).get("kind") == "image":
+                shape = tuple(info.config["dataset"]["input_shape"])
+                up = st.file_uploader("An image (PNG, JPEG, …)", type=["png", "jpg", "jpeg", "gif", "bmp", "webp"],
+                                      key=f"pred_img_{info.run_id}")
+                invert = st.checkbox("Dark ink on a light background (invert, like the digits data)",
+                                     key=f"pred_inv_{info.run_id}")
+                if up is not None:
+                    try:
+                        x = read_image(up.getvalue(), shape, invert=invert)
+                        probs = predict_probabilities(model, x)[0]
+                        a, b = st.columns([1, 3])
+                        a.image(to_display_image(x[0]), caption=f"as the model sees it ({shape[0]}×{shape[1]})")
+                        b.plotly_chart(probabilities_figure(top_classes(probs, ev.class_names, 5)))
+                    except ModelFileError as exc:
+                        ui.evaluation_error(exc)
+            elif data is None or data.split is None:
+                st.info(f"Predicting a CSV row needs the run's training data for scaling: {reason}.")
+            else:
+                ds = data.dataset
+                st.caption(f"Columns: {', '.join(ds.feature_names)} (header optional, up to 100 rows).")
+                up = st.file_uploader("A CSV with one or more rows", type=["csv", "txt"], key=f"pred_csv_{info.run_id}")
+                if up is not None:
+                    try:
+                        raw = read_csv_rows(up.getvalue(), ds.feature_names)
+                        probs = predict_probabilities(model, standardise_like_training(raw, ds, data.split))
+                        st.dataframe(prediction_table(probs, ds.class_names), hide_index=True)
+                    except ModelFileError as exc:
+                        ui.evaluation_error(exc)
+
+with tab_upload:
+    from ui.data import current_dataset
+
+    st.caption("The file is checked before Keras reads it: only standard Keras layers, no Lambda or custom "
+               "code, sizes under caps. It is evaluated on the test split of the dataset selected on the Data page.")
+    up = st.file_uploader("A Keras 3 model (.keras)", type=["keras"], key="eval_model_upload")
+    if up is not None:
+        try:
+            dataset = current_dataset()
+            model = ui.cached_upload_model(up.getvalue())
+            check_compatible(model, dataset)
+            split = split_dataset(dataset)
+            probs = predict_probabilities(model, split.x_test)
+            st.success(f"Model accepted and evaluated on {len(split.y_test)} test samples of {dataset.name}.",
+                       icon=":material/verified:")
+            ui.render_evaluation(evaluate_predictions(probs, split.y_test, dataset.class_names), prefix="up")
+        except (ModelFileError, EvaluationError, ValueError, OSError) as exc:
+            ui.evaluation_error(exc)

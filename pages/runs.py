@@ -1,4 +1,96 @@
+"""Compare runs: every run on disk in one table, filters, downloads, delete, comparison, cross-validation."""
+
 import streamlit as st
 
-st.title("Compare runs")
-st.info("This page is not built yet.")
+from core.compare import METRIC_COLUMNS, differing_settings
+from core.exports import all_metrics_csv
+from core.runs import ACTIVE_STATES, RunStore
+from ui import evaluate as ui
+
+st.title(":material/compare: Compare runs")
+store = RunStore()
+infos = store.list_runs()
+if not infos:
+    st.info("No runs yet: train a model on the Train page and it appears here.", icon=":material/inbox:")
+    st.stop()
+table = ui.cached_runs_table(store, infos)
+by_id = {i.run_id: i for i in infos}
+
+f1, f2, f3, f4 = st.columns([2, 2, 3, 2])
+statuses = f1.multiselect("Status", sorted(table["status"].unique()), key="runs_status")
+datasets = f2.multiselect("Dataset", sorted(table["dataset"].unique()), key="runs_dataset")
+text = f3.text_input("Search", placeholder="run id, model, group, label…", key="runs_text").strip().lower()
+only_diff = f4.toggle("Only the settings that differ", value=True, key="runs_diff")
+
+shown = table
+if statuses:
+    shown = shown[shown["status"].isin(statuses)]
+if datasets:
+    shown = shown[shown["dataset"].isin(datasets)]
+if text:
+    hay = shown.astype(str).agg(" ".join, axis=1).str.lower()
+    shown = shown[hay.str.contains(text, regex=False)]
+base = ["run_id", "status", "dataset", "model", *METRIC_COLUMNS, "epochs_run", "duration_s", "group", "created"]
+settings = [c for c in table.columns if "." in c and c not in ("dataset.name", "model.name")]
+visible_settings = differing_settings(shown, settings) if only_diff else settings
+st.session_state["_runs_shown"] = list(shown["run_id"])
+pct = st.column_config.NumberColumn(format="%.2f%%")
+st.dataframe(
+    shown[[c for c in base + visible_settings if c in shown]].assign(
+        **{m: shown[m] * 100 for m in ("best_val_accuracy", "last_val_accuracy", "test_accuracy")}),
+    key="runs_table", on_select=lambda: ui.sync_selection("runs_table", "runs_selected", "_runs_shown"),
+    selection_mode="multi-row", hide_index=True,
+    column_config={"run_id": st.column_config.TextColumn("run", pinned=True),
+                   "best_val_accuracy": pct, "last_val_accuracy": pct, "test_accuracy": pct,
+                   "best_val_loss": st.column_config.NumberColumn(format="%.4f"),
+                   "last_val_loss": st.column_config.NumberColumn(format="%.4f"),
+                   "duration_s": st.column_config.NumberColumn("duration (s)", format="%.1f")})
+st.caption(f"{len(shown)} of {len(table)} runs. Click a column title to sort; tick rows to select them."
+           + ("" if only_diff or not settings else " Showing every setting."))
+
+st.download_button("Every run's metrics (.csv)", data=lambda: all_metrics_csv(store, infos),
+                   file_name="keras-lab-metrics.csv", mime="text/csv", icon=":material/download:",
+                   on_click="ignore", key="dl_all")
+ui.render_cv_summaries(store, table)
+
+if st.session_state.pop("_runs_deleted", False):  # widgets can be reset only before they are drawn
+    for key in ("runs_selected", "runs_delete_sure"):
+        st.session_state.pop(key, None)
+if st.session_state.get("runs_selected"):
+    st.session_state["runs_selected"] = [r for r in st.session_state["runs_selected"] if r in by_id]
+chosen_ids = st.multiselect("Selected runs", list(by_id), key="runs_selected",
+                            format_func=lambda r: f"{r} · {by_id[r].config.get('label') or by_id[r].status}")
+chosen = [by_id[r] for r in chosen_ids]
+
+if len(chosen) >= 2:
+    st.header("Compare")
+    ui.render_compare(store, chosen, table, visible_settings or settings)
+elif chosen:
+    st.caption("Select a second run to compare.")
+
+if chosen:
+    st.header("Download")
+    target = by_id[st.selectbox("Run", chosen_ids, key="dl_run")] if len(chosen) > 1 else chosen[0]
+    ui.render_downloads(store, target)
+    with st.expander(f"Delete {len(chosen)} selected run(s)", icon=":material/delete:"):
+        busy = [i.run_id for i in chosen if store.read_status(i.run_id).get("state") in ACTIVE_STATES]
+        if busy:
+            st.warning(f"Cannot delete a queued or running run: {', '.join(busy)}. Stop it on the Train page "
+                       f"first.", icon=":material/block:")
+        else:
+            sure = st.checkbox(f"Yes, permanently delete {', '.join(chosen_ids)} (folder, model, metrics)",
+                               key="runs_delete_sure")
+            if st.button("Delete", type="primary", disabled=not sure, icon=":material/delete_forever:",
+                         key="runs_delete"):
+                for run_id in chosen_ids:
+                    try:
+                        store.delete_run(run_id)
+                    except OSError as exc:
+                        st.error(f"Could not delete {run_id}: {exc}")
+                st.session_state["_runs_deleted"] = True
+                st.rerun()
+
+st.header("Cross-validate")
+st.caption("Stratified k-fold: every sample is tested once; the table above groups the folds and shows "
+           "each metric's mean ± std. Best for small datasets (digits, iris, wine, breast cancer).")
+ui.render_cross_validate(store, infos)
