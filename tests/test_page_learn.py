@@ -1,0 +1,98 @@
+"""AppTest of the Learn pages: the backprop explorer's numbers react to edits and steps; the FAQ filters."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+pytestmark = pytest.mark.usefixtures("clean_streamlit_caches")
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+
+
+def _open(page: str, **query: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.query_params.update(query)
+    at.run()
+    at.switch_page(page).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _latex(at: AppTest) -> str:
+    return "\n".join(e.value for e in at.latex)
+
+
+def test_backprop_shows_the_default_numbers():
+    at = _open("pages/backprop.py")
+    text = _latex(at)
+    assert r"0.1 \cdot 1 + 0.2 \cdot 2 + 0.3 \cdot 3 + 0.5 = 1.9" in text
+    assert r"+ 0.6 = 2.3" in text
+    assert r"+ 0.8 = 3.74" in text
+    assert f"= {1 / (1 + math.exp(-3.74)):.6g}" in text
+    assert f"= {-math.log(1 / (1 + math.exp(-3.74))):.6g}" in text
+    assert not at.error
+
+
+def test_changing_a_weight_changes_the_dependent_numbers():
+    at = _open("pages/backprop.py")
+    at.selectbox(key="bp_param").select("W2[1]").run()
+    value_box = next(n for n in at.number_input if n.label == "Value of W2[1]")
+    value_box.set_value(0.5).run()
+    assert not at.exception and not at.error
+    text = _latex(at)
+    new_net = 0.5 * 1.9 + 0.7 * 2.3 + 0.8
+    assert rf"0.5 \cdot 1.9 + 0.7 \cdot 2.3 + 0.8 = {new_net:.6g}" in text
+    assert "= 3.74" not in text
+    assert f"{1 / (1 + math.exp(-new_net)):.6g}" in text
+    assert r"0.1 \cdot 1 + 0.2 \cdot 2 + 0.3 \cdot 3 + 0.5 = 1.9" in text  # the hidden layer is unchanged
+
+
+def test_step_ten_times_lowers_the_loss():
+    at = _open("pages/backprop.py")
+    for _ in range(10):
+        next(b for b in at.button if b.label == "Step").click().run()
+    history = at.session_state["bp_history"]
+    assert len(history) == 11
+    assert all(b < a for a, b in zip(history, history[1:], strict=False))
+    caption = next(c.value for c in at.caption if "steps since the last edit" in c.value)
+    first, last = map(float, re.search(r"loss (\S+) → (\S+?)\. ", caption).groups())
+    assert caption.startswith("10 steps") and last < first
+    assert len(at.get("plotly_chart")) >= 1
+
+
+def test_invalid_edit_is_refused_with_a_message():
+    at = _open("pages/backprop.py")
+    at.selectbox(key=next(s.key for s in at.selectbox if s.label == "Output and loss")).select("linear_mse").run()
+    label = next(n for n in at.number_input if n.label == "Label y")
+    label.set_value(3.0).run()
+    at.selectbox(key=next(s.key for s in at.selectbox if s.label == "Output and loss")).select("sigmoid_bce").run()
+    assert not at.exception
+    assert next(n for n in at.number_input if n.label == "Label y").value == 1.0  # clipped into 0..1
+
+
+@pytest.mark.slow
+def test_tensorflow_proof_agrees():
+    at = _open("pages/backprop.py")
+    next(b for b in at.button if b.label.startswith("Compare with TensorFlow")).click().run(timeout=120)
+    assert not at.exception
+    assert any("agree with TensorFlow" in s.value for s in at.success)
+
+
+def test_faq_search_finds_overfitting():
+    at = _open("pages/faq.py")
+    assert len(at.subheader) >= 20
+    at.text_input(key="faq_search_box").input("overfitting").run()
+    questions = [s.value for s in at.subheader]
+    assert questions[0].startswith("Overfitting")
+    assert len(questions) < 20
+    assert any("answers match" in c.value for c in at.caption)
+
+
+def test_faq_link_filters_to_the_entry():
+    at = _open("pages/faq.py", q="dead-relu")
+    assert at.subheader[0].value.startswith("Dead ReLU units")
+    assert at.text_input(key="faq_search_box").value == "dead-relu"
