@@ -238,7 +238,7 @@ class JobManager:
             job = self._jobs.get(run_id)
             if job is None or job.state not in ACTIVE_STATES:
                 return False
-            job.progress.stop_event.set()
+            job.progress.request_stop()
             if job.state == "queued" and run_id in self._pending:
                 self._pending.remove(run_id)
                 self._finish(job, "stopped", "stopped before it started (taken off the queue)")
@@ -282,7 +282,7 @@ class JobManager:
                 self._finish(self._jobs[run_id], "interrupted", "the app shut down before this run started")
             self._pending.clear()
             for run_id in self._running:
-                self._jobs[run_id].progress.stop_event.set()
+                self._jobs[run_id].progress.request_stop()
             self._cond.notify_all()
             workers = list(self._workers)
         deadline = time.monotonic() + timeout

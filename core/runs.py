@@ -189,9 +189,15 @@ class RunStore:
                     self.write_status(info.run_id, "interrupted",
                                       f"the app stopped while this run was {info.status}")
                     changed.append(info.run_id)
+                    self._remove_temp_files(info.run_id)
                 except OSError:
                     continue  # read-only store: listing still works, the run just keeps its old status
         return changed
+
+    def _remove_temp_files(self, run_id: str) -> None:
+        """Temp files a killed writer left behind (only called once no writer can be alive)."""
+        for tmp in self.run_dir(run_id).glob(".tmp-*"):
+            tmp.unlink(missing_ok=True)
 
     # ---- reading ----------------------------------------------------------------------------------
     def run_dir(self, run_id: str) -> Path:

@@ -158,7 +158,7 @@ class LiveProgress:
     def __init__(self, epochs: int) -> None:
         self.stop_event = threading.Event()  # set by JobManager.stop; checked after every batch
         self._lock = threading.Lock()
-        self._state: dict[str, Any] = {"epoch": 0, "epochs": epochs, "batch": 0, "batches_per_epoch": 0,
+        self._state: dict[str, Any] = {"epoch": 0, "epochs": epochs, "batch": 0, "step": 0, "batches_per_epoch": 0,
                                        "samples_per_s": 0.0, "eta_s": None, "lr": None, "message": ""}
         self._epochs: list[dict[str, Any]] = []
         self._batches: deque[tuple[int, float]] = deque(maxlen=_RECENT_BATCHES)
@@ -167,10 +167,17 @@ class LiveProgress:
         with self._lock:
             self._state.update(values)
 
+    def request_stop(self) -> int:
+        """Ask the worker to stop after the batch in flight; returns the steps done when asked."""
+        with self._lock:
+            self.stop_event.set()
+            self._state.setdefault("stop_requested_at_step", self._state["step"])
+            return int(self._state["step"])
+
     def add_batch(self, step: int, loss: float, **values: Any) -> None:
         with self._lock:
             self._batches.append((step, loss))
-            self._state.update(values)
+            self._state.update(values, step=step)
 
     def add_epoch(self, record: dict[str, Any]) -> None:
         with self._lock:
@@ -196,8 +203,9 @@ class TrainOutcome:
 def choose_strategy(env: dict[str, str] | None = None) -> tuple[Any, dict[str, Any]]:
     """(strategy or None, description). TF_CONFIG -> MultiWorkerMirroredStrategy; >1 GPU -> Mirrored.
 
-    KERAS_LAB_DEVICES (comma-separated device names, e.g. "/cpu:0,/cpu:1") forces a MirroredStrategy
-    over those devices; it is how the CPU test exercises the multi-device path.
+    KERAS_LAB_DEVICES picks the devices to mirror over: unset or "gpu" (every visible GPU), "cpu" (every
+    logical CPU: how the tests exercise the multi-device path without a GPU) or a comma-separated list
+    of device names such as "/gpu:0,/gpu:1". One device means no strategy (plain fit).
     """
     import tensorflow as tf
 
@@ -205,8 +213,11 @@ def choose_strategy(env: dict[str, str] | None = None) -> tuple[Any, dict[str, A
     if env.get("TF_CONFIG"):
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
         return strategy, {"name": "MultiWorkerMirroredStrategy", "replicas": strategy.num_replicas_in_sync}
-    wanted = [d.strip() for d in env.get("KERAS_LAB_DEVICES", "").split(",") if d.strip()]
-    devices = wanted or [d.name for d in tf.config.list_logical_devices("GPU")]
+    wanted = env.get("KERAS_LAB_DEVICES", "gpu").strip().lower() or "gpu"
+    if wanted in ("gpu", "cpu"):
+        devices = [d.name for d in tf.config.list_logical_devices(wanted.upper())]
+    else:
+        devices = [d.strip() for d in wanted.split(",") if d.strip()]
     if len(devices) > 1:
         strategy = tf.distribute.MirroredStrategy(devices=devices)
         return strategy, {"name": "MirroredStrategy", "replicas": strategy.num_replicas_in_sync,
@@ -264,7 +275,8 @@ def _class_weights(y: np.ndarray, config: TrainConfig, n_classes: int) -> dict[i
 
 def _current_lr(model: Any) -> float | None:
     try:
-        return float(np.asarray(model.optimizer.learning_rate))
+        lr = model.optimizer.learning_rate  # a variable, or a tensor computed from a schedule
+        return float(lr.numpy() if hasattr(lr, "numpy") else lr)
     except Exception:  # noqa: BLE001 - a display value; never let it stop training
         return None
 
@@ -285,7 +297,6 @@ def _progress_callback(store: Any, run_id: str, progress: LiveProgress, n_train:
             self.train_time = 0.0
             self.step = 0
             self.batch_in_epoch = 0
-            self.batches_after_stop = 0  # batches that ended after a stop was requested (tests count them)
             self.non_finite: tuple[int, int] | None = None  # (epoch, batch) where the loss stopped being finite
             self.records: list[dict[str, Any]] = []
 
@@ -307,13 +318,10 @@ def _progress_callback(store: Any, run_id: str, progress: LiveProgress, n_train:
             now = time.perf_counter()
             self.train_time = now - self.epoch_start
             if progress.stop_event.is_set():
-                if self.model.stop_training:
-                    self.batches_after_stop += 1
-                self.model.stop_training = True
+                self.model.stop_training = True  # Keras leaves the epoch loop right after this batch
             loss = float(logs.get("loss", float("nan")))
             if not math.isfinite(loss) and self.non_finite is None:
-                self.non_finite = (self.epoch, self.batch_in_epoch)
-                self.model.stop_training = True
+                self.non_finite = (self.epoch, self.batch_in_epoch)  # TerminateOnNaN stops the fit
             done = (self.epoch - 1) * self.batches_per_epoch + self.batch_in_epoch
             elapsed = now - self.start
             rate = self.batch_in_epoch * global_batch / self.train_time if self.train_time > 0 else 0.0
@@ -421,8 +429,10 @@ def _train_locked(store: Any, run_id: str, dataset: Any, split: Any, spec: Any, 
               validation_data=(split.x_val, _targets(split.y_val, config, n_classes)) if has_val else None)
 
     epochs_done = len(reporter.records)
-    extra: dict[str, Any] = {"epochs_done": epochs_done, "steps": reporter.step,
-                             "batches_after_stop": reporter.batches_after_stop}
+    extra: dict[str, Any] = {"epochs_done": epochs_done, "steps": reporter.step}
+    stop_step = progress.read().get("stop_requested_at_step")
+    if stop_step is not None:
+        extra["steps_after_stop_request"] = reporter.step - stop_step
     if reporter.non_finite is not None:
         epoch, batch = reporter.non_finite
         message = (f"the loss became NaN or infinite at epoch {epoch}, batch {batch} (learning rate "
@@ -443,7 +453,8 @@ def _train_locked(store: Any, run_id: str, dataset: Any, split: Any, spec: Any, 
                                test_accuracy=np.float32(extra["test_accuracy"] or 0.0))
     store.save_model(run_id, model)
 
-    if progress.stop_event.is_set():
+    cut_short = epochs_done < config.epochs or bool(reporter.records and reporter.records[-1].get("partial"))
+    if progress.stop_event.is_set() and cut_short:
         at = reporter.records[-1]["epoch"] if reporter.records else 0
         return TrainOutcome("stopped", f"stopped by request during epoch {at} of {config.epochs} "
                                        f"(batch {reporter.batch_in_epoch}); the model at that point was kept",

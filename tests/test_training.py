@@ -1,0 +1,176 @@
+"""TrainConfig validation, and train_run on tiny models: outcomes, records, reproducibility, strategies."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.datasets import load_builtin, split_dataset
+from core.runs import RunStore
+from core.training import LiveProgress, TrainConfig, TrainConfigError, train_run
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"batch_size": 0}, "batch size must be >= 1, got 0"),
+    ({"batch_size": 2.5}, "batch size must be a whole number, got 2.5"),
+    ({"learning_rate": 0.0}, "learning rate must be in (0, 10], got 0.0"),
+    ({"learning_rate": 11}, "learning rate must be in (0, 10], got 11"),
+    ({"learning_rate": float("nan")}, "learning rate must be in (0, 10], got nan"),
+    ({"epochs": 0}, "epochs must be >= 1, got 0"),
+    ({"epochs": 1001}, "epochs must be <= 1000, got 1001"),
+    ({"optimizer": "adagrad"}, "optimizer must be one of sgd, adam, adamw, rmsprop, got 'adagrad'"),
+    ({"schedule": "linear"}, "schedule must be one of constant, step, cosine, plateau, got 'linear'"),
+    ({"momentum": 1.0}, "momentum must be in [0, 1), got 1.0"),
+    ({"monitor": "loss"}, "monitor must be one of val_loss, val_accuracy, got 'loss'"),
+    ({"loss": "hinge"}, "loss must be one of sparse_categorical_crossentropy, mse, got 'hinge'"),
+    ({"patience": 0}, "patience must be >= 1, got 0"),
+    ({"step_factor": 1.0}, "step factor must be in (0, 1), got 1.0"),
+    ({"seed": -1}, "seed must be >= 0, got -1"),
+    ({"early_stopping": "yes"}, "early stopping must be true or false, got 'yes'"),
+    ({"val_fraction": 0.5, "test_fraction": 0.4}, "validation + test fractions must leave at least 10% for training, got 0.5 + 0.4"),
+])
+def test_invalid_settings_say_what_was_given_and_what_is_allowed(change, message):
+    with pytest.raises(TrainConfigError) as info:
+        replace(TrainConfig(), **change).validate()
+    assert str(info.value) == message
+
+
+def test_config_round_trips_through_json_and_ignores_unknown_keys():
+    config = TrainConfig(optimizer="adamw", schedule="cosine", epochs=7, early_stopping=True)
+    data = json.loads(json.dumps(config.to_dict()))
+    assert TrainConfig.from_dict(data) == config
+    assert TrainConfig.from_dict({**data, "from_the_future": 1}) == config
+    assert TrainConfig.from_dict({"epochs": 4}) == TrainConfig(epochs=4)
+    with pytest.raises(TrainConfigError, match="must be a JSON object"):
+        TrainConfig.from_dict(["epochs", 4])
+
+
+# ---- training tiny models (TensorFlow) ----------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def iris():
+    return load_builtin("iris")
+
+
+def _spec(dataset):
+    from core.specs import preset
+
+    return preset("Small MLP", dataset)
+
+
+def _train(dataset, config, split=None, store=None, **kw):
+    store = store or RunStore()
+    run_id = store.create_run({"training": config.to_dict()})
+    split = split or split_dataset(dataset, seed=config.seed, val_fraction=config.val_fraction,
+                                   test_fraction=config.test_fraction)
+    progress = LiveProgress(config.epochs)
+    outcome = train_run(store, run_id, dataset=dataset, split=split, spec=_spec(dataset), config=config,
+                        progress=progress, **kw)
+    return store, run_id, outcome, progress
+
+
+@pytest.mark.slow
+def test_same_seed_same_curves_different_seed_different_curves(iris):
+    config = TrainConfig(epochs=3, batch_size=16, seed=3)
+    store, a, _, _ = _train(iris, config)
+    _, b, _, _ = _train(iris, config, store=store)
+    _, c, _, _ = _train(iris, replace(config, seed=4), store=store)
+    losses = [[r["loss"] for r in store.read_metrics(run)] for run in (a, b, c)]
+    assert len(losses[0]) == 3
+    assert losses[0] == losses[1]
+    assert losses[0] != losses[2]
+
+
+@pytest.mark.slow
+def test_completed_run_writes_records_model_and_predictions(iris):
+    config = TrainConfig(epochs=2, batch_size=16, optimizer="sgd", schedule="step", step_every=1,
+                         step_factor=0.5, learning_rate=0.1, class_weights="balanced", loss="mse")
+    store, run_id, outcome, progress = _train(iris, config)
+    assert outcome.state == "completed"
+    records = store.read_metrics(run_id)
+    assert [r["epoch"] for r in records] == [1, 2]
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "time", "samples_per_s"):
+        assert all(isinstance(r[key], float) for r in records), key
+    assert records[1]["lr"] == pytest.approx(records[0]["lr"] / 2, rel=1e-5)  # the step schedule halves it
+    assert records[0]["time"] < records[1]["time"]
+    pred = store.read_predictions(run_id)
+    n_test = len(pred["y_true"])
+    assert pred["probs"].shape == (n_test, 3) and pred["probs"].dtype == np.float32
+    np.testing.assert_allclose(pred["probs"].sum(axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_array_equal(iris.y[pred["test_idx"]], pred["y_true"])
+    assert float(pred["test_accuracy"]) == pytest.approx(outcome.extra["test_accuracy"])
+    assert store.model_path(run_id).stat().st_size > 0
+    assert store.read_config(run_id)["strategy"] == {"name": "default", "replicas": 1, "global_batch": 16}
+    live = progress.read()
+    assert live["records"] == records and len(live["batches"]) == outcome.extra["steps"]
+
+
+@pytest.mark.slow
+def test_nan_loss_ends_the_run_as_diverged(iris):
+    config = TrainConfig(epochs=3, batch_size=16)
+    split = split_dataset(iris, seed=0)
+    x_train = split.x_train.copy()
+    x_train[:] = 3e38  # overflows to inf in the first Dense layer: the loss is not finite
+    split = replace(split, x_train=x_train)
+    store, run_id, outcome, _ = _train(iris, config, split=split)
+    assert outcome.state == "diverged"
+    assert "NaN or infinite at epoch 1, batch 1" in outcome.message
+    assert not store.model_path(run_id).exists()  # NaN weights are not worth evaluating
+    records = store.read_metrics(run_id)
+    assert len(records) == 1 and records[0]["loss"] is None  # JSON has no NaN: stored as null
+
+
+@pytest.mark.slow
+def test_early_stopping_and_plateau_schedule(iris):
+    config = TrainConfig(epochs=40, batch_size=32, learning_rate=0.05, schedule="plateau", step_every=1,
+                         step_factor=0.5, early_stopping=True, patience=2, monitor="val_accuracy")
+    store, run_id, outcome, _ = _train(iris, config)
+    records = store.read_metrics(run_id)
+    assert outcome.state == "completed"
+    assert len(records) < 40 and "early stopping" in outcome.message
+    lrs = [r["lr"] for r in records]
+    assert min(lrs) < lrs[0]  # reduce-on-plateau lowered the rate before early stopping ended the run
+
+
+@pytest.mark.slow
+def test_two_logical_cpus_train_under_mirrored_strategy(tmp_path):
+    """Logical devices must be set before TensorFlow starts, so this runs in a fresh interpreter."""
+    script = textwrap.dedent(f"""
+        import json, sys
+        sys.path.insert(0, {str(ROOT)!r})
+        import tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        from core.datasets import load_builtin, split_dataset
+        from core.runs import RunStore
+        from core.specs import preset
+        from core.training import LiveProgress, TrainConfig, train_run
+        ds = load_builtin("iris")
+        config = TrainConfig(epochs=2, batch_size=8)
+        store = RunStore({str(tmp_path / "runs")!r})
+        run_id = store.create_run({{}})
+        out = train_run(store, run_id, dataset=ds, split=split_dataset(ds), spec=preset("Small MLP", ds),
+                        config=config, progress=LiveProgress(2))
+        print(json.dumps({{"state": out.state, "strategy": store.read_config(run_id)["strategy"],
+                          "epochs": len(store.read_metrics(run_id))}}))
+    """)
+    env = {**os.environ, "KERAS_LAB_DEVICES": "cpu", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env.pop("TF_CONFIG", None)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["strategy"]["name"] == "MirroredStrategy"
+    assert result["strategy"]["replicas"] == 2
+    assert result["strategy"]["global_batch"] == 16
+    assert result["state"] == "completed" and result["epochs"] == 2
+
