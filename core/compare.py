@@ -168,5 +168,5 @@ def describe_change(change: pd.Series, label_a: str = "A", label_b: str = "B", t
     def side(names: list[str]) -> str:
         return f"class{'es' if len(names) > 1 else ''} {_list(names)}" if names else "no class"
 
-    return (f"{label_b} got better on {side(better)} and worse on {side(worse)} "
+    return (f"{label_b[:1].upper()}{label_b[1:]} got better on {side(better)} and worse on {side(worse)} "
             f"(per-class F1 compared with {label_a}).")

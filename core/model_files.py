@@ -140,6 +140,18 @@ def _layer_params(class_name: str, cfg: dict[str, Any], build: Any) -> int:
     return 0
 
 
+def _check_size(key: str, value: Any, path: str) -> None:
+    for v in _ints(value):
+        if abs(v) > MAX_DIMENSION:
+            raise ModelFileError(f"{path} = {v} is larger than the allowed {MAX_DIMENSION:,}: refusing an "
+                                 f"oversized model")
+    if key in ("batch_shape", "shape") and isinstance(value, list):
+        dims = [d for d in value if isinstance(d, int)]
+        if dims and math.prod(dims) > _MAX_INPUT_ELEMENTS:
+            raise ModelFileError(f"{path} = {value} has {math.prod(dims):,} values per sample, above the cap "
+                                 f"of {_MAX_INPUT_ELEMENTS:,}")
+
+
 def check_model_config(config: Any) -> dict[str, Any]:
     """Walk a model's config.json; raise ModelFileError on anything not plainly a standard Keras model.
 
@@ -167,15 +179,7 @@ def check_model_config(config: Any) -> dict[str, Any]:
             if depth == 0 and key == "compile_config":
                 continue  # load_model(compile=False) drops the top-level compile config unread
             if key in _SIZE_KEYS:
-                for v in _ints(value):
-                    if abs(v) > MAX_DIMENSION:
-                        raise ModelFileError(f"{path}.{key} = {v} is larger than the allowed "
-                                             f"{MAX_DIMENSION:,}: refusing an oversized model")
-                if key in ("batch_shape", "input_shape", "shape") and isinstance(value, list):
-                    dims = [d for d in value if isinstance(d, int)]
-                    if dims and math.prod(dims) > _MAX_INPUT_ELEMENTS and key != "input_shape":
-                        raise ModelFileError(f"{path}.{key} = {value} has {math.prod(dims):,} values per "
-                                             f"sample, above the cap of {_MAX_INPUT_ELEMENTS:,}")
+                _check_size(key, value, f"{path}.{key}")
             walk(value, f"{path}.{key}", depth + 1)
 
     def _check_object(node: dict[str, Any], path: str) -> None:
@@ -202,6 +206,10 @@ def check_model_config(config: Any) -> dict[str, Any]:
             raise ModelFileError(f"refusing {where}: {name} must come from {' or '.join(_ALLOWED[name])}, "
                                  f"not {module!r}")
         cfg = node.get("config")
+        if isinstance(cfg, dict):  # sizes first: the clearest message for an absurd layer
+            for key, value in cfg.items():
+                if key in _SIZE_KEYS:
+                    _check_size(key, value, f"{path}.config.{key}")
         if name in _LAYERS and isinstance(cfg, dict):
             state["layers"] += 1
             state["params"] += _layer_params(name, cfg, node.get("build_config"))
@@ -258,7 +266,7 @@ def check_model_file(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ModelFileError(f"the zip archive is truncated or damaged ({exc})") from exc
     try:
         config = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise ModelFileError(f"config.json is not valid JSON ({exc})") from exc
     return check_model_config(config)
 

@@ -20,7 +20,7 @@ f1, f2, f3, f4 = st.columns([2, 2, 3, 2])
 statuses = f1.multiselect("Status", sorted(table["status"].unique()), key="runs_status")
 datasets = f2.multiselect("Dataset", sorted(table["dataset"].unique()), key="runs_dataset")
 text = f3.text_input("Search", placeholder="run id, model, group, label…", key="runs_text").strip().lower()
-only_diff = f4.toggle("Only the settings that differ", value=True, key="runs_diff")
+only_diff = f4.toggle("Differing settings only", value=True, key="runs_diff")
 
 shown = table
 if statuses:
@@ -34,16 +34,19 @@ base = ["run_id", "status", "dataset", "model", *METRIC_COLUMNS, "epochs_run", "
 settings = [c for c in table.columns if "." in c and c not in ("dataset.name", "model.name")]
 visible_settings = differing_settings(shown, settings) if only_diff else settings
 st.session_state["_runs_shown"] = list(shown["run_id"])
-pct = st.column_config.NumberColumn(format="%.2f%%")
 st.dataframe(
     shown[[c for c in base + visible_settings if c in shown]].assign(
         **{m: shown[m] * 100 for m in ("best_val_accuracy", "last_val_accuracy", "test_accuracy")}),
     key="runs_table", on_select=lambda: ui.sync_selection("runs_table", "runs_selected", "_runs_shown"),
     selection_mode="multi-row", hide_index=True,
     column_config={"run_id": st.column_config.TextColumn("run", pinned=True),
-                   "best_val_accuracy": pct, "last_val_accuracy": pct, "test_accuracy": pct,
-                   "best_val_loss": st.column_config.NumberColumn(format="%.4f"),
-                   "last_val_loss": st.column_config.NumberColumn(format="%.4f"),
+                   "best_val_accuracy": st.column_config.NumberColumn("best val acc", format="%.2f%%"),
+                   "last_val_accuracy": st.column_config.NumberColumn("last val acc", format="%.2f%%"),
+                   "test_accuracy": st.column_config.NumberColumn("test acc", format="%.2f%%"),
+                   "best_val_loss": st.column_config.NumberColumn("best val loss", format="%.4f"),
+                   "last_val_loss": st.column_config.NumberColumn("last val loss", format="%.4f"),
+                   "test_loss": st.column_config.NumberColumn("test loss", format="%.4f"),
+                   "epochs_run": st.column_config.NumberColumn("epochs"),
                    "duration_s": st.column_config.NumberColumn("duration (s)", format="%.1f")})
 st.caption(f"{len(shown)} of {len(table)} runs. Click a column title to sort; tick rows to select them."
            + ("" if only_diff or not settings else " Showing every setting."))

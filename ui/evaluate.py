@@ -324,8 +324,11 @@ def render_compare(store: RunStore, chosen: list[RunInfo], table: pd.DataFrame, 
     with classes:
         by_id = {i.run_id: i for i in chosen}
         c1, c2 = st.columns(2)
-        a = by_id[c1.selectbox("Run A (before)", list(by_id), index=min(1, len(by_id) - 1), key="cmp_a")]
-        b = by_id[c2.selectbox("Run B (after)", list(by_id), index=0, key="cmp_b")]
+        label = {r: run_label(i) + (f" · {i.config['label']}" if i.config.get("label") else "")
+                 for r, i in by_id.items()}
+        a = by_id[c1.selectbox("Run A (before)", list(by_id), index=min(1, len(by_id) - 1), key="cmp_a",
+                               format_func=label.get)]
+        b = by_id[c2.selectbox("Run B (after)", list(by_id), index=0, key="cmp_b", format_func=label.get)]
         reason = comparable(a.config, b.config)
         if a.run_id == b.run_id:
             st.info("Choose two different runs.")
@@ -345,6 +348,8 @@ def render_compare(store: RunStore, chosen: list[RunInfo], table: pd.DataFrame, 
             x.plotly_chart(charts.f1_change_figure(change, "A", "B"), key="cmp_f1")
             y.plotly_chart(charts.confusion_diff_figure(confusion_change(ev_a, ev_b), ev_a.class_names, "A", "B"),
                            key="cmp_cm_diff")
+            y.caption("Blue on the diagonal: B gets more of that class right. Red off the diagonal: B makes "
+                      "fewer of that mistake.")
 
 
 def render_cv_summaries(store: RunStore, table: pd.DataFrame) -> None:
