@@ -13,9 +13,8 @@ st.title(":material/bar_chart: Explore data")
 uploads = st.session_state.setdefault(ud.UPLOADS, {})
 if "data_pick" not in st.session_state:  # widget keys vanish on page change: sync from the real choice
     st.session_state["data_pick"] = st.session_state.get("dataset", "digits")
-    st.session_state["data_subset"] = st.session_state.get(ud.SUBSET) or "all"
-if st.session_state["data_pick"] in KERAS_DATASETS and st.session_state.get("data_subset") is None:
-    st.session_state["data_subset"] = 5000
+    if st.session_state["data_pick"] in KERAS_DATASETS:
+        st.session_state["data_subset"] = st.session_state.get(ud.SUBSET) or "all"
 
 
 def _label(name: str) -> str:
@@ -37,6 +36,7 @@ left, right = st.columns([3, 1], vertical_alignment="bottom")
 pick = left.selectbox("Dataset", [*ALL_DATASETS, *uploads], format_func=_label, key="data_pick")
 subset = None
 if pick in KERAS_DATASETS:
+    st.session_state.setdefault("data_subset", 5000)  # a first look at a large set stays small
     size = right.select_slider("Subset size (stratified)", SIZES, key="data_subset",
                                help="Large sets are sampled, class proportions kept, so they fit small machines.")
     subset = None if size == "all" else int(size)
@@ -70,14 +70,15 @@ with st.expander("Upload your own data: CSV, NPZ or a ZIP of image folders", ico
 try:
     ds = ud.select_dataset(pick, subset)
 except DatasetError as exc:
-    st.error(str(exc), icon=":material/cloud_off:")
+    message = st.empty()
+    message.error(str(exc), icon=":material/cloud_off:")
     if st.button("Try to download it with Keras", icon=":material/download:"):
         with st.spinner(f"Downloading {pick} with Keras…"):
             try:
                 ud.download_dataset(pick)
                 st.rerun()
             except DatasetError as exc2:
-                st.error(str(exc2), icon=":material/error:")
+                message.error(str(exc2), icon=":material/cloud_off:")
     st.caption(f"The other pages keep using **{st.session_state.get('dataset', 'digits')}**.")
     st.stop()
 
@@ -118,11 +119,12 @@ with tabs[1]:
         st.dataframe(explore.preview_table(ds), height=240)
         st.caption(f"First {min(200, ds.n_samples)} of {ds.n_samples:,} rows. Summary statistics:")
         st.dataframe(ud.cached_describe(key, ds), height=240)
-        feature = st.selectbox("Feature", range(len(ds.feature_names)), format_func=lambda i: ds.feature_names[i])
-        c1, c2 = st.columns(2)
-        c1.plotly_chart(charts.feature_histogram_figure(ds.x[:, feature], [names[k] for k in ds.y],
+        c1, c2 = st.columns([1, 2])
+        feature = c1.selectbox("Feature", range(len(ds.feature_names)), format_func=lambda i: ds.feature_names[i])
+        c1.caption("Overlapping histograms mean this feature alone cannot tell those classes apart.")
+        c2.plotly_chart(charts.feature_histogram_figure(ds.x[:, feature], [names[k] for k in ds.y],
                                                         ds.feature_names[feature], names), width="stretch")
-        c2.plotly_chart(charts.correlation_figure(ud.cached_correlation(key, ds)), width="stretch")
+        st.plotly_chart(charts.correlation_figure(ud.cached_correlation(key, ds)), width="stretch")
 
 with tabs[2]:
     method = st.segmented_control("Method", ["PCA", "t-SNE"], default="PCA", required=True, key="data_projection",
