@@ -1,0 +1,77 @@
+"""Run comparison: the runs table, differing settings, and the two-run differences against scikit-learn."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import confusion_matrix, f1_score
+
+from core.compare import (
+    comparable,
+    confusion_change,
+    describe_change,
+    differing_settings,
+    f1_change,
+    runs_table,
+)
+from core.evaluation import evaluate_predictions
+from core.runs import RunStore
+from tests.test_evaluation import fake_probs, write_run
+
+
+def test_two_run_differences_equal_sklearn():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 4, 300)
+    names = ["a", "b", "c", "d"]
+    pa, pb = fake_probs(y, 4, 0.5, 1), fake_probs(y, 4, 0.8, 2)
+    ea, eb = evaluate_predictions(pa, y, names), evaluate_predictions(pb, y, names)
+    ca = confusion_matrix(y, pa.argmax(1)).astype(float)
+    cb = confusion_matrix(y, pb.argmax(1)).astype(float)
+    expected = cb / cb.sum(1, keepdims=True) - ca / ca.sum(1, keepdims=True)
+    np.testing.assert_allclose(confusion_change(ea, eb), expected)
+    np.testing.assert_allclose(confusion_change(ea, eb).sum(axis=1), 0, atol=1e-12)  # rows of shares
+    expected_f1 = f1_score(y, pb.argmax(1), average=None) - f1_score(y, pa.argmax(1), average=None)
+    change = f1_change(ea, eb)
+    np.testing.assert_allclose(change.to_numpy(), expected_f1)
+    assert list(change.index) == names
+
+
+def test_describe_change_names_better_and_worse_classes():
+    import pandas as pd
+
+    change = pd.Series([0.2, -0.05, 0.004, 0.03], index=["cat", "dog", "owl", "fox"])
+    text = describe_change(change, "run A", "run B")
+    assert text.startswith("Run B got better on classes cat and fox and worse on class dog")
+    assert "owl" not in text
+    same = describe_change(pd.Series([0.001, -0.002], index=["x", "y"]))
+    assert "within 0.01 F1 on every class" in same
+
+
+def test_comparable_needs_same_dataset_and_classes():
+    a = {"dataset": {"name": "digits", "class_names": ["0", "1"]}}
+    assert comparable(a, a) is None
+    assert "different datasets (digits and iris)" in comparable(a, {"dataset": {"name": "iris"}})
+    b = {"dataset": {"name": "digits", "class_names": ["1", "0"]}}
+    assert "different classes" in comparable(a, b)
+    ea = evaluate_predictions(np.eye(2), [0, 1], ["0", "1"])
+    eb = evaluate_predictions(np.eye(3), [0, 1, 2], ["0", "1", "2"])
+    with pytest.raises(ValueError, match="different classes"):
+        f1_change(ea, eb)
+
+
+def test_runs_table_reads_metrics_and_settings(tmp_path):
+    store = RunStore(tmp_path / "runs")
+    r1 = write_run(store, "digits", accuracy=0.7, seed=1, epochs=3)
+    r2 = write_run(store, "digits", accuracy=0.9, seed=2, epochs=5, training={"learning_rate": 0.01})
+    table = runs_table(store).set_index("run_id")
+    assert set(table.index) == {r1, r2}
+    for run_id in (r1, r2):
+        val = [r["val_accuracy"] for r in store.read_metrics(run_id)]
+        pred = store.read_predictions(run_id)
+        assert table.loc[run_id, "best_val_accuracy"] == pytest.approx(max(val))
+        assert table.loc[run_id, "last_val_accuracy"] == pytest.approx(val[-1])
+        assert table.loc[run_id, "test_accuracy"] == pytest.approx(
+            np.mean(pred["probs"].argmax(1) == pred["y_true"]))
+        assert table.loc[run_id, "duration_s"] == pytest.approx(store.read_metrics(run_id)[-1]["time"])
+    settings = [c for c in table.columns if "." in c]
+    assert set(differing_settings(table, settings)) == {"training.learning_rate", "training.epochs"}

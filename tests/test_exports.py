@@ -1,0 +1,51 @@
+"""CSV downloads neutralise spreadsheet formulas but keep numbers; a run zips to its own files."""
+
+from __future__ import annotations
+
+import csv
+import io
+import zipfile
+
+import pandas as pd
+
+from core.exports import all_metrics_csv, csv_bytes, history_csv, neutralise_cell, run_zip
+from core.runs import RunStore
+from tests.test_evaluation import write_run
+
+
+def test_formula_cells_get_an_apostrophe_numbers_stay():
+    for bad in ("=1+1", "+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)", "\tx", "\r=1", "=HYPERLINK(\"http://x\")"):
+        assert neutralise_cell(bad) == "'" + bad
+    for ok in ("-0.5", "+3", "-1e-3", "plain", "a=b", "", "-.5"):
+        assert neutralise_cell(ok) == ok
+    assert neutralise_cell(-0.5) == -0.5 and neutralise_cell(3) == 3
+
+
+def test_csv_bytes_round_trip():
+    frame = pd.DataFrame({"label": ["=evil()", "fine", "-0.25"], "loss": [-0.5, 1.0, 2.0], "=col": [1, 2, 3]})
+    rows = list(csv.reader(io.StringIO(csv_bytes(frame).decode())))
+    assert rows[0] == ["label", "loss", "'=col"]
+    assert [r[0] for r in rows[1:]] == ["'=evil()", "fine", "-0.25"]
+    assert [float(r[1]) for r in rows[1:]] == [-0.5, 1.0, 2.0]  # numbers stay numbers
+
+
+def test_history_and_all_metrics_csv(tmp_path):
+    store = RunStore(tmp_path / "runs")
+    r1 = write_run(store, "iris", epochs=2, label="=cmd")
+    r2 = write_run(store, "iris", epochs=3)
+    hist = pd.read_csv(io.BytesIO(history_csv(store.read_metrics(r1))))
+    assert list(hist["epoch"]) == [1, 2]
+    assert list(hist["loss"]) == [r["loss"] for r in store.read_metrics(r1)]
+    every = pd.read_csv(io.BytesIO(all_metrics_csv(store)))
+    assert sorted(every["run_id"].unique()) == sorted([r1, r2])
+    assert (every["run_id"] == r2).sum() == 3
+
+
+def test_run_zip_holds_the_run_files_only(tmp_path):
+    store = RunStore(tmp_path / "runs")
+    run_id = write_run(store, "iris")
+    (store.run_dir(run_id) / ".tmp-abc-model.keras").write_bytes(b"half")
+    with zipfile.ZipFile(io.BytesIO(run_zip(store, run_id))) as zf:
+        names = set(zf.namelist())
+        assert names == {f"{run_id}/{n}" for n in ("config.json", "metrics.jsonl", "status.json", "predictions.npz")}
+        assert zf.read(f"{run_id}/config.json") == (store.run_dir(run_id) / "config.json").read_bytes()
