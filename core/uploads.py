@@ -224,6 +224,11 @@ def read_csv(data: bytes, filename: str, target: str, limits: UploadLimits = Upl
         values = _numeric(frame[name], sep)
         if values is None:
             text = frame[name].str.strip()
+            as_number = pd.to_numeric(text, errors="coerce")
+            if as_number.notna().mean() >= 0.5:  # mostly numbers: the odd text value is a data error
+                bad = np.flatnonzero(as_number.isna().to_numpy() & (text != "").to_numpy())
+                raise UploadError(f"{label}: column {name!r} is numeric except {bad.size} value(s) such as "
+                                  f"{text.iloc[bad[0]][:30]!r} at line {bad[0] + 2}; fix or remove them")
             levels = sorted(text.unique())
             if len(levels) > limits.max_categories:
                 example = text[pd.to_numeric(text, errors="coerce").isna()].iloc[0]

@@ -54,13 +54,13 @@ with st.expander("Upload your own data: CSV, NPZ or a ZIP of image folders", ico
                 st.caption(f"{info.n_rows:,} rows · encoding {info.encoding} · separator {info.separator!r}"
                            + "".join(f" · {n}" for n in info.notes))
                 st.dataframe(info.preview, height=180)
-                options["target"] = st.selectbox("Target (class) column", info.columns,
+                options["target"] = st.selectbox("Target (class) column", info.columns, key="data_target",
                                                  index=info.columns.index(info.suggested_target))
             elif kind == "zip":
                 c1, c2 = st.columns(2)
                 options["image_size"] = c1.select_slider("Resize images to", [8, 16, 28, 32, 48, 64], value=32)
                 options["color"] = c2.radio("Colour", ["rgb", "grayscale"], horizontal=True)
-            st.button(f"Use {safe_label(name)}", icon=":material/check:", type="primary",
+            st.button(f"Use {safe_label(name)}", icon=":material/check:", type="primary", key="data_use",
                       on_click=_use_upload, args=(raw, name, options))
         except DatasetError as exc:
             st.error(str(exc), icon=":material/error:")
@@ -104,7 +104,7 @@ with tabs[1]:
         c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
         cls = c1.selectbox("Class", range(ds.n_classes), format_func=lambda k: names[k])
         shuffle = st.session_state.setdefault("data_shuffle", 0)
-        c2.button("Reshuffle", icon=":material/shuffle:", on_click=lambda: st.session_state.update(
+        c2.button("Reshuffle", icon=":material/shuffle:", key="data_reshuffle", on_click=lambda: st.session_state.update(
             data_shuffle=shuffle + 1))
         idx = explore.class_sample_indices(ds.y, cls, 24, seed=shuffle)
         tile = ds.input_shape[:2]

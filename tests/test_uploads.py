@@ -326,3 +326,9 @@ def test_unsafe_member_is_named_by_its_path():
     data = _zip({"cat/1.png": _png(), "dog/1.png": _png(), "../../etc/<x>.png": _png()})
     with pytest.raises(UploadError, match=r"evil.zip: refused, member '../../etc/_x_.png' has an unsafe path"):
         read_image_zip(data, "evil.zip")
+
+
+def test_a_stray_text_value_in_a_numeric_column_is_refused_not_one_hot_encoded():
+    data = b"h,label\n1.0,a\n2.0,b\nh,a\n3.0,b\n"  # e.g. a header line pasted twice
+    with pytest.raises(UploadError, match=r"column 'h' is numeric except 1 value\(s\) such as 'h' at line 4"):
+        read_csv(data, "twice.csv", "label")
