@@ -138,20 +138,19 @@ def _set_param(uid: int, name: str) -> None:
 
 
 def _param_widget(uid: int, name: str, p: Param, value: Any) -> None:
-    key = f"layer_{uid}_{name}"
-    if key not in st.session_state:
-        st.session_state[key] = value
-    common = {"key": key, "help": p.help, "on_change": _set_param, "args": (uid, name)}
+    # value= (not a pre-set session value): widgets in a closed popover are mounted lazily by the browser
+    # and would otherwise start from their default and fire on_change with it.
+    common = {"key": f"layer_{uid}_{name}", "help": p.help, "on_change": _set_param, "args": (uid, name)}
     if p.kind == "bool":
-        st.toggle(name, **common)
+        st.toggle(name, value=value, **common)
     elif p.kind == "choice":
-        st.selectbox(name, list(p.choices), **common)
+        st.selectbox(name, list(p.choices), index=list(p.choices).index(value), **common)
     elif p.kind == "int":
-        st.number_input(name, min_value=int(p.low), max_value=int(p.high), step=1, **common)
+        st.number_input(name, min_value=int(p.low), max_value=int(p.high), value=int(value), step=1, **common)
     else:
         small = name in ("l1", "l2")
-        st.number_input(name, min_value=float(p.low), max_value=float(p.high), step=1e-4 if small else 0.05,
-                        format="%.4f" if small else "%.2f", **common)
+        st.number_input(name, min_value=float(p.low), max_value=float(p.high), value=float(value),
+                        step=1e-4 if small else 0.05, format="%.4f" if small else "%.2f", **common)
 
 
 def layer_editor(spec: ModelSpec, analysis: SpecAnalysis, kind_types: list[str]) -> None:
@@ -166,7 +165,7 @@ def layer_editor(spec: ModelSpec, analysis: SpecAnalysis, kind_types: list[str])
         cols[2].markdown(f"`{'x'.join(map(str, row.output_shape))}`" if row.output_shape else "—")
         cols[3].caption(f"{row.params:,} params" if row.params else "")
         schema = LAYER_TYPES[layer.type]
-        with cols[4].popover("", icon=":material/tune:", help="Settings", disabled=not schema):
+        with cols[4].popover("", icon=":material/tune:", key=f"pop_{uid}", help="Settings", disabled=not schema):
             for name, p in schema.items():
                 _param_widget(uid, name, p, layer.params[name])
         cols[5].button("", icon=":material/arrow_upward:", key=f"up_{uid}", help="Move up",
