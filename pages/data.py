@@ -4,7 +4,7 @@ import streamlit as st
 
 from core import charts_data as charts
 from core import explore
-from core.datasets import ALL_DATASETS, KERAS_DATASETS, DatasetError, is_cached
+from core.datasets import ALL_DATASETS, DEFAULT_DATASET, KERAS_DATASETS, DatasetError, is_cached
 from core.uploads import safe_label, upload_kind
 from ui import data as ud
 
@@ -12,7 +12,7 @@ SIZES = [1000, 2000, 5000, 10000, 20000, "all"]
 st.title(":material/bar_chart: Explore data")
 uploads = st.session_state.setdefault(ud.UPLOADS, {})
 if "data_pick" not in st.session_state:  # widget keys vanish on page change: sync from the real choice
-    st.session_state["data_pick"] = st.session_state.get("dataset", "digits")
+    st.session_state["data_pick"] = st.session_state.get("dataset", DEFAULT_DATASET)
     if st.session_state["data_pick"] in KERAS_DATASETS:
         st.session_state["data_subset"] = st.session_state.get(ud.SUBSET) or "all"
 
@@ -32,8 +32,11 @@ def _use_upload(data: bytes, filename: str, options: dict) -> None:
         st.session_state["_upload_error"] = str(exc)
 
 
+choices = [*ALL_DATASETS, *uploads]
+if st.session_state["data_pick"] not in choices:  # e.g. an upload of a session that has ended
+    st.session_state["data_pick"] = DEFAULT_DATASET
 left, right = st.columns([3, 1], vertical_alignment="bottom")
-pick = left.selectbox("Dataset", [*ALL_DATASETS, *uploads], format_func=_label, key="data_pick")
+pick = left.selectbox("Dataset", choices, format_func=_label, key="data_pick")
 subset = None
 if pick in KERAS_DATASETS:
     st.session_state.setdefault("data_subset", 5000)  # a first look at a large set stays small
@@ -118,7 +121,7 @@ with tabs[1]:
     else:
         st.dataframe(explore.preview_table(ds), height=240)
         st.caption(f"First {min(200, ds.n_samples)} of {ds.n_samples:,} rows. Summary statistics:")
-        st.dataframe(ud.cached_describe(key, ds), height=240)
+        st.dataframe(ud.cached_describe(key, ds))
         c1, c2 = st.columns([1, 2])
         feature = c1.selectbox("Feature", range(len(ds.feature_names)), format_func=lambda i: ds.feature_names[i])
         c1.caption("Overlapping histograms mean this feature alone cannot tell those classes apart.")

@@ -133,3 +133,12 @@ def test_keras_dataset_from_cache_and_missing_one(tmp_path, monkeypatch):
     assert not at.exception
     assert "cifar-10-python.tar.gz" in at.error[0].value and str(tmp_path) in at.error[0].value
     assert at.session_state["dataset"] == "mnist"  # the other pages keep the last good choice
+
+
+def test_a_stale_upload_choice_falls_back_to_digits():
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["dataset"] = "upload: gone.csv"  # chosen in a session whose uploads are gone
+    at.run()
+    at.switch_page("pages/data.py").run()
+    assert not at.exception and not at.error
+    assert at.selectbox(key="data_pick").value == "digits" and at.session_state["dataset"] == "digits"
