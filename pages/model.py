@@ -53,7 +53,8 @@ if analysis.ok:
     m[0].metric("Parameters", f"{summary.total_params:,}")
     m[1].metric("Trainable", f"{summary.trainable_params:,}",
                 help=f"{summary.non_trainable_params:,} non-trainable (BatchNorm statistics, frozen layers)")
-    m[2].metric("FLOPs per example", f"{summary.flops / 1e6:,.2f} M", help="Forward pass, 2 per multiply-add")
+    flops = f"{summary.flops / 1e6:,.2f} M" if summary.flops >= 100_000 else f"{summary.flops:,}"
+    m[2].metric("FLOPs per example", flops, help="Forward pass, 2 per multiply-add")
     m[3].metric("Weight memory", f"{summary.weight_bytes / 1024:,.1f} KiB", help="float32 weights")
     for note in summary.notes:
         if "RANDOM" in note:
