@@ -56,9 +56,10 @@ _SEVERITY = {"error": (st.error, ":material/error:"), "warning": (st.warning, ":
 
 
 def evaluable_runs(store: RunStore) -> list[RunInfo]:
-    """Completed or stopped runs that saved test predictions, newest first."""
-    return [i for i in store.list_runs()
-            if i.status in _EVALUABLE and (i.path / "predictions.npz").is_file()]
+    """Completed or stopped runs that saved test predictions, newest first (by creation time: run ids of
+    the same second sort by their random suffix)."""
+    runs = [i for i in store.list_runs() if i.status in _EVALUABLE and (i.path / "predictions.npz").is_file()]
+    return sorted(runs, key=lambda i: (float(i.config.get("created") or 0), i.run_id), reverse=True)
 
 
 def run_picker(infos: list[RunInfo], label: str, key: str) -> RunInfo | None:
