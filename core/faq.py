@@ -236,7 +236,7 @@ def _haystack(e: FaqEntry) -> str:
 
 
 def search(query: str | None) -> list[FaqEntry]:
-    """Entries matching every word of the query (case-insensitive, over id, question, answer, keywords).
+    """Entries where every word of the query starts a word (case-insensitive; id, question, answer, keywords).
 
     An exact id comes first, then matches in the question or keywords, then in the answer only.
     An empty query returns every entry.
@@ -244,14 +244,17 @@ def search(query: str | None) -> list[FaqEntry]:
     q = (query or "").strip().lower()
     if not q:
         return list(ENTRIES)
-    words = re.findall(r"\S+", q)
-    hits = [e for e in ENTRIES if all(w in _haystack(e) for w in words)]
+    patterns = [re.compile(r"(?<![a-z0-9])" + re.escape(w)) for w in re.findall(r"\S+", q)]  # word starts
+
+    def matches(text: str) -> bool:
+        return all(p.search(text) for p in patterns)
+
+    hits = [e for e in ENTRIES if matches(_haystack(e))]
 
     def rank(e: FaqEntry) -> int:
         if e.id == q:
             return 0
-        title = " ".join((e.id, e.question, *e.keywords)).lower()
-        return 1 if all(w in title for w in words) else 2
+        return 1 if matches(" ".join((e.id, e.question, *e.keywords)).lower()) else 2
 
     return sorted(hits, key=rank)  # stable: keeps the FAQ's order within a rank
 

@@ -76,7 +76,7 @@ with tab_demo:
         else:
             for act, records in reports.items():
                 first, last = records[0].grad_norm, records[-1].grad_norm
-                st.subheader(f"{bp.ACTIVATIONS[act].capitalize() if act != 'relu' else 'ReLU'} network")
+                st.subheader(f"{ {'sigmoid': 'Sigmoid', 'relu': 'ReLU'}[act]} network")
                 st.caption(f"First-layer gradient norm {first:.3g}, output layer {last:.3g} "
                            f"(ratio {first / last:.3g}).")
                 render_gradient_report(records, key=f"demo_{act}")
