@@ -22,6 +22,7 @@ __all__ = [
     "confusion_change",
     "describe_change",
     "differing_settings",
+    "filter_runs",
     "f1_change",
     "flatten_settings",
     "run_label",
@@ -107,6 +108,7 @@ def run_row(store: Any, info: Any) -> dict[str, Any]:
     row["created"] = pd.Timestamp(created, unit="s") if isinstance(created, int | float) else pd.NaT
     row["group"] = str(info.config.get("group") or "")
     row["message"] = info.message
+    row["label"] = str(info.config.get("label") or "")
     row.update(flatten_settings(info.config))
     return row
 
@@ -126,6 +128,25 @@ def differing_settings(table: pd.DataFrame, columns: Sequence[str]) -> list[str]
     for col in columns:
         if col in table and table[col].astype(str).nunique(dropna=False) > 1:
             out.append(col)
+    return out
+
+
+def filter_runs(table: pd.DataFrame, statuses: Sequence[str] = (), datasets: Sequence[str] = (),
+                text: str = "") -> pd.DataFrame:
+    """Rows whose status and dataset are among those chosen (all when none) and whose text contains `text`."""
+    out = table
+    if statuses:
+        out = out[out["status"].isin(list(statuses))]
+    if datasets:
+        out = out[out["dataset"].isin(list(datasets))]
+    text = text.strip().lower()
+    if text and len(out):
+        cols = [c for c in ("run_id", "status", "dataset", "model", "group", "message", "label") if c in out]
+        hay = out[cols].fillna("").astype(str).apply(lambda col: col.str.lower())
+        mask = np.zeros(len(out), dtype=bool)
+        for col in cols:
+            mask |= hay[col].str.contains(text, regex=False).to_numpy()
+        out = out[mask]
     return out
 
 

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from core.compare import METRIC_COLUMNS, differing_settings
+from core.compare import METRIC_COLUMNS, differing_settings, filter_runs
 from core.exports import all_metrics_csv
 from core.runs import ACTIVE_STATES, RunStore
 from ui import evaluate as ui
@@ -19,18 +19,11 @@ by_id = {i.run_id: i for i in infos}
 f1, f2, f3, f4 = st.columns([2, 2, 3, 2])
 statuses = f1.multiselect("Status", sorted(table["status"].unique()), key="runs_status")
 datasets = f2.multiselect("Dataset", sorted(table["dataset"].unique()), key="runs_dataset")
-text = f3.text_input("Search", placeholder="run id, model, group, label…", key="runs_text").strip().lower()
+text = f3.text_input("Search", placeholder="run id, model, group, label…", key="runs_text")
 only_diff = f4.toggle("Differing settings only", value=True, key="runs_diff")
 
-shown = table
-if statuses:
-    shown = shown[shown["status"].isin(statuses)]
-if datasets:
-    shown = shown[shown["dataset"].isin(datasets)]
-if text:
-    hay = shown.astype(str).agg(" ".join, axis=1).str.lower()
-    shown = shown[hay.str.contains(text, regex=False)]
-base = ["run_id", "status", "dataset", "model", *METRIC_COLUMNS, "epochs_run", "duration_s", "group", "created"]
+shown = filter_runs(table, statuses, datasets, text)
+base = ["run_id", "status", "dataset", "model", "label", *METRIC_COLUMNS, "epochs_run", "duration_s", "group", "created"]
 settings = [c for c in table.columns if "." in c and c not in ("dataset.name", "model.name")]
 visible_settings = differing_settings(shown, settings) if only_diff else settings
 st.session_state["_runs_shown"] = list(shown["run_id"])

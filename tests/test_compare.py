@@ -75,3 +75,17 @@ def test_runs_table_reads_metrics_and_settings(tmp_path):
         assert table.loc[run_id, "duration_s"] == pytest.approx(store.read_metrics(run_id)[-1]["time"])
     settings = [c for c in table.columns if "." in c]
     assert set(differing_settings(table, settings)) == {"training.learning_rate", "training.epochs"}
+
+
+def test_filter_runs_by_status_dataset_and_text():
+    import pandas as pd
+
+    from core.compare import filter_runs
+
+    t = pd.DataFrame({"run_id": ["r1", "r2", "r3"], "status": ["completed", "failed", "completed"],
+                      "dataset": ["digits", "digits", "iris"], "model": ["Small CNN", "MLP", "MLP"],
+                      "group": ["", "cv-x", None]})
+    assert list(filter_runs(t, ["completed"])["run_id"]) == ["r1", "r3"]
+    assert list(filter_runs(t, [], ["digits"], "mlp")["run_id"]) == ["r2"]
+    assert list(filter_runs(t, text="CV-X")["run_id"]) == ["r2"]
+    assert filter_runs(t, text="nothing").empty

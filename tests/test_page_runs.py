@@ -1,0 +1,117 @@
+"""AppTest of the Runs page on runs written to the temporary run store (arrays written directly, no TF)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import f1_score
+
+from core.compare import describe_change
+from core.runs import RunStore
+from tests.test_evaluation import write_run
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _app():
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file("../app.py", default_timeout=60)
+    at.run()
+    at.switch_page("pages/runs.py")
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_table_filters_and_differing_settings(clean_streamlit_caches):
+    store = RunStore()
+    a = write_run(store, "digits", seed=1, training={"learning_rate": 0.01})
+    b = write_run(store, "digits", seed=2, training={"learning_rate": 0.001})
+    c = write_run(store, "iris", seed=3, training={"learning_rate": 0.01})
+    at = _app()
+    table = at.dataframe[0].value
+    assert set(table["run_id"]) == {a, b, c}
+    settings = [col for col in table.columns if "." in col]
+    assert "training.learning_rate" in settings and "training.optimizer" not in settings  # same everywhere
+    at.toggle(key="runs_diff").set_value(False).run()
+    assert "training.optimizer" in at.dataframe[0].value.columns
+    at.multiselect(key="runs_dataset").set_value(["iris"]).run()
+    assert list(at.dataframe[0].value["run_id"]) == [c]
+    at.multiselect(key="runs_dataset").set_value([]).run()
+    at.text_input(key="runs_text").input(b[-6:]).run()
+    assert list(at.dataframe[0].value["run_id"]) == [b]
+
+
+def test_compare_two_runs_says_which_classes_changed(clean_streamlit_caches):
+    store = RunStore()
+    worse = write_run(store, "digits", accuracy=0.5, seed=1, label="A")
+    better = write_run(store, "digits", accuracy=0.9, seed=2, label="B")
+    at = _app()
+    at.multiselect(key="runs_selected").set_value([better, worse]).run()
+    assert not at.exception, at.exception
+    at.selectbox(key="cmp_a").set_value(worse)
+    at.selectbox(key="cmp_b").set_value(better)
+    at.run()
+
+    def f1(run_id):
+        p = store.read_predictions(run_id)
+        return f1_score(p["y_true"], p["probs"].argmax(1), average=None, labels=range(10), zero_division=0)
+
+    expected = describe_change(pd.Series(f1(better) - f1(worse), index=[str(i) for i in range(10)]),
+                               "run A", "run B")
+    assert any(expected in m.value for m in at.markdown), [m.value for m in at.markdown]
+    iris = write_run(store, "iris", seed=4)
+    at.multiselect(key="runs_selected").set_value([better, iris]).run()
+    at.selectbox(key="cmp_a").set_value(iris).run()
+    assert any("only meaningful on the same dataset" in i.value for i in at.info)
+
+
+def test_delete_needs_confirmation_and_refuses_running_runs(clean_streamlit_caches):
+    store = RunStore()
+    keep = write_run(store, "iris", seed=1)
+    gone = write_run(store, "iris", seed=2)
+    busy = write_run(store, "iris", seed=3, status="running")
+    at = _app()
+    at.multiselect(key="runs_selected").set_value([busy]).run()
+    assert any("Cannot delete a queued or running run" in w.value for w in at.warning)
+    at.multiselect(key="runs_selected").set_value([gone]).run()
+    assert at.button(key="runs_delete").disabled  # nothing happens before the box is ticked
+    at.checkbox(key="runs_delete_sure").check().run()
+    at.button(key="runs_delete").click().run()
+    assert not at.exception, at.exception
+    assert not store.run_dir(gone).exists()
+    assert store.run_dir(keep).exists() and store.run_dir(busy).exists()
+    assert set(at.dataframe[0].value["run_id"]) == {keep, busy}
+
+
+def test_cross_validation_group_shows_mean_and_std(clean_streamlit_caches):
+    store = RunStore()
+    group = "cv-iris-3fold-abc123"
+    ids = [write_run(store, "iris", accuracy=acc, seed=i, group=group,
+                     split={"kind": "cv", "k": 3, "fold": i, "seed": 0}) for i, acc in enumerate((0.5, 0.7, 0.9))]
+    at = _app()
+    accs = [np.mean(store.read_predictions(r)["probs"].argmax(1) == store.read_predictions(r)["y_true"])
+            for r in ids]
+    summary = next(d.value for d in at.dataframe if "mean ± std" in d.value.columns).set_index("metric")
+    assert summary.loc["test_accuracy", "mean ± std"] == f"{np.mean(accs):.4f} ± {np.std(accs):.4f}"
+    assert any("3 of 3 folds finished" in e.proto.label for e in at.expander)
+
+
+def test_runs_page_never_imports_tensorflow(tmp_path):
+    """DESIGN §8: pages that need no model stay light; a fresh process proves it."""
+    store = RunStore(tmp_path / "runs")
+    write_run(store, "iris")
+    code = ("import sys\nfrom streamlit.testing.v1 import AppTest\n"
+            "at = AppTest.from_file('app.py', default_timeout=60); at.run(); at.switch_page('pages/runs.py'); at.run()\n"
+            "assert not at.exception, at.exception\nassert len(at.dataframe[0].value) == 1\n"
+            "print('tensorflow' in sys.modules, 'keras' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                         env={**os.environ, "KERAS_LAB_RUNS": str(tmp_path / "runs")})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "False False"
