@@ -73,6 +73,7 @@ class JobSnapshot:
     batch_losses: list[tuple[int, float]] = field(repr=False)  # recent (step, loss), every batch
     queue_position: int | None = None  # 1 = next to start; None when not waiting
     label: str | None = None
+    epoch_ended_at: float | None = None  # time.time() when the newest epoch record was added
 
     @property
     def active(self) -> bool:
@@ -261,7 +262,8 @@ class JobManager:
                            batch=live["batch"], batches_per_epoch=live["batches_per_epoch"],
                            samples_per_s=float(live["samples_per_s"] or 0.0), eta_s=live["eta_s"],
                            lr=live["lr"], message=message, records=live["records"], batch_losses=live["batches"],
-                           queue_position=position, label=job.request.label)
+                           queue_position=position, label=job.request.label,
+                           epoch_ended_at=live["epoch_ended_at"])
 
     def queue_position(self, run_id: str) -> int | None:
         """1 for the next run to start; None when the run is not waiting."""

@@ -159,7 +159,8 @@ class LiveProgress:
         self.stop_event = threading.Event()  # set by JobManager.stop; checked after every batch
         self._lock = threading.Lock()
         self._state: dict[str, Any] = {"epoch": 0, "epochs": epochs, "batch": 0, "step": 0, "batches_per_epoch": 0,
-                                       "samples_per_s": 0.0, "eta_s": None, "lr": None, "message": ""}
+                                       "samples_per_s": 0.0, "eta_s": None, "lr": None, "message": "",
+                                       "epoch_ended_at": None}
         self._epochs: list[dict[str, Any]] = []
         self._batches: deque[tuple[int, float]] = deque(maxlen=_RECENT_BATCHES)
 
@@ -182,6 +183,7 @@ class LiveProgress:
     def add_epoch(self, record: dict[str, Any]) -> None:
         with self._lock:
             self._epochs.append(dict(record))
+            self._state["epoch_ended_at"] = time.time()
 
     def read(self) -> dict[str, Any]:
         """A consistent copy: the scalar fields, the epoch records and the recent (step, loss) pairs."""

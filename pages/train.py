@@ -81,18 +81,31 @@ def _fmt_eta(seconds):
     return f"{m}:{s:02d}"
 
 
+def _cached(key, build):
+    """Epoch charts change once an epoch, not once a second: rebuild them only then (plotly is slow)."""
+    cache = st.session_state.setdefault("_train_figures", {})
+    if key not in cache:
+        if len(cache) > 32:
+            cache.clear()
+        cache[key] = build()
+    return cache[key]
+
+
 def _charts(run_id, records, batch_losses):
     log_y = st.toggle("Log scale", key="train_log_y")
     names = metric_names(records)
     cols = st.columns(2)
+    version = (run_id, len(records), log_y)
     for i, metric in enumerate(names):
-        cols[i % 2].plotly_chart(history_figure({run_id: records}, metric, log_y=log_y), key=f"chart-{metric}")
+        fig = _cached((*version, metric), lambda m=metric: history_figure({run_id: records}, m, log_y=log_y))
+        cols[i % 2].plotly_chart(fig, key=f"chart-{metric}")
     i = len(names)
     if batch_losses:
         cols[i % 2].plotly_chart(batch_figure(batch_losses, log_y=log_y), key="chart-batch")
         i += 1
     if any(r.get("lr") is not None for r in records):
-        cols[i % 2].plotly_chart(lr_figure({run_id: records}, log_y=log_y), key="chart-lr")
+        cols[i % 2].plotly_chart(_cached((*version, "lr"), lambda: lr_figure({run_id: records}, log_y=log_y)),
+                                 key="chart-lr")
 
 
 def _others(active, shown):

@@ -1,0 +1,99 @@
+"""The Train page in AppTest: validation messages, a tiny training polled to the end, finding jobs again."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core.runs import RunStore
+
+
+def _train_page(dataset: str = "iris") -> AppTest:
+    at = AppTest.from_file("../app.py", default_timeout=60)
+    at.session_state["dataset"] = dataset
+    at.run()
+    at.switch_page("pages/train.py")
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _number(at: AppTest, label: str):
+    return next(w for w in at.number_input if w.label == label)
+
+
+def _start(at: AppTest) -> None:
+    next(b for b in at.button if b.label == "Start training").click()
+    at.run()
+
+
+def _run_until(at: AppTest, done, what: str, deadline_s: float = 240.0) -> None:
+    """AppTest does not rerun run_every fragments by itself: rerun the page until done(at)."""
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        at.run()
+        assert not at.exception, at.exception
+        if done(at):
+            return
+        time.sleep(0.5)
+    pytest.fail(f"gave up waiting for: {what}; page says {[m.value for m in at.markdown]}")
+
+
+def _badge(at: AppTest) -> str:
+    return next((m.value for m in at.markdown if m.value.startswith("#### Run")), "")
+
+
+def test_invalid_settings_show_a_message_and_start_nothing(clean_streamlit_caches):
+    at = _train_page()
+    assert "Small MLP" in at.markdown[0].value and "iris" in at.markdown[0].value
+    _number(at, "Batch size").set_value(0)
+    _start(at)
+    assert [e.value for e in at.error] == ["Cannot start training: batch size must be >= 1, got 0"]
+    assert RunStore().list_runs() == []
+    _number(at, "Batch size").set_value(16)
+    _number(at, "Learning rate").set_value(50.0)
+    _start(at)
+    assert "learning rate must be in (0, 10], got 50.0" in at.error[0].value
+    assert not at.exception
+
+
+@pytest.mark.slow
+def test_start_a_tiny_training_and_poll_it_to_the_end(clean_streamlit_caches):
+    at = _train_page()
+    _number(at, "Epochs").set_value(3)
+    _number(at, "Batch size").set_value(16)
+    _start(at)
+    assert not at.error, [e.value for e in at.error]
+    run_id = at.query_params["run"][0] if isinstance(at.query_params["run"], list) else at.query_params["run"]
+    assert at.session_state["train_run_id"] == run_id
+    assert RunStore().read_status(run_id)["state"] in ("queued", "running")
+    _run_until(at, lambda a: "completed" in _badge(a), "the run to complete")
+    assert run_id in _badge(at)
+    charts = at.get("plotly_chart")
+    assert len(charts) >= 3  # loss, accuracy, learning rate (+ the batch curve)
+    assert not at.get("progress")  # polling is over: no progress bar on a finished run
+    assert [r["epoch"] for r in RunStore().read_metrics(run_id)] == [1, 2, 3]
+    # a new tab (new session) with no ?run= finds nothing active and says how to start
+    fresh = _train_page()
+    assert any("No training yet" in i.value for i in fresh.info)
+
+
+@pytest.mark.slow
+def test_a_reloaded_tab_finds_the_running_job_and_can_stop_it(clean_streamlit_caches):
+    at = _train_page("digits")
+    _number(at, "Epochs").set_value(300)
+    _number(at, "Batch size").set_value(8)
+    _start(at)
+    _run_until(at, lambda a: any("batch" in p.proto.text and "samples/s" in p.proto.text and " 0 samples/s"
+                                 not in p.proto.text for p in a.get("progress")), "training to report batches")
+    other = _train_page("digits")  # another tab: no session state, no query parameter
+    assert "running" in _badge(other) and _badge(other) == _badge(at)
+    next(b for b in other.button if b.label == "Stop").click()
+    other.run()
+    _run_until(other, lambda a: "stopped" in _badge(a), "the run to stop")
+    run_id = other.session_state["train_run_id"]
+    status = RunStore().read_status(run_id)
+    assert status["state"] == "stopped" and status["steps_after_stop_request"] <= 1
+    assert any(link.label == "Evaluate this run" for link in other.get("page_link"))
