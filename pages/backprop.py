@@ -13,6 +13,9 @@ from ui.learn import (
     render_steps,
     render_training,
 )
+from ui.state import ensure_app_entry
+
+ensure_app_entry()  # a direct link (/train) must run through app.py's navigation
 
 st.title(":material/calculate: Backpropagation, number by number")
 st.markdown(

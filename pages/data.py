@@ -7,6 +7,9 @@ from core import explore
 from core.datasets import ALL_DATASETS, DEFAULT_DATASET, KERAS_DATASETS, DatasetError, is_cached
 from core.uploads import safe_label, upload_kind
 from ui import data as ud
+from ui.state import ensure_app_entry
+
+ensure_app_entry()  # a direct link (/train) must run through app.py's navigation
 
 SIZES = [1000, 2000, 5000, 10000, 20000, "all"]
 st.title(":material/bar_chart: Explore data")

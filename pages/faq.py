@@ -3,6 +3,9 @@
 import streamlit as st
 
 from core import faq
+from ui.state import ensure_app_entry
+
+ensure_app_entry()  # a direct link (/train) must run through app.py's navigation
 
 _QUERY = "faq_query"  # plain session key: survives visits to other pages, unlike widget keys
 

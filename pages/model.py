@@ -7,6 +7,9 @@ from core.models import export_code
 from core.specs import PRESETS, SpecError, analyse_spec, available_presets, layer_types_for, preset
 from ui.data import current_dataset
 from ui.model import cached_summary, editing_spec, layer_editor, set_spec, spec_uploader
+from ui.state import ensure_app_entry
+
+ensure_app_entry()  # a direct link (/train) must run through app.py's navigation
 
 st.title(":material/view_in_ar: Build a model")
 dataset = current_dataset()

@@ -35,12 +35,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def app_server(tmp_path_factory):
-    """Start `streamlit run app.py`; yield its base URL; stop it at the end of the session."""
+def start_server(runs: Path, log: Path) -> tuple[subprocess.Popen, str]:
+    """`streamlit run app.py` on a free port with its own run store; returns the process and base URL."""
     port = _free_port()
-    runs = tmp_path_factory.mktemp("e2e-runs")
-    log = tmp_path_factory.mktemp("e2e-log") / "streamlit.log"
     env = {**os.environ, "KERAS_LAB_RUNS": str(runs), "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
            "--server.port", str(port), "--server.fileWatcherType", "none",
@@ -53,13 +50,15 @@ def app_server(tmp_path_factory):
         try:
             with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
                 if r.status == 200:
-                    break
+                    return proc, url
         except OSError:
             time.sleep(0.3)
-    else:
-        proc.kill()
-        pytest.fail(f"streamlit did not start; log:\n{log.read_text()}")
-    yield url
+    proc.kill()
+    pytest.fail(f"streamlit did not start; log:\n{log.read_text()}")
+
+
+def stop_server(proc: subprocess.Popen, log: Path) -> None:
+    """Stop the server and fail if it printed a traceback or a warning about pages/."""
     proc.terminate()
     try:
         proc.wait(timeout=10)
@@ -67,6 +66,15 @@ def app_server(tmp_path_factory):
         proc.kill()
     server_log = log.read_text()
     assert "Traceback" not in server_log, f"server printed a traceback:\n{server_log}"
+
+
+@pytest.fixture(scope="session")
+def app_server(tmp_path_factory):
+    """One server for the browser tests of a session; yields its base URL."""
+    log = tmp_path_factory.mktemp("e2e-log") / "streamlit.log"
+    proc, url = start_server(tmp_path_factory.mktemp("e2e-runs"), log)
+    yield url
+    stop_server(proc, log)
 
 
 @pytest.fixture(scope="session")
