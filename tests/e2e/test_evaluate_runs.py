@@ -1,0 +1,85 @@
+"""In the browser: click the worst confusion cell and see those digits, compare two runs, refuse a bad model."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+from sklearn.metrics import confusion_matrix
+
+from core.runs import RunStore
+from tests.e2e.conftest import goto, wait_for_app
+from tests.test_evaluation import write_run
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def server_runs(app_server, tmp_path_factory):
+    """Two digits runs in the server's run store (the app_server fixture made it as e2e-runs<N>)."""
+    folders = sorted(tmp_path_factory.getbasetemp().glob("e2e-runs*"))
+    assert folders, "the app_server fixture's run folder was not found"
+    store = RunStore(folders[0])
+    a = write_run(store, "digits", accuracy=0.6, seed=11, label="e2e before")
+    b = write_run(store, "digits", accuracy=0.9, seed=12, label="e2e after")
+    return store, a, b
+
+
+def _choose_run(page, run_id):
+    box = page.get_by_test_id("stSelectbox").filter(has_text="Run (completed or stopped)")
+    box.click()
+    page.keyboard.type(run_id)
+    page.keyboard.press("Enter")
+    wait_for_app(page)
+
+
+def test_click_the_worst_cell_then_compare_runs(page, app_server, server_runs):
+    store, run_a, run_b = server_runs
+    goto(page, app_server, "evaluate")
+    _choose_run(page, run_b)
+    pred = store.read_predictions(run_b)
+    cm = confusion_matrix(pred["y_true"], pred["probs"].argmax(1), labels=range(10))
+    off = cm.copy()
+    np.fill_diagonal(off, -1)
+    t, p = (int(v) for v in np.unravel_index(off.argmax(), off.shape))
+    other = (t, (p + 1) % 10 if (p + 1) % 10 != t else (p + 2) % 10)
+    points = page.locator('[data-testid="stPlotlyChart"] .scatterlayer path.point')
+    for cell in (other, (t, p)):  # click elsewhere first, so the worst cell is really chosen by a click
+        points.nth(cell[0] * 10 + cell[1]).click(force=True)
+        wait_for_app(page)
+    page.get_by_role("tab", name="Errors").click()
+    page.get_by_text(f"True {t} → predicted {p}: {cm[t, p]} mistake").wait_for()
+    images = page.locator('[data-testid="stImage"]')
+    assert images.count() >= min(int(cm[t, p]), 24)
+    page.screenshot(path="/tmp/e2e-evaluate-errors.png", full_page=True)
+
+    goto(page, app_server, "runs")
+    page.get_by_test_id("stMultiSelect").filter(has_text="Selected runs").click()
+    for run_id in (run_b, run_a):
+        page.keyboard.type(run_id)
+        page.keyboard.press("Enter")
+        wait_for_app(page)
+    page.keyboard.press("Escape")
+    page.get_by_role("tab", name="Class by class").click()
+    for label, run_id in (("Run A (before)", run_a), ("Run B (after)", run_b)):
+        page.get_by_test_id("stSelectbox").filter(has_text=label).click()
+        page.keyboard.type(run_id)
+        page.keyboard.press("Enter")
+        wait_for_app(page)
+    page.get_by_text("Run B got better on").first.wait_for()
+    page.screenshot(path="/tmp/e2e-runs-compare.png", full_page=True)
+
+
+def test_a_png_renamed_keras_is_refused_and_the_app_keeps_working(page, app_server, server_runs):
+    goto(page, app_server, "evaluate")
+    page.get_by_role("tab", name="Upload a .keras model").click()
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buf, "PNG")
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(
+        files=[{"name": "model.keras", "mimeType": "application/octet-stream", "buffer": buf.getvalue()}])
+    page.get_by_text("this is a PNG image renamed to .keras").wait_for()
+    page.get_by_role("tab", name="A run of this app").click()
+    assert page.get_by_text("Test accuracy").first.is_visible()
+    page.screenshot(path="/tmp/e2e-evaluate-refused.png", full_page=True)
