@@ -79,7 +79,7 @@ def test_csv_upload_through_the_file_uploader_becomes_every_pages_dataset():
     assert at.session_state["dataset"] == "upload: measures.csv"
     assert _metrics(at)["Samples"] == "20" and _metrics(at)["Input shape"] == "4"  # colour one-hot: 2 columns
     # the choice survives a page change, and the home page names it
-    at.switch_page("app.py").run()
+    at.switch_page("pages/home.py").run()
     assert any("upload: measures.csv" in c.value for c in at.caption)
     at.switch_page("pages/data.py").run()
     assert not at.exception and at.selectbox(key="data_pick").value == "upload: measures.csv"
