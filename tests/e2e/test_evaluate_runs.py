@@ -35,6 +35,23 @@ def _choose_run(page, run_id):
     wait_for_app(page)
 
 
+def _click_cell(page, true, pred, k=10):
+    """Click the cell's (invisible) marker; the two class boxes must then show it. The chart re-mounts
+    after each rerun, so a click landing mid-render is retried (at most three times)."""
+    boxes = page.get_by_test_id("stSelectbox")
+    for _ in range(3):
+        wait_for_app(page)
+        page.locator('[data-testid="stPlotlyChart"] .scatterlayer path.point').nth(true * k + pred).click(force=True)
+        wait_for_app(page)
+        page.wait_for_timeout(500)
+        wait_for_app(page)
+        shown = tuple(boxes.filter(has_text=label).locator("input").input_value()
+                      for label in ("True class", "Predicted class"))
+        if shown == (str(true), str(pred)):
+            return
+    raise AssertionError(f"clicking cell ({true}, {pred}) did not select it; the boxes show {shown}")
+
+
 def test_click_the_worst_cell_then_compare_runs(page, app_server, server_runs):
     store, run_a, run_b = server_runs
     goto(page, app_server, "evaluate")
@@ -45,10 +62,8 @@ def test_click_the_worst_cell_then_compare_runs(page, app_server, server_runs):
     np.fill_diagonal(off, -1)
     t, p = (int(v) for v in np.unravel_index(off.argmax(), off.shape))
     other = (t, (p + 1) % 10 if (p + 1) % 10 != t else (p + 2) % 10)
-    points = page.locator('[data-testid="stPlotlyChart"] .scatterlayer path.point')
     for cell in (other, (t, p)):  # click elsewhere first, so the worst cell is really chosen by a click
-        points.nth(cell[0] * 10 + cell[1]).click(force=True)
-        wait_for_app(page)
+        _click_cell(page, *cell)
     page.get_by_role("tab", name="Errors").click()
     page.get_by_text(f"True {t} → predicted {p}: {cm[t, p]} mistake").wait_for()
     images = page.locator('[data-testid="stImage"]')
