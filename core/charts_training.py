@@ -18,7 +18,7 @@ __all__ = ["batch_figure", "history_figure", "lr_figure", "metric_names", "smoot
 _NOT_METRICS = frozenset({"kind", "epoch", "lr", "time", "samples_per_s", "partial", "batch", "step"})
 _COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
            "#bcbd22", "#17becf")
-_HEIGHT = 320
+_HEIGHT = 340
 
 
 def metric_names(records: Iterable[dict[str, Any]]) -> list[str]:
@@ -50,8 +50,8 @@ def smooth(values: Sequence[float], weight: float = 0.9) -> list[float]:
 
 
 def _layout(fig: go.Figure, title: str, x_title: str, y_title: str, log_y: bool) -> go.Figure:
-    fig.update_layout(title=title, height=_HEIGHT, margin={"l": 10, "r": 10, "t": 40, "b": 10},
-                      legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1},
+    fig.update_layout(title=title, height=_HEIGHT, margin={"l": 10, "r": 10, "t": 40, "b": 40},
+                      legend={"orientation": "h", "yanchor": "top", "y": -0.22, "xanchor": "left", "x": 0},
                       hovermode="x unified")  # no template: Streamlit themes the chart (and templates cost ~20 ms)
     fig.update_xaxes(title_text=x_title)
     fig.update_yaxes(title_text=y_title, type="log" if log_y else "linear")
@@ -103,5 +103,7 @@ def lr_figure(histories: dict[str, list[dict[str, Any]]], log_y: bool = False) -
         pts = [(r["epoch"], r["lr"]) for r in records if r.get("lr") is not None and "epoch" in r]
         fig.add_trace(go.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], mode="lines+markers",
                                  name=name, line={"color": _COLORS[i % len(_COLORS)], "shape": "hv"}))
+    fig = _layout(fig, "learning rate", "epoch", "learning rate", log_y)
     fig.update_layout(showlegend=len(histories) > 1)
-    return _layout(fig, "learning rate", "epoch", "learning rate", log_y)
+    fig.update_yaxes(exponentformat="e", rangemode="tozero" if not log_y else "normal")
+    return fig

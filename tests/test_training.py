@@ -174,3 +174,31 @@ def test_two_logical_cpus_train_under_mirrored_strategy(tmp_path):
     assert result["strategy"]["global_batch"] == 16
     assert result["state"] == "completed" and result["epochs"] == 2
 
+
+
+# ---- the training charts (pure functions) -------------------------------------------------------------
+
+def test_history_figure_overlays_runs_with_training_and_validation():
+    from core.charts_training import history_figure, metric_names
+
+    a = [{"kind": "epoch", "epoch": 1, "loss": 1.0, "val_loss": 1.2, "accuracy": 0.5, "lr": 0.1, "time": 1.0},
+         {"kind": "epoch", "epoch": 2, "loss": 0.5, "val_loss": 0.9, "accuracy": 0.7, "lr": 0.1, "time": 2.0}]
+    b = [{"kind": "epoch", "epoch": 1, "loss": 2.0, "val_loss": 2.5}]
+    assert metric_names(a) == ["loss", "accuracy"]
+    fig = history_figure({"run a": a, "run b": b}, "loss", log_y=True)
+    assert [t.name for t in fig.data] == ["run a · training", "run a · validation", "run b · training",
+                                          "run b · validation"]
+    assert list(fig.data[1].y) == [1.2, 0.9] and fig.layout.yaxis.type == "log"
+    single = history_figure({"run a": a}, "accuracy")
+    assert [t.name for t in single.data] == ["training"]  # no validation accuracy recorded
+
+
+def test_smoothing_is_debiased_and_batch_curve_is_thinned():
+    from core.charts_training import batch_figure, smooth
+
+    assert smooth([2.0, 2.0, 2.0], 0.9) == pytest.approx([2.0, 2.0, 2.0])  # no pull towards zero
+    assert smooth([0.0, 1.0], 0.5) == pytest.approx([0.0, 2 / 3])
+    with pytest.raises(ValueError, match="smoothing weight must be in"):
+        smooth([1.0], 1.0)
+    fig = batch_figure([(i, 1.0 / i) for i in range(1, 5001)], max_points=500)
+    assert len(fig.data[0].x) <= 500 and fig.data[0].x[0] == 1
