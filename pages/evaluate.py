@@ -23,6 +23,9 @@ from core.model_files import (
 )
 from core.runs import RunStore
 from ui import evaluate as ui
+from ui.state import ensure_app_entry
+
+ensure_app_entry()  # a direct link (/evaluate) must run through app.py's navigation
 
 st.title(":material/target: Evaluate")
 store = RunStore()

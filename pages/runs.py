@@ -6,6 +6,9 @@ from core.compare import METRIC_COLUMNS, differing_settings, filter_runs
 from core.exports import all_metrics_csv
 from core.runs import ACTIVE_STATES, RunStore
 from ui import evaluate as ui
+from ui.state import ensure_app_entry
+
+ensure_app_entry()  # a direct link (/evaluate) must run through app.py's navigation
 
 st.title(":material/compare: Compare runs")
 store = RunStore()
@@ -49,9 +52,6 @@ st.download_button("Every run's metrics (.csv)", data=lambda: all_metrics_csv(st
                    on_click="ignore", key="dl_all")
 ui.render_cv_summaries(store, table)
 
-if st.session_state.pop("_runs_deleted", False):  # widgets can be reset only before they are drawn
-    for key in ("runs_selected", "runs_delete_sure"):
-        st.session_state.pop(key, None)
 if st.session_state.get("runs_selected"):
     st.session_state["runs_selected"] = [r for r in st.session_state["runs_selected"] if r in by_id]
 chosen_ids = st.multiselect("Selected runs", list(by_id), key="runs_selected",
@@ -76,15 +76,10 @@ if chosen:
         else:
             sure = st.checkbox(f"Yes, permanently delete {', '.join(chosen_ids)} (folder, model, metrics)",
                                key="runs_delete_sure")
-            if st.button("Delete", type="primary", disabled=not sure, icon=":material/delete_forever:",
-                         key="runs_delete"):
-                for run_id in chosen_ids:
-                    try:
-                        store.delete_run(run_id)
-                    except OSError as exc:
-                        st.error(f"Could not delete {run_id}: {exc}")
-                st.session_state["_runs_deleted"] = True
-                st.rerun()
+            st.button("Delete", type="primary", disabled=not sure, icon=":material/delete_forever:",
+                      key="runs_delete", on_click=ui.delete_runs, args=(store, chosen_ids))
+for message in st.session_state.pop("_runs_delete_errors", []):
+    st.error(message, icon=":material/error:")
 
 st.header("Cross-validate")
 st.caption("Stratified k-fold: every sample is tested once; the table above groups the folds and shows "

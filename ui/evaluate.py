@@ -43,6 +43,7 @@ __all__ = [
     "render_findings",
     "run_picker",
     "cached_runs_table",
+    "delete_runs",
     "render_compare",
     "render_cross_validate",
     "render_cv_summaries",
@@ -270,6 +271,24 @@ def sync_selection(table_key: str, select_key: str, shown_key: str) -> None:
         return
     shown = st.session_state.get(shown_key, [])
     st.session_state[select_key] = [shown[r] for r in rows if 0 <= r < len(shown)]
+
+
+def delete_runs(store: RunStore, run_ids: list[str]) -> None:
+    """Button callback (runs before the script, so a rerun cannot lose the click): delete finished runs."""
+    from core.runs import ACTIVE_STATES
+
+    errors = []
+    for run_id in run_ids:
+        try:
+            if store.read_status(run_id).get("state") in ACTIVE_STATES:
+                errors.append(f"{run_id} is queued or running: stop it on the Train page first")
+                continue
+            store.delete_run(run_id)
+        except (OSError, ValueError) as exc:
+            errors.append(f"Could not delete {run_id}: {exc}")
+    st.session_state["_runs_delete_errors"] = errors
+    for key in ("runs_selected", "runs_delete_sure"):  # a callback may reset widgets before they are drawn
+        st.session_state.pop(key, None)
 
 
 def render_downloads(store: RunStore, info: RunInfo) -> None:
