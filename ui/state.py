@@ -29,12 +29,21 @@ def ensure_app_entry() -> None:
     """Make sure app.py (and its st.navigation) drives this run, also on a direct link such as /train.
 
     Streamlit still has a legacy mode for a `pages/` folder beside the main script: until the first
-    st.navigation call in a server process, the first script run of a fresh server serves /train by
-    running pages/train.py alone — the old automatic sidebar, no page config, no session defaults.
-    Leaving that mode and rerunning once lets app.py route the same URL through st.navigation.
+    st.navigation call in a process (and in every AppTest run), a request for /train runs pages/train.py
+    alone — the old automatic sidebar, no page config, no session defaults. Here we leave that mode and
+    run app.py in this same script run (so a click that triggered it is not lost); app.py's navigation
+    then runs this page properly, and the legacy run stops.
     """
-    from streamlit.runtime.pages_manager import PagesManager
+    import runpy
 
-    if PagesManager.uses_pages_directory:
-        PagesManager.uses_pages_directory = False
-        st.rerun()
+    from streamlit.runtime.pages_manager import PagesManager
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    if not PagesManager.uses_pages_directory:
+        return
+    PagesManager.uses_pages_directory = False
+    ctx = get_script_run_ctx()
+    if ctx is None:  # bare mode (python pages/x.py): nothing to route
+        return
+    runpy.run_path(ctx.main_script_path, run_name="__main__")
+    st.stop()
