@@ -69,10 +69,16 @@ def stop_server(proc: subprocess.Popen, log: Path) -> None:
 
 
 @pytest.fixture(scope="session")
-def app_server(tmp_path_factory):
+def e2e_runs(tmp_path_factory) -> Path:
+    """The run store of the shared server (tests may put runs there before opening a page)."""
+    return tmp_path_factory.mktemp("e2e-runs")
+
+
+@pytest.fixture(scope="session")
+def app_server(tmp_path_factory, e2e_runs):
     """One server for the browser tests of a session; yields its base URL."""
     log = tmp_path_factory.mktemp("e2e-log") / "streamlit.log"
-    proc, url = start_server(tmp_path_factory.mktemp("e2e-runs"), log)
+    proc, url = start_server(e2e_runs, log)
     yield url
     stop_server(proc, log)
 

@@ -17,11 +17,9 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def server_runs(app_server, tmp_path_factory):
-    """Two digits runs in the server's run store (the app_server fixture made it as e2e-runs<N>)."""
-    folders = sorted(tmp_path_factory.getbasetemp().glob("e2e-runs*"))
-    assert folders, "the app_server fixture's run folder was not found"
-    store = RunStore(folders[0])
+def server_runs(app_server, e2e_runs):
+    """Two digits runs in the shared server's run store."""
+    store = RunStore(e2e_runs)
     a = write_run(store, "digits", accuracy=0.6, seed=11, label="e2e before")
     b = write_run(store, "digits", accuracy=0.9, seed=12, label="e2e after")
     return store, a, b
