@@ -164,7 +164,8 @@ def _final(run_id):
 
 
 if run_id is None:
-    st.info("No training yet: choose settings and press **Start training**.", icon=":material/info:")
+    st.info("No training in progress: choose settings and press **Start training**.", icon=":material/info:")
+    st.page_link("pages/runs.py", label="Past runs are on Compare runs", icon=":material/compare:")
 elif (snap := manager.snapshot(run_id)) is not None and snap.active:
     _live(run_id)
 else:

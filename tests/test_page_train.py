@@ -77,7 +77,7 @@ def test_start_a_tiny_training_and_poll_it_to_the_end(clean_streamlit_caches):
     assert [r["epoch"] for r in RunStore().read_metrics(run_id)] == [1, 2, 3]
     # a new tab (new session) with no ?run= finds nothing active and says how to start
     fresh = _train_page()
-    assert any("No training yet" in i.value for i in fresh.info)
+    assert any("No training in progress" in i.value for i in fresh.info)
 
 
 @pytest.mark.slow
