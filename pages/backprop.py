@@ -10,6 +10,7 @@ from ui.learn import (
     render_gradient_report,
     render_network_editor,
     render_proof,
+    render_run_gradients,
     render_steps,
     render_training,
 )
@@ -62,9 +63,9 @@ st.markdown("In a deep network the chain above has one factor per layer. If thos
 tab_runs, tab_demo = st.tabs(["Your runs", "Demo: deep sigmoid vs ReLU"])
 with tab_runs:
     run = pick_completed_run()
-    if run is not None:
-        st.info("Loading a run's model and a batch of its data is coming with the run loader; "
-                "meanwhile the demo tab shows the same report.", icon=":material/construction:")
+    if run is not None and st.toggle("Compute the gradient report (loads TensorFlow, a few seconds)",
+                                     key="bp_run_report"):
+        render_run_gradients(run)
 with tab_demo:
     st.markdown("Two fresh, untrained networks with 6 hidden layers of 32 units on one batch of 128 "
                 "digits: one with sigmoid activations, one with ReLU.")

@@ -96,3 +96,31 @@ def test_faq_link_filters_to_the_entry():
     at = _open("pages/faq.py", q="dead-relu")
     assert at.subheader[0].value.startswith("Dead ReLU units")
     assert at.text_input(key="faq_search_box").value == "dead-relu"
+
+
+@pytest.mark.slow
+def test_gradient_report_of_a_finished_run(tmp_path, _isolated_run_store):
+    """The Backprop page loads a run's saved model and its test split, and reports that model's gradients."""
+    import keras
+    import numpy as np
+
+    from core.backprop import gradient_report
+    from core.datasets import load_builtin, split_dataset
+    from core.runs import RunStore
+    from tests.test_evaluation import write_run
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(),
+                              keras.layers.Dense(16, activation="sigmoid"), keras.layers.Dense(10, activation="softmax")])
+    store = RunStore(_isolated_run_store)
+    run_id = write_run(store, "digits")
+    model.save(store.model_path(run_id))
+
+    at = _open("pages/backprop.py")
+    at.toggle(key="bp_run_report").set_value(True).run()
+    assert not at.exception and not at.error, (at.exception, at.error)
+    split = split_dataset(load_builtin("digits"), seed=0)  # the split write_run recorded
+    expected = gradient_report(model, split.x_test[:128], split.y_test[:128])
+    caption = next(c.value for c in at.caption if "First-layer gradient norm" in c.value)
+    assert f"norm {expected[0].grad_norm:.3g}," in caption and f"last layer {expected[-1].grad_norm:.3g}." in caption
+    assert np.isfinite(expected[0].grad_norm) and expected[0].grad_norm > 0

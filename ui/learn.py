@@ -27,6 +27,7 @@ __all__ = [
     "render_gradient_report",
     "render_network_editor",
     "render_proof",
+    "render_run_gradients",
     "render_steps",
     "render_training",
 ]
@@ -292,23 +293,45 @@ def render_gradient_report(records: list[bp.LayerGradients], key: str = "grad") 
 
 
 def pick_completed_run() -> Any | None:
-    """A completed run with a saved model, picked from the run store; None when there is none."""
+    """A finished run (completed or stopped) with a saved model, picked from the run store; None if none."""
+    from core.runs import RunStore, RunStoreError
+
     try:
-        from core.runs import RunStore, RunStoreError
-    except ImportError:  # the run store is not in this build yet
-        RunStore = None  # noqa: N806
-    runs = []
-    if RunStore is not None:
-        try:
-            runs = [r for r in RunStore().list_runs() if r.status == "completed" and r.has_model]
-        except (OSError, RunStoreError) as exc:
-            st.error(f"Could not read the run store: {exc}", icon=":material/error:")
-            return None
+        runs = [r for r in RunStore().list_runs() if r.status in ("completed", "stopped") and r.has_model]
+    except (OSError, RunStoreError) as exc:
+        st.error(f"Could not read the run store: {exc}", icon=":material/error:")
+        return None
     if not runs:
-        st.info("No runs yet — train one on the Train page.", icon=":material/info:")
+        st.info("No finished runs yet — train one on the Train page.", icon=":material/info:")
         st.page_link("pages/train.py", label="Train a model", icon=":material/model_training:")
         return None
-    return st.selectbox("Completed run", runs, format_func=_run_label)
+    return st.selectbox("Finished run", runs, format_func=_run_label)
+
+
+def render_run_gradients(run: Any, batch_size: int = 128) -> None:
+    """One batch of a run's test split through its saved model and tf.GradientTape."""
+    from core.runs import RunStore
+    from ui.evaluate import cached_run_data, cached_run_model
+
+    store = RunStore()
+    try:
+        preds = store.read_predictions(run.run_id)
+        data, reason = cached_run_data(run.config, preds["test_idx"], preds["y_true"])
+        if data is None or data.split is None:
+            st.info(f"The test data of this run cannot be rebuilt here: "
+                    f"{reason or 'its split does not match the saved predictions'}.", icon=":material/info:")
+            return
+        model = cached_run_model(str(store.root), run.run_id, run.updated)
+        n = min(batch_size, len(data.split.y_test))
+        with st.spinner("One batch through tf.GradientTape…"):
+            records = bp.gradient_report(model, data.split.x_test[:n], data.split.y_test[:n])
+    except (OSError, ValueError, KeyError) as exc:
+        st.error(f"Could not compute the gradient report of run {run.run_id}: {exc}", icon=":material/error:")
+        return
+    first, last = records[0].grad_norm, records[-1].grad_norm
+    st.caption(f"{n} test samples of {data.dataset.name}, the trained model. First-layer gradient norm "
+               f"{first:.3g}, last layer {last:.3g}. Small norms in early layers mean little learning there.")
+    render_gradient_report(records, key=f"run_{run.run_id}")
 
 
 def _run_label(run: Any) -> str:
