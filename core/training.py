@@ -401,10 +401,11 @@ def _train_locked(store: Any, run_id: str, dataset: Any, split: Any, spec: Any, 
     n_train = len(split.y_train)
     steps_per_epoch = max(1, math.ceil(n_train / global_batch))
     loss, metric = None, None
+    build_notes: list[str] = []  # e.g. "ImageNet weights unavailable: random weights"
 
     def build() -> Any:
         nonlocal loss, metric
-        model = build_model(spec, dataset)
+        model = build_model(spec, dataset, notes=build_notes)
         loss, metric = _loss_and_metric(config)
         model.compile(optimizer=_optimizer(config, steps_per_epoch), loss=loss, metrics=[metric])
         return model
@@ -415,6 +416,8 @@ def _train_locked(store: Any, run_id: str, dataset: Any, split: Any, spec: Any, 
     else:
         model = build()
 
+    if build_notes:
+        store.update_config(run_id, build_notes=build_notes)
     reporter = _progress_callback(store, run_id, progress, n_train, global_batch, config.epochs)
     callbacks = [reporter, keras.callbacks.TerminateOnNaN()]
     if config.early_stopping:
@@ -467,5 +470,5 @@ def _train_locked(store: Any, run_id: str, dataset: Any, split: Any, spec: Any, 
                                          f"{config.monitor} did not improve for {config.patience} epochs; {best}",
                             extra)
     acc = extra.get("test_accuracy")
-    return TrainOutcome("completed", f"{epochs_done} epochs" + (f", test accuracy {acc:.3f}" if acc else ""),
-                        extra)
+    message = f"{epochs_done} epochs" + (f", test accuracy {acc:.3f}" if acc else "")
+    return TrainOutcome("completed", "; ".join([message, *build_notes]), extra)

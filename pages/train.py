@@ -9,7 +9,10 @@ from core.specs import analyse_spec
 from core.training import TrainConfig, TrainConfigError
 from ui.data import current_dataset
 from ui.jobs import current_run_id, job_manager, remember_run, saved_config, submit_key
-from ui.model import current_spec
+from ui.model import current_spec, spec_problem
+from ui.state import ensure_app_entry
+
+ensure_app_entry()  # a direct link (/train) must run through app.py's navigation
 
 OPTIMIZERS = {"sgd": "SGD with momentum", "adam": "Adam", "adamw": "AdamW (weight decay)", "rmsprop": "RMSprop"}
 SCHEDULES = {"constant": "constant", "step": "step decay", "cosine": "cosine decay", "plateau": "reduce on plateau"}
@@ -29,6 +32,8 @@ c1.markdown(f"Trains **{spec.name}** ({analysis.total_params:,} parameters) on *
             f"({dataset.n_samples:,} samples, {dataset.n_classes} classes).")
 c2.page_link("pages/data.py", label="Change data", icon=":material/bar_chart:")
 c3.page_link("pages/model.py", label="Change model", icon=":material/view_in_ar:")
+if problem := spec_problem(dataset):
+    st.warning(problem, icon=":material/warning:")
 
 d = saved_config()
 with st.form("train_form"):

@@ -51,11 +51,11 @@ def managers():
 
 def _gated_builder(gate: threading.Event):
     """build_model that holds the worker until the test opens the gate (keeps a job 'running')."""
-    def build(spec, dataset):
+    def build(spec, dataset, notes=None):
         from core.models import build_model
 
         assert gate.wait(120), "the test never opened the gate"
-        return build_model(spec, dataset)
+        return build_model(spec, dataset, notes=notes)
     return build
 
 
@@ -188,7 +188,7 @@ def test_disk_full_fails_that_run_with_a_message_and_the_manager_keeps_working(i
 
 @pytest.mark.slow
 def test_a_model_that_cannot_be_built_fails_with_its_message(iris, mlp, managers):
-    def broken(spec, dataset):
+    def broken(spec, dataset, notes=None):
         raise ValueError("Dense units must be >= 1, got 0")
 
     manager = JobManager(build_model=broken)
