@@ -151,8 +151,12 @@ def split_dataset(
         train_idx, val_idx = train_test_split(
             rest, test_size=val_fraction / (1 - test_fraction), random_state=seed,
             stratify=None if stratify is None else dataset.y[rest])
-    except ValueError as exc:  # too few samples for the requested parts
-        raise DatasetError(f"{dataset.name}: cannot split {dataset.n_samples} samples: {exc}") from exc
+    except ValueError as exc:  # too few samples for the requested parts (sklearn's message is about its API)
+        train_pct = round(100 * (1 - val_fraction - test_fraction))
+        raise DatasetError(
+            f"{dataset.name}: {dataset.n_samples} samples are too few to split into training, validation and "
+            f"test parts ({train_pct} / {round(100 * val_fraction)} / {round(100 * test_fraction)} %); "
+            "use a dataset with more samples (a few per class at least)") from exc
     x = dataset.x
     x_train, x_val, x_test = x[train_idx], x[val_idx], x[test_idx]
     if dataset.kind == "tabular":

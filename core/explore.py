@@ -137,9 +137,14 @@ def project_2d(dataset: Dataset, method: Literal["pca", "tsne"] = "pca", *, seed
     notes = []
     if len(idx) < dataset.n_samples:
         notes.append(f"a stratified sample of {len(idx):,} of {dataset.n_samples:,} points")
+    if len(idx) < 3:
+        raise DatasetError(f"{dataset.name}: a 2-D projection needs at least 3 samples, got {len(idx)}")
     x = dataset.x[idx].reshape(len(idx), -1).astype(np.float64)
     if dataset.kind == "tabular":
         x = StandardScaler().fit_transform(x)  # features in cm and in mg must weigh alike
+    if x.shape[1] == 1:  # nothing to project: PCA and t-SNE both need two dimensions
+        notes.insert(0, "a single feature: its (standardised) values are shown along the first axis")
+        return Projection(np.column_stack([x[:, 0], np.zeros(len(idx))]), idx, method, "; ".join(notes))
     if method == "pca":
         report(0.1, "Fitting PCA")
         pca = PCA(n_components=2, random_state=seed).fit(x)

@@ -102,7 +102,10 @@ st.caption(f":material/info: {ds.source}. Every page now uses this dataset.")
 tabs = st.tabs(["Class balance", "Images" if ds.kind == "image" else "Features", "2-D projection"])
 with tabs[0]:
     st.plotly_chart(charts.class_balance_figure(counts), width="stretch")
-    st.caption("The split training will use: stratified, seed 0, 70 / 15 / 15.")
+    if problem := ud.split_problem(key, ds):
+        st.warning(f"Training cannot use this dataset yet: {problem}", icon=":material/warning:")
+    else:
+        st.caption("The split training will use: stratified, seed 0, 70 / 15 / 15.")
 
 with tabs[1]:
     names = list(ds.class_names)
@@ -137,10 +140,15 @@ with tabs[2]:
                                   help="t-SNE shows local clusters better but takes seconds to a minute.")
     method = (method or "PCA").lower().replace("-", "")
     bar = st.progress(0.0, text="Projecting…") if method == "tsne" else None
-    proj = ud.cached_projection(key, ds, method, 0,
-                                _progress=(lambda f, t: bar.progress(f, text=t)) if bar else None)
-    if bar:
-        bar.empty()
+    try:
+        proj = ud.cached_projection(key, ds, method, 0,
+                                    _progress=(lambda f, t: bar.progress(f, text=t)) if bar else None)
+    except DatasetError as exc:
+        st.info(str(exc), icon=":material/info:")
+        st.stop()
+    finally:
+        if bar:
+            bar.empty()
     labels = [ds.class_names[k] for k in ds.y[proj.idx]]
     st.plotly_chart(charts.projection_figure(proj.coords, labels, names, f"{'t-SNE' if method == 'tsne' else 'PCA'}"
                                              f" of {ds.name}"), width="stretch")

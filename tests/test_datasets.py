@@ -286,3 +286,12 @@ def test_keras_home_default_is_dot_keras(monkeypatch, tmp_path):
     monkeypatch.delenv("KERAS_HOME", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
     assert D.keras_cache_dir() == tmp_path / ".keras" / "datasets"
+
+
+def test_split_of_too_few_samples_says_so_in_plain_words():
+    tiny = D.Dataset("tiny.csv", np.array([[1.0], [2.0]], np.float32), np.array([0, 1]), ("x", "y"), "tabular")
+    with pytest.raises(D.DatasetError) as info:
+        D.split_dataset(tiny)
+    message = str(info.value)
+    assert "2 samples are too few to split" in message and "70 / 15 / 15" in message
+    assert "n_samples" not in message and "train_size" not in message  # no scikit-learn internals

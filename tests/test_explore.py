@@ -124,3 +124,21 @@ def test_figures_carry_the_data(digits, wine):
     assert [a.text for a in fig.layout.annotations] == list(digits.class_names)
     hist = charts.pixel_histogram_figure(explore.pixel_histogram(digits.x))
     assert sum(sum(t.y) for t in hist.data) == digits.x.size
+
+
+@pytest.mark.parametrize("method", ["pca", "tsne"])
+def test_projection_of_a_single_feature_shows_the_feature_instead_of_failing(method):
+    x = np.linspace(-3, 3, 40, dtype=np.float32)[:, None]
+    ds = Dataset("one.csv", x, np.arange(40) % 2, ("a", "b"), "tabular", feature_names=("f",))
+    proj = explore.project_2d(ds, method)
+    assert proj.coords.shape == (40, 2) and not proj.coords[:, 1].any()
+    standardised = (x[proj.idx, 0] - x.mean()) / x.std()
+    np.testing.assert_allclose(proj.coords[:, 0], standardised, rtol=1e-5, atol=1e-6)
+    assert "single feature" in proj.note
+
+
+def test_projection_of_fewer_than_three_samples_is_a_dataset_error():
+    ds = Dataset("tiny.csv", np.array([[1.0, 2.0], [3.0, 1.0]], np.float32), np.array([0, 1]), ("x", "y"),
+                 "tabular", feature_names=("a", "b"))
+    with pytest.raises(DatasetError, match="at least 3 samples"):
+        explore.project_2d(ds, "pca")

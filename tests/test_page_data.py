@@ -142,3 +142,19 @@ def test_a_stale_upload_choice_falls_back_to_digits():
     at.switch_page("pages/data.py").run()
     assert not at.exception and not at.error
     assert at.selectbox(key="data_pick").value == "digits" and at.session_state["dataset"] == "digits"
+
+
+def test_an_upload_too_small_to_split_is_explained_on_the_data_page():
+    from core.uploads import read_csv
+
+    tiny = read_csv(b"a,label\n1,x\n2,y\n", "tiny.csv", "label")
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["uploads"] = {tiny.name: tiny}
+    at.session_state["dataset"] = tiny.name
+    at.run()
+    at.switch_page("pages/data.py").run()
+    assert not at.exception, at.exception
+    assert at.session_state["dataset"] == tiny.name
+    warnings = [w.value for w in at.warning]
+    assert any("2 samples are too few to split" in w for w in warnings), warnings
+    assert not any("The split training will use" in c.value for c in at.caption)

@@ -31,6 +31,7 @@ __all__ = [
     "download_dataset",
     "load_dataset",
     "select_dataset",
+    "split_problem",
 ]
 
 UPLOADS = "uploads"
@@ -107,6 +108,16 @@ def cached_class_counts(key: str, _dataset: Dataset, split_seed: int = 0):
     except DatasetError:
         return explore.class_counts(_dataset)
     return explore.class_counts(_dataset, split)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def split_problem(key: str, _dataset: Dataset, split_seed: int = 0) -> str | None:
+    """Why training could not split this dataset (e.g. an upload of a handful of rows); None when it can."""
+    try:
+        split_dataset(_dataset, seed=split_seed)
+    except DatasetError as exc:
+        return str(exc)
+    return None
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
