@@ -309,6 +309,9 @@ def load_model_file(path: str | os.PathLike[str]) -> Any:
     check_model_file(path)
     import keras
 
+    from core.training import freeze_import_heap
+
+    freeze_import_heap()  # TensorFlow is loaded now: keep Streamlit's per-run gc.collect cheap
     before = _keras_settings()
     try:
         model = keras.saving.load_model(str(path), safe_mode=True, compile=False)

@@ -11,6 +11,7 @@ runs at a time per process (`FIT_LOCK`); `clear_session` is called only by the w
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 import platform
@@ -35,6 +36,7 @@ __all__ = [
     "TrainConfigError",
     "TrainOutcome",
     "choose_strategy",
+    "freeze_import_heap",
     "library_versions",
     "train_run",
 ]
@@ -48,6 +50,30 @@ CLASS_WEIGHTS = ("none", "balanced")
 FIT_LOCK = threading.Lock()  # one model.fit at a time in this process (Keras global state, seeds)
 _BATCH_LINE_EVERY_S = 1.0  # sparse batch lines in metrics.jsonl: at most one per second
 _RECENT_BATCHES = 4000  # per-batch losses kept in memory for the live smoothed curve
+
+
+_HEAP_LOCK = threading.Lock()
+_heap_frozen = False
+
+
+def freeze_import_heap() -> bool:
+    """Hide the objects alive now (TensorFlow's ~400,000 module objects) from the garbage collector, once.
+
+    Streamlit runs `gc.collect(2)` after every script run (`runner.postScriptGC`) and, once keras is
+    imported, `keras.backend.clear_session()`, which collects again. With TensorFlow loaded each full
+    collection walks every object (~0.25 s on a laptop core) holding the GIL, so the Train page's
+    once-a-second poll left a watched run training ~10x slower than an unwatched one. `gc.freeze()` after
+    the import moves those long-lived objects to the permanent generation; later garbage is collected as
+    usual. Call it right after importing keras/tensorflow; returns True the first time it froze.
+    """
+    global _heap_frozen
+    with _HEAP_LOCK:
+        if _heap_frozen:
+            return False
+        gc.collect()  # what is garbage now is collected first, not frozen with the rest
+        gc.freeze()
+        _heap_frozen = True
+        return True
 
 
 class TrainConfigError(ValueError):
@@ -389,6 +415,7 @@ def _train_locked(store: Any, run_id: str, dataset: Any, split: Any, spec: Any, 
                   progress: LiveProgress, build_model: Callable[[Any, Any], Any]) -> TrainOutcome:
     import keras
 
+    freeze_import_heap()
     keras.backend.clear_session()
     keras.config.set_dtype_policy("float32")
     keras.utils.set_random_seed(config.seed)
