@@ -15,7 +15,7 @@ from typing import Any
 
 from core.specs import LayerSpec, ModelSpec, SpecError, analyse_spec, describe_layer, make_layer
 
-__all__ = ["BYTES_PER_PARAM", "ModelSummary", "build_model", "export_code", "model_summary"]
+__all__ = ["BYTES_PER_PARAM", "ModelSummary", "build_model", "export_code", "export_file_stem", "model_summary"]
 
 BYTES_PER_PARAM = 4  # float32 weights
 _FAILED_WEIGHTS: dict[tuple[str, float], str] = {}  # (backbone, alpha) -> why ImageNet weights failed
@@ -332,6 +332,11 @@ def _train_code(settings: dict, tabular: bool) -> list[str]:
         "    loss_value, accuracy = model.evaluate(x_test, y[test_idx], verbose=0)",
         "    print(f'test accuracy: {accuracy:.4f}')",
     ]
+
+
+def export_file_stem(name: str) -> str:
+    """A safe, readable file name stem for a spec name: "Article CNN (adapted)" -> "article_cnn_adapted"."""
+    return re.sub(r"[^0-9a-z]+", "_", name.lower()).strip("_") or "model"
 
 
 def export_code(spec: ModelSpec, dataset: Any, train_settings: dict | None = None) -> str:

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from core.charts_model import architecture_figure
-from core.models import export_code
+from core.models import export_code, export_file_stem
 from core.specs import PRESETS, SpecError, analyse_spec, available_presets, layer_types_for, preset
 from ui.data import current_dataset
 from ui.model import cached_summary, editing_spec, layer_editor, set_spec, spec_uploader
@@ -33,6 +33,10 @@ if cols[1].button("Use preset", icon=":material/auto_awesome:", width="stretch")
     except SpecError as exc:
         st.error(str(exc))
 st.caption(PRESETS[choice])
+if dataset.kind != "image":
+    st.caption(f":material/info: **{dataset.name}** is tabular (one row of numbers per sample), so only dense "
+               "layers and the MLP preset are offered: convolution, pooling, augmentation and the CNN presets "
+               "need images. Pick an image dataset (digits, an NPZ of images, a ZIP of image folders) for them.")
 
 analysis = analyse_spec(spec, dataset.input_shape, dataset.n_classes, dataset.kind)
 st.subheader(f"Layers of “{spec.name}”")
@@ -73,7 +77,7 @@ if analysis.ok:
 
     st.subheader("Export")
     code = export_code(spec, dataset)
-    file_stem = "".join(c if c.isalnum() else "_" for c in spec.name.lower()).strip("_")
+    file_stem = export_file_stem(spec.name)
     c = st.columns(2)
     c[0].download_button("Keras script (.py)", code, file_name=f"{file_stem}_{dataset.name}.py",
                          mime="text/x-python", icon=":material/code:", width="stretch")

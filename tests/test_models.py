@@ -162,3 +162,12 @@ def test_exported_script_for_other_data_uses_a_marked_placeholder(datasets, tmp_
     out = _run_script(code, tmp_path)
     assert int(re.search(r"parameters: (\d+)", out).group(1)) == \
         build_model(preset("Stronger CNN", cifar), cifar).count_params()
+
+
+def test_export_file_stem_is_readable_and_safe():
+    from core.models import export_file_stem
+
+    assert export_file_stem("Article CNN (adapted) (edited)") == "article_cnn_adapted_edited"
+    assert export_file_stem("Small MLP") == "small_mlp"
+    assert export_file_stem("../../etc/passwd") == "etc_passwd"
+    assert export_file_stem("((()))") == "model"

@@ -101,3 +101,11 @@ def test_a_spec_that_no_longer_fits_is_reported(clean_streamlit_caches):
     at.switch_page("pages/model.py").run()
     assert any("does not fit iris" in w.value and "needs image input" in w.value for w in at.warning)
     assert at.session_state["model_spec"].name == "Small MLP"  # what the Train page now gets
+
+
+def test_tabular_dataset_explains_why_image_layers_are_not_offered(clean_streamlit_caches):
+    at = _open("iris")
+    assert next(s for s in at.selectbox if s.label == "Start from a preset").options == ["Small MLP"]
+    assert any("only dense layers" in c.value and "need images" in c.value for c in at.caption)
+    digits = _open("digits")
+    assert not any("only dense layers" in c.value for c in digits.caption)
