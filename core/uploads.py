@@ -96,6 +96,24 @@ def upload_kind(filename: str | None) -> Literal["csv", "npz", "zip"]:
     return kinds[suffix]  # type: ignore[return-value]
 
 
+def _looks_like(data: bytes) -> str:
+    """What the first bytes say the file really is, as a hint for a wrong extension ('' when unsure)."""
+    head = data[:8]
+    if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
+        return " It looks like a ZIP archive: name it .npz if it holds NumPy arrays, .zip if it holds images."
+    if head.startswith(b"\x93NUMPY"):
+        return " It looks like a single .npy array: save x and y together with numpy.savez to an .npz."
+    if head.startswith(b"\x89PNG") or head.startswith(b"\xff\xd8\xff"):
+        return " It looks like a single image: put images in one folder per class and upload a .zip of them."
+    try:
+        text = data[:4096].decode("utf-8")
+    except UnicodeDecodeError:
+        return ""
+    if "\x00" not in text and ("," in text or ";" in text or "\t" in text) and "\n" in text:
+        return " It looks like text: if it is a table, name it .csv."
+    return ""
+
+
 def _check_size(data: bytes, label: str, limits: UploadLimits) -> None:
     if len(data) > limits.max_bytes:
         raise UploadError(f"{label} is {len(data) / _MB:.1f} MB; the limit is {limits.max_bytes / _MB:.0f} MB")
@@ -135,7 +153,8 @@ def _rows(data: bytes, label: str, limits: UploadLimits) -> tuple[list[str], lis
     if not text.strip():
         raise UploadError(f"{label} is empty")
     if "\x00" in text:
-        raise UploadError(f"{label} contains NUL bytes: it looks like a binary file, not CSV text")
+        raise UploadError(f"{label} is not CSV text (it contains NUL bytes, so it is a binary file)."
+                          + _looks_like(data))
     sep = _separator(text)
     try:
         rows = [r for r in csv.reader(io.StringIO(text), delimiter=sep) if any(c.strip() for c in r)]
@@ -300,13 +319,17 @@ def read_npz(data: bytes, filename: str, limits: UploadLimits = UploadLimits()) 
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, OSError) as exc:
-        raise UploadError(f"{label} is not a valid .npz file (it must be a numpy.savez zip): {exc}") from exc
+        raise UploadError(f"{label} is not a valid .npz file (it must be a numpy.savez zip): {exc}."
+                          + _looks_like(data)) from exc
     with zf:
         members = zf.namelist()
         if len(members) > limits.max_members:
             raise UploadError(f"{label} holds {len(members)} arrays; the limit is {limits.max_members}")
         arrays = {m[:-4]: m for m in members if m.endswith(".npy")}
         missing = [k for k in ("x", "y") if k not in arrays]
+        if missing and not arrays and members:
+            raise UploadError(f"{label} holds no NumPy arrays (found e.g. {_member_label(members[0])!r}): if it is "
+                              "a ZIP of image folders, name it .zip; an .npz is saved with numpy.savez(f, x=..., y=...)")
         if missing:
             raise UploadError(f"{label} has no array named {' or '.join(missing)}; found "
                               f"{', '.join(sorted(arrays)) or 'none'}; save with numpy.savez(f, x=..., y=...)")
@@ -414,7 +437,8 @@ def read_image_zip(data: bytes, filename: str, *, size: int = 32, color: Literal
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, OSError) as exc:
-        raise UploadError(f"{label} is not a valid ZIP file (truncated or corrupt?): {exc}") from exc
+        raise UploadError(f"{label} is not a valid ZIP file (truncated or corrupt?): {exc}."
+                          + _looks_like(data)) from exc
     channels = 1 if color == "grayscale" else 3
     with zf:
         infos = zf.infolist()

@@ -332,3 +332,33 @@ def test_a_stray_text_value_in_a_numeric_column_is_refused_not_one_hot_encoded()
     data = b"h,label\n1.0,a\n2.0,b\nh,a\n3.0,b\n"  # e.g. a header line pasted twice
     with pytest.raises(UploadError, match=r"column 'h' is numeric except 1 value\(s\) such as 'h' at line 4"):
         read_csv(data, "twice.csv", "label")
+
+
+# --- a file with the wrong extension ------------------------------------------------------------------
+
+def _npz_bytes() -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, x=np.zeros((6, 2), np.float32), y=np.arange(6) % 2)
+    return buf.getvalue()
+
+
+def _image_zip_bytes() -> bytes:
+    png = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(png, "PNG")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for cls in ("a", "b"):
+            zf.writestr(f"{cls}/1.png", png.getvalue())
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(("data", "name", "hint"), [
+    (_npz_bytes(), "arrays.csv", "name it .npz if it holds NumPy arrays"),
+    (b"a,b,label\n1,2,x\n3,4,y\n", "table.zip", "if it is a table, name it .csv"),
+    (b"a,b,label\n1,2,x\n3,4,y\n", "table.npz", "if it is a table, name it .csv"),
+    (_image_zip_bytes(), "images.npz", "if it is a ZIP of image folders, name it .zip"),
+])
+def test_a_renamed_file_gets_a_hint_about_its_real_type(data, name, hint):
+    with pytest.raises(UploadError) as info:
+        read_upload(data, name)
+    assert hint in str(info.value)
