@@ -497,5 +497,18 @@ def _train_locked(store: Any, run_id: str, dataset: Any, split: Any, spec: Any, 
                                          f"{config.monitor} did not improve for {config.patience} epochs; {best}",
                             extra)
     acc = extra.get("test_accuracy")
-    message = f"{epochs_done} epochs" + (f", test accuracy {acc:.3f}" if acc else "")
-    return TrainOutcome("completed", "; ".join([message, *build_notes]), extra)
+    message = f"{epochs_done} epochs" + (f", test accuracy {acc:.3f}" if acc is not None else "")
+    notes = [*build_notes]
+    if acc is not None and len(split.y_test) and (note := _chance_note(acc, split.y_test, config)):
+        notes.insert(0, note)
+    return TrainOutcome("completed", "; ".join([message, *notes]), extra)
+
+
+def _chance_note(accuracy: float, y_test: Any, config: TrainConfig) -> str | None:
+    """A run that finished without NaN can still have learned nothing (e.g. SGD at rate 10 kills every ReLU)."""
+    counts = np.bincount(np.asarray(y_test, dtype=np.int64))
+    baseline = float(counts.max() / counts.sum())
+    if accuracy > baseline + 0.02:
+        return None
+    return (f"no better than always guessing the most common class ({baseline:.3f}): the model did not learn; "
+            f"try a smaller learning rate than {config.learning_rate:g}")

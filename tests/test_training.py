@@ -131,6 +131,19 @@ def test_nan_loss_ends_the_run_as_diverged(iris):
 
 
 @pytest.mark.slow
+def test_a_run_that_learned_nothing_says_so(iris):
+    split = split_dataset(iris, seed=0)
+    split = replace(split, y_train=np.zeros_like(split.y_train))  # it can only learn "always class 0"
+    _, _, outcome, _ = _train(iris, TrainConfig(epochs=3, batch_size=16, learning_rate=0.05), split=split)
+    assert outcome.state == "completed"
+    baseline = np.bincount(split.y_test).max() / len(split.y_test)
+    assert f"no better than always guessing the most common class ({baseline:.3f})" in outcome.message
+    assert "try a smaller learning rate than 0.05" in outcome.message
+    _, _, good, _ = _train(iris, TrainConfig(epochs=30, batch_size=16, learning_rate=0.01))
+    assert good.extra["test_accuracy"] > 0.6 and "did not learn" not in good.message
+
+
+@pytest.mark.slow
 def test_early_stopping_and_plateau_schedule(iris):
     config = TrainConfig(epochs=40, batch_size=32, learning_rate=0.05, schedule="plateau", step_every=1,
                          step_factor=0.5, early_stopping=True, patience=2, monitor="val_accuracy")
