@@ -462,9 +462,10 @@ def network_dot(net: Network) -> str:
     """The network as a Graphviz DOT diagram: values in the nodes, weights on the edges."""
     fwd = forward(net)
     out = "ŷ" if net.head == "sigmoid_bce" else "ŷ (linear)"
-    lines = ["digraph net {", "rankdir=LR; splines=line; nodesep=0.3; ranksep=1.4;",
-             'node [shape=circle, fixedsize=true, width=1.05, fontsize=13, fontname="sans-serif"];',
-             'edge [fontsize=12, fontname="sans-serif", arrowsize=0.6];']
+    # Compact ranks and large type: the chart is scaled down to half the page width.
+    lines = ["digraph net {", "rankdir=LR; splines=line; nodesep=0.2; ranksep=0.9; pad=0.05;",
+             'node [shape=circle, fixedsize=true, width=1.0, fontsize=16, fontname="sans-serif"];',
+             'edge [fontsize=15, fontname="sans-serif", arrowsize=0.6];']
     for i in range(net.n_inputs):
         lines.append(f'x{i} [label="x{i + 1}\\n{net.x[i]:.4g}", style=filled, fillcolor="#e8f0fe"];')
     for j in range(net.width):

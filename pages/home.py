@@ -9,21 +9,27 @@ ensure_app_entry()  # a direct link (/train) must run through app.py's navigatio
 st.title(":material/science: Keras Lab")
 st.markdown(
     "Learn and run deep-learning experiments in the browser — offline, no account. "
-    "Explore a dataset, build a Keras model without code (or start from the article's CIFAR-10 CNN), "
+    "Explore a dataset, build a Keras model without code (or start from a classic small CIFAR-10 CNN), "
     "train it with live charts that survive page changes and reloads, evaluate it with a confusion "
     "matrix and scikit-learn metrics, compare runs, and see backpropagation worked out number by number."
 )
 st.caption(f"Selected dataset: **{st.session_state['dataset']}** — change it on the Data page.")
 steps = [
-    ("pages/data.py", "1. Explore data", "class balance, sample images, projections, your own uploads"),
-    ("pages/model.py", "2. Build a model", "presets, a layer editor with shape checks, code export"),
-    ("pages/train.py", "3. Train", "background jobs, live loss and accuracy, stop and queue"),
-    ("pages/evaluate.py", "4. Evaluate", "confusion matrix, precision / recall / F1, error gallery"),
-    ("pages/runs.py", "5. Compare runs", "every run on disk, side by side, downloads"),
-    ("pages/backprop.py", "6. Backpropagation", "the forward pass, loss and chain rule, exactly"),
-    ("pages/faq.py", "7. FAQ", "privacy, energy, explainability, practical answers"),
+    ("pages/data.py", "1. Explore data", ":material/bar_chart:",
+     "class balance, sample images, projections, your own uploads"),
+    ("pages/model.py", "2. Build a model", ":material/view_in_ar:",
+     "presets, a layer editor with shape checks, code export"),
+    ("pages/train.py", "3. Train", ":material/model_training:",
+     "background jobs, live loss and accuracy, stop and queue"),
+    ("pages/evaluate.py", "4. Evaluate", ":material/target:",
+     "confusion matrix, precision / recall / F1, error gallery"),
+    ("pages/runs.py", "5. Compare runs", ":material/compare:", "every run on disk, side by side, downloads"),
+    ("pages/backprop.py", "6. Backpropagation", ":material/calculate:",
+     "the forward pass, loss and chain rule, exactly"),
+    ("pages/faq.py", "7. FAQ", ":material/help:", "privacy, energy, explainability, practical answers"),
 ]
-for page, label, what in steps:
-    col1, col2 = st.columns([1, 3])
-    col1.page_link(page, label=label)
-    col2.write(what)
+grid = st.columns(2, gap="medium")
+for n, (page, label, icon, what) in enumerate(steps):
+    with grid[n % 2].container(border=True):
+        st.page_link(page, label=f"**{label}**", icon=icon)
+        st.caption(what)
