@@ -49,9 +49,10 @@ with tab_run:
             [":material/grid_on: Metrics", ":material/image_search: Errors", ":material/stethoscope: Diagnostics",
              ":material/psychology: Predict"])
         with metrics_tab:
-            cell = ui.render_evaluation(ev, prefix=f"ev_{info.run_id}")
+            ui.render_evaluation(ev, prefix=f"ev_{info.run_id}", show_cell=lambda cell: ui.render_cell_samples(
+                ev, test_idx, cell, data, reason, prefix=f"ev_{info.run_id}"))
         with errors_tab:
-            ui.render_cell_samples(ev, test_idx, cell, data, reason, prefix=f"ev_{info.run_id}")
+            ui.render_confident_mistakes(ev, test_idx, data, reason, prefix=f"ev_{info.run_id}")
 
         model, model_error = None, ""
         if info.has_model:

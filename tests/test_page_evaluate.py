@@ -87,6 +87,11 @@ def test_metrics_cells_and_diagnostics_of_a_run(clean_streamlit_caches, tiny_mod
     assert not at.exception
     heads = [h.value for h in at.subheader]
     assert f"True {t} → predicted {p}: {cm[t, p]} mistake{'' if cm[t, p] == 1 else 's'}" in heads, heads
+    # "Click a cell to see its samples below": they are in the Metrics tab, right under the matrix
+    metrics_tab = next(tab for tab in at.tabs if "Metrics" in tab.label)
+    assert f"True {t} → predicted {p}: {cm[t, p]} mistake{'' if cm[t, p] == 1 else 's'}" in [
+        h.value for h in metrics_tab.subheader]
+    assert any("samples below" in c.value for c in metrics_tab.caption)
     captions = [c for img in at.get("image") for c in img.captions]
     n_cell = min(int(cm[t, p]), 24)
     assert n_cell > 0 and all(c.startswith(f"true {t} → {p} (") for c in captions[:n_cell]), captions[:n_cell]

@@ -6,6 +6,7 @@ Everything numeric comes from core.evaluation / core.compare; this module only l
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -147,8 +148,10 @@ def _pick_cell(chart_key: str, names: tuple[str, ...], prefix: str) -> None:
             return
 
 
-def render_evaluation(ev: Evaluation, prefix: str) -> tuple[int, int]:
-    """Test metrics, per-class report, clickable confusion matrix, ROC/PR; returns the chosen cell."""
+def render_evaluation(ev: Evaluation, prefix: str,
+                      show_cell: Callable[[tuple[int, int]], None] | None = None) -> tuple[int, int]:
+    """Test metrics, per-class report, clickable confusion matrix (show_cell draws the chosen cell's
+    samples right under it), ROC/PR; returns the chosen cell."""
     cols = st.columns(2 + len(ev.top_k))
     cols[0].metric("Test accuracy", f"{ev.accuracy:.2%}")
     cols[1].metric("Test loss (cross-entropy)", f"{ev.loss:.4f}")
@@ -166,12 +169,16 @@ def render_evaluation(ev: Evaluation, prefix: str) -> tuple[int, int]:
     for part, idx in (("true", default[0]), ("pred", default[1])):
         if st.session_state.get(f"{prefix}_{part}") not in names:
             st.session_state[f"{prefix}_{part}"] = names[idx]
-    st.caption("Click a cell to see its samples below, or choose it with the two boxes.")
+    st.caption("Click a cell to see its samples below, or choose it with the two boxes." if show_cell else
+               "Click a cell, or choose it with the two boxes, to read its count.")
     st.plotly_chart(charts.confusion_figure(cm, names, normalised=normalised), key=chart_key,
                     on_select=lambda: _pick_cell(chart_key, names, prefix), selection_mode="points")
     c1, c2 = st.columns(2)
     true_name = c1.selectbox("True class", names, key=f"{prefix}_true")
     pred_name = c2.selectbox("Predicted class", names, key=f"{prefix}_pred")
+    cell = names.index(true_name), names.index(pred_name)
+    if show_cell is not None:
+        show_cell(cell)
     with st.expander("ROC and precision-recall curves", icon=":material/show_chart:"):
         roc, pr = roc_curves(ev.y_true, ev.probs, names), pr_curves(ev.y_true, ev.probs, names)
         if not roc:
@@ -182,7 +189,7 @@ def render_evaluation(ev: Evaluation, prefix: str) -> tuple[int, int]:
             b.plotly_chart(charts.pr_figure(pr), key=f"{prefix}_pr")
             if len(names) == 2:
                 st.caption(f"Binary task: the curves treat {names[1]!r} as the positive class.")
-    return names.index(true_name), names.index(pred_name)
+    return cell
 
 
 def _show_samples(ev: Evaluation, positions: np.ndarray, test_idx: np.ndarray, data: RunData | None,
@@ -218,12 +225,17 @@ def _show_samples(ev: Evaluation, positions: np.ndarray, test_idx: np.ndarray, d
 
 def render_cell_samples(ev: Evaluation, test_idx: np.ndarray, cell: tuple[int, int], data: RunData | None,
                         reason: str, prefix: str) -> None:
-    """The samples of the chosen cell, then the most confident mistakes overall."""
+    """The samples of the chosen confusion-matrix cell (drawn right under the matrix)."""
     t, p = cell
     pos = cell_positions(ev.y_true, ev.probs, t, p)
     what = ("correct prediction" if t == p else "mistake") + ("" if len(pos) == 1 else "s")
     st.subheader(f"True {ev.class_names[t]} → predicted {ev.class_names[p]}: {len(pos)} {what}")
     _show_samples(ev, pos, test_idx, data, reason, key=f"{prefix}_cell_rows")
+
+
+def render_confident_mistakes(ev: Evaluation, test_idx: np.ndarray, data: RunData | None, reason: str,
+                              prefix: str) -> None:
+    """The test samples the model got wrong with the highest confidence."""
     st.subheader("Most confident mistakes")
     _show_samples(ev, confident_mistakes(ev.y_true, ev.probs, 12), test_idx, data, reason,
                   key=f"{prefix}_mistake_rows")

@@ -62,8 +62,7 @@ def test_click_the_worst_cell_then_compare_runs(page, app_server, server_runs):
     other = (t, (p + 1) % 10 if (p + 1) % 10 != t else (p + 2) % 10)
     for cell in (other, (t, p)):  # click elsewhere first, so the worst cell is really chosen by a click
         _click_cell(page, *cell)
-    page.get_by_role("tab", name="Errors").click()
-    page.get_by_text(f"True {t} → predicted {p}: {cm[t, p]} mistake").wait_for()
+    page.get_by_text(f"True {t} → predicted {p}: {cm[t, p]} mistake").wait_for()  # right under the matrix
     images = page.locator('[data-testid="stImage"]')
     assert images.count() >= min(int(cm[t, p]), 24)
     page.screenshot(path="/tmp/e2e-evaluate-errors.png", full_page=True)
