@@ -37,10 +37,23 @@ _SKIP_SETTINGS = {"dataset.class_names", "dataset.input_shape", "dataset.fingerp
 
 
 def run_label(info: Any) -> str:
-    """'<run id> · <dataset> · <model>': how a run is named in pickers and legends."""
+    """'<run id> · <dataset> · <model> · <optimizer> <rate> · <epochs> ep[ · label]': how a run is named in
+    pickers and legends. Two runs of one model on one dataset differ in their settings, so the optimizer,
+    learning rate and epochs are part of the name; the label only when it adds something."""
     cfg = info.config
-    return (f"{info.run_id} · {(cfg.get('dataset') or {}).get('name', '?')} · "
-            f"{(cfg.get('model') or {}).get('name', '?')}")
+    dataset = (cfg.get("dataset") or {}).get("name", "?")
+    model = (cfg.get("model") or {}).get("name", "?")
+    parts = [info.run_id, dataset, model]
+    training = cfg.get("training") or {}
+    if training.get("optimizer"):
+        rate = training.get("learning_rate")
+        parts.append(f"{training['optimizer']} {rate:g}" if isinstance(rate, int | float) else training["optimizer"])
+    if isinstance(training.get("epochs"), int):
+        parts.append(f"{training['epochs']} ep")
+    label = cfg.get("label")
+    if label and label != f"{model} on {dataset}":  # the Train page's default label repeats model and data
+        parts.append(str(label))
+    return " · ".join(parts)
 
 
 def _scalar(v: Any) -> bool:

@@ -12,6 +12,7 @@ from core.compare import (
     describe_change,
     differing_settings,
     f1_change,
+    run_label,
     runs_table,
 )
 from core.evaluation import evaluate_predictions
@@ -89,3 +90,19 @@ def test_filter_runs_by_status_dataset_and_text():
     assert list(filter_runs(t, [], ["digits"], "mlp")["run_id"]) == ["r2"]
     assert list(filter_runs(t, text="CV-X")["run_id"]) == ["r2"]
     assert filter_runs(t, text="nothing").empty
+
+
+def test_run_labels_tell_two_runs_of_one_model_apart():
+    from types import SimpleNamespace
+
+    def info(run_id, optimizer, rate, label):
+        return SimpleNamespace(run_id=run_id, config={
+            "dataset": {"name": "digits"}, "model": {"name": "Small CNN"}, "label": label,
+            "training": {"optimizer": optimizer, "learning_rate": rate, "epochs": 6}})
+
+    adam = run_label(info("a", "adam", 0.001, "Small CNN on digits"))
+    sgd = run_label(info("b", "sgd", 0.01, "Small CNN on digits"))
+    assert adam == "a · digits · Small CNN · adam 0.001 · 6 ep"  # the Train page's label repeats model and data
+    assert sgd == "b · digits · Small CNN · sgd 0.01 · 6 ep"
+    assert run_label(info("c", "adam", 0.001, "fold 2 of 3")).endswith("· 6 ep · fold 2 of 3")
+    assert run_label(SimpleNamespace(run_id="d", config={})) == "d · ? · ?"  # an unreadable config still names it

@@ -65,7 +65,7 @@ def evaluable_runs(store: RunStore) -> list[RunInfo]:
 
 
 def run_picker(infos: list[RunInfo], label: str, key: str) -> RunInfo | None:
-    """A selectbox of runs labelled 'id · dataset · model · label' (first = newest by default)."""
+    """A selectbox of runs named by core.compare.run_label (first = newest by default)."""
     from core.compare import run_label
 
     if not infos:
@@ -74,12 +74,7 @@ def run_picker(infos: list[RunInfo], label: str, key: str) -> RunInfo | None:
     if st.session_state.get(key) not in by_id:
         st.session_state.pop(key, None)
 
-    def fmt(run_id: str) -> str:
-        info = by_id[run_id]
-        extra = info.config.get("label")
-        return run_label(info) + (f" · {extra}" if extra else "")
-
-    chosen = st.selectbox(label, list(by_id), format_func=fmt, key=key)
+    chosen = st.selectbox(label, list(by_id), format_func=lambda r: run_label(by_id[r]), key=key)
     return by_id.get(chosen)
 
 
@@ -356,8 +351,7 @@ def render_compare(store: RunStore, chosen: list[RunInfo], table: pd.DataFrame, 
     with classes:
         by_id = {i.run_id: i for i in chosen}
         c1, c2 = st.columns(2)
-        label = {r: run_label(i) + (f" · {i.config['label']}" if i.config.get("label") else "")
-                 for r, i in by_id.items()}
+        label = {r: run_label(i) for r, i in by_id.items()}
         a = by_id[c1.selectbox("Run A (before)", list(by_id), index=min(1, len(by_id) - 1), key="cmp_a",
                                format_func=label.get)]
         b = by_id[c2.selectbox("Run B (after)", list(by_id), index=0, key="cmp_b", format_func=label.get)]
