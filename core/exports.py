@@ -20,6 +20,12 @@ __all__ = ["all_metrics_csv", "csv_bytes", "history_csv", "neutralise_cell", "ne
 _TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 _PLAIN_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 _MAX_ZIP_BYTES = 512 * 1024 * 1024
+_RUN_COLUMNS = ["run_id", "dataset", "model", "status", "label", "group", "optimizer", "learning_rate",
+                "batch_size", "epochs_requested"]
+
+
+def _is_scalar(value: Any) -> bool:
+    return value is None or isinstance(value, str | int | float | bool)
 
 
 def neutralise_cell(value: Any) -> Any:
@@ -52,7 +58,8 @@ def history_csv(records: Sequence[dict[str, Any]]) -> bytes:
 
 
 def all_metrics_csv(store: Any, infos: Sequence[Any] | None = None) -> bytes:
-    """Every run's epoch metrics in one long CSV, each row tagged with its run, dataset and model."""
+    """Every run's epoch metrics in one long CSV, each row tagged with its run, dataset, model, label, group
+    and main training settings (without them two runs of one model cannot be told apart in a spreadsheet)."""
     frames = []
     for info in infos if infos is not None else store.list_runs():
         records = store.read_metrics(info.run_id, kind="epoch")
@@ -64,9 +71,15 @@ def all_metrics_csv(store: Any, infos: Sequence[Any] | None = None) -> bytes:
         df.insert(1, "dataset", str((cfg.get("dataset") or {}).get("name", "")))
         df.insert(2, "model", str((cfg.get("model") or {}).get("name", "")))
         df.insert(3, "status", info.status)
+        training = cfg.get("training") or {}
+        tags = {"label": cfg.get("label"), "group": cfg.get("group"), "optimizer": training.get("optimizer"),
+                "learning_rate": training.get("learning_rate"), "batch_size": training.get("batch_size"),
+                "epochs_requested": training.get("epochs")}
+        for n, (name, value) in enumerate(tags.items(), start=4):
+            df.insert(n, name, value if _is_scalar(value) else str(value))
         frames.append(df)
     if not frames:
-        return csv_bytes(pd.DataFrame(columns=["run_id", "dataset", "model", "status", "epoch"]))
+        return csv_bytes(pd.DataFrame(columns=[*_RUN_COLUMNS, "epoch"]))
     return csv_bytes(pd.concat(frames, ignore_index=True))
 
 

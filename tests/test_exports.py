@@ -39,6 +39,14 @@ def test_history_and_all_metrics_csv(tmp_path):
     every = pd.read_csv(io.BytesIO(all_metrics_csv(store)))
     assert sorted(every["run_id"].unique()) == sorted([r1, r2])
     assert (every["run_id"] == r2).sum() == 3
+    # each row says which run it is in words a spreadsheet can filter on; a label is neutralised
+    r3 = write_run(store, "iris", epochs=1, training={"optimizer": "sgd", "learning_rate": 0.01}, group="cv-x")
+    every = pd.read_csv(io.BytesIO(all_metrics_csv(store)), dtype={"label": str})
+    first = every.drop_duplicates("run_id").set_index("run_id")
+    assert first.loc[r1, "label"] == "'=cmd"
+    assert (first.loc[r1, "optimizer"], first.loc[r1, "learning_rate"]) == ("adam", 0.001)
+    assert (first.loc[r3, "optimizer"], first.loc[r3, "learning_rate"], first.loc[r3, "group"]) == ("sgd", 0.01, "cv-x")
+    assert list(first.loc[r1, ["batch_size", "epochs_requested"]]) == [32, 2]
 
 
 def test_run_zip_holds_the_run_files_only(tmp_path):
