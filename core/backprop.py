@@ -463,8 +463,8 @@ def network_dot(net: Network) -> str:
     fwd = forward(net)
     out = "ŷ" if net.head == "sigmoid_bce" else "ŷ (linear)"
     # Compact ranks and large type: the chart is scaled down to half the page width.
-    lines = ["digraph net {", "rankdir=LR; splines=line; nodesep=0.2; ranksep=0.9; pad=0.05;",
-             'node [shape=circle, fixedsize=true, width=1.0, fontsize=16, fontname="sans-serif"];',
+    lines = ["digraph net {", "rankdir=LR; splines=line; nodesep=0.15; ranksep=0.6; pad=0.05;",
+             'node [shape=circle, fixedsize=true, width=0.95, fontsize=17, fontname="sans-serif"];',
              'edge [fontsize=15, fontname="sans-serif", arrowsize=0.6];']
     for i in range(net.n_inputs):
         lines.append(f'x{i} [label="x{i + 1}\\n{net.x[i]:.4g}", style=filled, fillcolor="#e8f0fe"];')
