@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from core.compare import METRIC_COLUMNS, differing_settings, filter_runs
+from core.compare import METRIC_COLUMNS, differing_settings, filter_runs, run_label
 from core.exports import all_metrics_csv
 from core.runs import ACTIVE_STATES, RunStore
 from ui import evaluate as ui
@@ -55,7 +55,7 @@ ui.render_cv_summaries(store, table)
 if st.session_state.get("runs_selected"):
     st.session_state["runs_selected"] = [r for r in st.session_state["runs_selected"] if r in by_id]
 chosen_ids = st.multiselect("Selected runs", list(by_id), key="runs_selected",
-                            format_func=lambda r: f"{r} · {by_id[r].config.get('label') or by_id[r].status}")
+                            format_func=lambda r: f"{run_label(by_id[r])} · {by_id[r].status}")
 chosen = [by_id[r] for r in chosen_ids]
 
 if len(chosen) >= 2:

@@ -54,6 +54,10 @@ def test_compare_two_runs_says_which_classes_changed(clean_streamlit_caches):
     better = write_run(store, "digits", accuracy=0.9, seed=2, label="B")
     at = _app()
     at.multiselect(key="runs_selected").set_value([better, worse]).run()
+    picked = at.multiselect(key="runs_selected")
+    assert [picked.format_func(r) for r in (better, worse)] == [  # settings and labels tell runs apart
+        f"{better} · digits · tiny · adam 0.001 · 3 ep · B · completed",
+        f"{worse} · digits · tiny · adam 0.001 · 3 ep · A · completed"]
     assert not at.exception, at.exception
     at.selectbox(key="cmp_a").set_value(worse)
     at.selectbox(key="cmp_b").set_value(better)
