@@ -36,27 +36,29 @@ if problem := spec_problem(dataset):
     st.warning(problem, icon=":material/warning:")
 
 d = saved_config()
+# Keyed widgets: their ids must not depend on value=, which is the last submitted setting; unkeyed, a start
+# that changed a default gave the widget a new id and the next edits were dropped on the next start.
 with st.form("train_form"):
     a, b, c = st.columns(3)
     optimizer = a.selectbox("Optimizer", list(OPTIMIZERS), list(OPTIMIZERS).index(d.optimizer),
-                            format_func=OPTIMIZERS.get)
-    learning_rate = a.number_input("Learning rate", value=d.learning_rate, format="%g", step=1e-4)
-    momentum = a.number_input("Momentum (SGD)", value=d.momentum, format="%g", step=0.05)
-    weight_decay = a.number_input("Weight decay (AdamW)", value=d.weight_decay, format="%g", step=1e-3)
+                            format_func=OPTIMIZERS.get, key="train_optimizer")
+    learning_rate = a.number_input("Learning rate", value=d.learning_rate, format="%g", step=1e-4, key="train_learning_rate")
+    momentum = a.number_input("Momentum (SGD)", value=d.momentum, format="%g", step=0.05, key="train_momentum")
+    weight_decay = a.number_input("Weight decay (AdamW)", value=d.weight_decay, format="%g", step=1e-3, key="train_weight_decay")
     schedule = b.selectbox("Learning-rate schedule", list(SCHEDULES), list(SCHEDULES).index(d.schedule),
-                           format_func=SCHEDULES.get)
-    step_every = b.number_input("Step every / plateau patience (epochs)", value=d.step_every, step=1)
-    step_factor = b.number_input("Step / plateau factor", value=d.step_factor, format="%g", step=0.1)
+                           format_func=SCHEDULES.get, key="train_schedule")
+    step_every = b.number_input("Step every / plateau patience (epochs)", value=d.step_every, step=1, key="train_step_every")
+    step_factor = b.number_input("Step / plateau factor", value=d.step_factor, format="%g", step=0.1, key="train_step_factor")
     loss = b.selectbox("Loss", list(LOSSES), list(LOSSES).index(d.loss), format_func=LOSSES.get,
-                       help="Mean squared error on one-hot targets is here to compare with cross-entropy.")
-    batch_size = c.number_input("Batch size", value=d.batch_size, step=8)
-    epochs = c.number_input("Epochs", value=d.epochs, step=1)
-    seed = c.number_input("Seed", value=d.seed, step=1, help="Same seed and settings: same curves (CPU).")
-    class_weights = c.selectbox("Class weights", ["none", "balanced"], ["none", "balanced"].index(d.class_weights))
+                       help="Mean squared error on one-hot targets is here to compare with cross-entropy.", key="train_loss")
+    batch_size = c.number_input("Batch size", value=d.batch_size, step=8, key="train_batch_size")
+    epochs = c.number_input("Epochs", value=d.epochs, step=1, key="train_epochs")
+    seed = c.number_input("Seed", value=d.seed, step=1, help="Same seed and settings: same curves (CPU).", key="train_seed")
+    class_weights = c.selectbox("Class weights", ["none", "balanced"], ["none", "balanced"].index(d.class_weights), key="train_class_weights")
     e1, e2, e3 = st.columns(3)
-    early = e1.toggle("Early stopping", value=d.early_stopping)
-    patience = e2.number_input("Patience (epochs)", value=d.patience, step=1)
-    monitor = e3.selectbox("Monitored metric", ["val_loss", "val_accuracy"], ["val_loss", "val_accuracy"].index(d.monitor))
+    early = e1.toggle("Early stopping", value=d.early_stopping, key="train_early")
+    patience = e2.number_input("Patience (epochs)", value=d.patience, step=1, key="train_patience")
+    monitor = e3.selectbox("Monitored metric", ["val_loss", "val_accuracy"], ["val_loss", "val_accuracy"].index(d.monitor), key="train_monitor")
     submitted = st.form_submit_button("Start training", icon=":material/play_arrow:", type="primary")
 
 if submitted:

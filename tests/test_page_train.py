@@ -97,3 +97,24 @@ def test_a_reloaded_tab_finds_the_running_job_and_can_stop_it(clean_streamlit_ca
     status = RunStore().read_status(run_id)
     assert status["state"] == "stopped" and status["steps_after_stop_request"] <= 1
     assert any(link.label == "Evaluate this run" for link in other.get("page_link"))
+
+
+@pytest.mark.slow
+def test_settings_changed_after_a_start_are_the_ones_the_next_start_uses(clean_streamlit_caches):
+    """The form's defaults are the last submitted settings; when they changed, unkeyed widgets got new ids
+    on the next run and the edits the person made before pressing Start again were silently dropped."""
+    at = _train_page()
+    _number(at, "Epochs").set_value(2)
+    _start(at)
+    first = RunStore().list_runs()
+    assert len(first) == 1 and not at.error
+    _number(at, "Epochs").set_value(3)
+    _number(at, "Learning rate").set_value(0.01)
+    _start(at)
+    assert not at.error, [e.value for e in at.error]
+    runs = {i.run_id: i.config["training"] for i in RunStore().list_runs()}
+    assert len(runs) == 2
+    second = next(cfg for run_id, cfg in runs.items() if run_id != first[0].run_id)
+    assert (second["epochs"], second["learning_rate"]) == (3, 0.01)
+    _run_until(at, lambda a: all(RunStore().read_status(r)["state"] not in ("queued", "running") for r in runs),
+               "both runs to finish")
