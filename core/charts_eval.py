@@ -75,15 +75,25 @@ def confusion_figure(cm: np.ndarray, class_names: Sequence[str], *, normalised: 
 
 def confusion_diff_figure(diff: np.ndarray, class_names: Sequence[str], label_a: str, label_b: str
                           ) -> go.Figure:
-    """Row-normalised B − A on a diverging scale: blue = B puts more samples there, red = fewer."""
+    """Row-normalised B − A; the colour says better or worse for B, the text the change itself.
+
+    On the diagonal more is better (more right); off it more is worse (more of that mistake). Colouring
+    the raw difference made blue mean "better" on the diagonal and "worse" beside it, so the colour is
+    the gain for B: the difference, with its sign flipped off the diagonal. Blue = better, red = worse.
+    """
     names = [str(c) for c in class_names]
     diff = np.asarray(diff, dtype=float)
+    gain = -diff
+    np.fill_diagonal(gain, np.diag(diff))
     lim = max(0.05, float(np.abs(diff).max()))
     text = [[f"{v:+.2f}" if abs(v) >= 0.005 else "" for v in row] for row in diff]
+    verdict = [["" if abs(g) < 0.005 else (f"better for {label_b}" if g > 0 else f"worse for {label_b}")
+                for g in row] for row in gain]
     fig = go.Figure(go.Heatmap(
-        z=diff, x=names, y=names, colorscale="RdBu", zmid=0, zmin=-lim, zmax=lim, text=text,
-        texttemplate="%{text}", colorbar={"title": "B − A"},
-        hovertemplate="true %{y} → predicted %{x}: %{z:+.3f}<extra></extra>"))
+        z=gain, x=names, y=names, colorscale="RdBu", zmid=0, zmin=-lim, zmax=lim, text=text,
+        texttemplate="%{text}", customdata=np.dstack([diff, np.array(verdict, dtype=object)]),
+        colorbar={"title": f"for {label_b}", "tickvals": [-lim, 0, lim], "ticktext": ["worse", "same", "better"]},
+        hovertemplate="true %{y} → predicted %{x}: %{customdata[0]:+.3f} %{customdata[1]}<extra></extra>"))
     fig.update_layout(title=f"Confusion change, {label_b} minus {label_a} (row shares)")
     fig = _square_axes(fig, len(names), "predicted class", "true class")
     fig.update_layout(clickmode="event", dragmode="zoom")

@@ -106,3 +106,15 @@ def test_run_labels_tell_two_runs_of_one_model_apart():
     assert sgd == "b · digits · Small CNN · sgd 0.01 · 6 ep"
     assert run_label(info("c", "adam", 0.001, "fold 2 of 3")).endswith("· 6 ep · fold 2 of 3")
     assert run_label(SimpleNamespace(run_id="d", config={})) == "d · ? · ?"  # an unreadable config still names it
+
+
+def test_confusion_change_colours_mean_better_or_worse_for_b_everywhere():
+    from core.charts_eval import confusion_diff_figure
+
+    diff = np.array([[0.10, -0.10], [0.20, -0.20]])  # B: class 0 more right; class 1 more often called 0
+    trace = confusion_diff_figure(diff, ["a", "b"], "A", "B").data[0]
+    gain = np.asarray(trace.z, dtype=float)
+    assert gain[0, 0] > 0 and gain[0, 1] > 0  # more right on the diagonal, fewer 0→1 mistakes: both better
+    assert gain[1, 1] < 0 and gain[1, 0] < 0  # fewer right, more 1→0 mistakes: both worse
+    assert [list(r) for r in trace.text] == [["+0.10", "-0.10"], ["+0.20", "-0.20"]]  # the numbers stay B − A
+    assert trace.customdata[1][0][1] == "worse for B"

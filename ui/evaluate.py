@@ -374,8 +374,8 @@ def render_compare(store: RunStore, chosen: list[RunInfo], table: pd.DataFrame, 
             x.plotly_chart(charts.f1_change_figure(change, "A", "B"), key="cmp_f1")
             y.plotly_chart(charts.confusion_diff_figure(confusion_change(ev_a, ev_b), ev_a.class_names, "A", "B"),
                            key="cmp_cm_diff")
-            y.caption("Blue on the diagonal: B gets more of that class right. Red off the diagonal: B makes "
-                      "fewer of that mistake.")
+            y.caption("Blue: better for B (more of that class right on the diagonal, fewer of that mistake off "
+                      "it); red: worse. The numbers are B's share minus A's.")
 
 
 def render_cv_summaries(store: RunStore, table: pd.DataFrame) -> None:
