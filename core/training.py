@@ -50,6 +50,7 @@ CLASS_WEIGHTS = ("none", "balanced")
 FIT_LOCK = threading.Lock()  # one model.fit at a time in this process (Keras global state, seeds)
 _BATCH_LINE_EVERY_S = 1.0  # sparse batch lines in metrics.jsonl: at most one per second
 _RECENT_BATCHES = 4000  # per-batch losses kept in memory for the live smoothed curve
+_EXPLODED = 1000.0  # a running loss this many times the first batch's has diverged (finite or not)
 
 
 _HEAP_LOCK = threading.Lock()
@@ -326,6 +327,8 @@ def _progress_callback(store: Any, run_id: str, progress: LiveProgress, n_train:
             self.step = 0
             self.batch_in_epoch = 0
             self.non_finite: tuple[int, int] | None = None  # (epoch, batch) where the loss stopped being finite
+            self.first_loss: float | None = None
+            self.exploded: tuple[int, int, float] | None = None  # (epoch, batch, loss) of a finite blow-up
             self.records: list[dict[str, Any]] = []
 
         def on_train_begin(self, logs=None):
@@ -350,6 +353,12 @@ def _progress_callback(store: Any, run_id: str, progress: LiveProgress, n_train:
             loss = float(logs.get("loss", float("nan")))
             if not math.isfinite(loss) and self.non_finite is None:
                 self.non_finite = (self.epoch, self.batch_in_epoch)  # TerminateOnNaN stops the fit
+            elif self.first_loss is None:
+                self.first_loss = loss
+            elif self.exploded is None and loss > _EXPLODED * max(self.first_loss, 1e-3):
+                # e.g. SGD at rate 10: the loss leaps to 1e7 and every ReLU dies, but stays finite
+                self.exploded = (self.epoch, self.batch_in_epoch, loss)
+                self.model.stop_training = True
             done = (self.epoch - 1) * self.batches_per_epoch + self.batch_in_epoch
             elapsed = now - self.start
             rate = self.batch_in_epoch * global_batch / self.train_time if self.train_time > 0 else 0.0
@@ -469,6 +478,12 @@ def _train_locked(store: Any, run_id: str, dataset: Any, split: Any, spec: Any, 
         epoch, batch = reporter.non_finite
         message = (f"the loss became NaN or infinite at epoch {epoch}, batch {batch} (learning rate "
                    f"{config.learning_rate:g}, {config.optimizer}); try a smaller learning rate")
+        return TrainOutcome("diverged", message, extra)
+    if reporter.exploded is not None:
+        epoch, batch, value = reporter.exploded
+        message = (f"the loss exploded from {reporter.first_loss:.3g} to {value:.3g} at epoch {epoch}, batch "
+                   f"{batch} (learning rate {config.learning_rate:g}, {config.optimizer}); training was stopped: "
+                   f"try a smaller learning rate")
         return TrainOutcome("diverged", message, extra)
 
     progress.update(message="evaluating on the test split and saving the model")

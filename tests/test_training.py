@@ -131,6 +131,21 @@ def test_nan_loss_ends_the_run_as_diverged(iris):
 
 
 @pytest.mark.slow
+def test_a_finite_loss_explosion_ends_the_run_as_diverged(iris):
+    """SGD at rate 10 blows the loss up ~10,000x without a NaN; it used to run on and end as 'completed'."""
+    config = TrainConfig(epochs=5, batch_size=32, optimizer="sgd", learning_rate=10.0)
+    store, run_id, outcome, _ = _train(iris, config)
+    assert outcome.state == "diverged"
+    assert "the loss exploded from" in outcome.message and "at epoch 1" in outcome.message
+    assert "try a smaller learning rate" in outcome.message
+    records = store.read_metrics(run_id)
+    assert len(records) == 1  # stopped in the first epoch, not run on to the fifth
+    assert not store.model_path(run_id).exists()
+    _, _, fine, _ = _train(iris, TrainConfig(epochs=5, batch_size=32, optimizer="sgd", learning_rate=0.1))
+    assert fine.state == "completed"
+
+
+@pytest.mark.slow
 def test_a_run_that_learned_nothing_says_so(iris):
     split = split_dataset(iris, seed=0)
     split = replace(split, y_train=np.zeros_like(split.y_train))  # it can only learn "always class 0"
