@@ -428,6 +428,26 @@ def read_image(data: bytes, input_shape: Sequence[int], *, invert: bool = False)
     return arr.reshape(1, *[int(d) for d in input_shape])
 
 
+def border_brightness(images: np.ndarray) -> float:
+    """Mean of the outermost ring of pixels of a (n, h, w, c) batch in [0, 1]: the background's brightness."""
+    x = np.asarray(images, dtype=np.float32)
+    if x.ndim != 4 or min(x.shape[1:3]) < 2:
+        raise ValueError(f"expected a (n, h, w, c) image batch, got shape {x.shape}")
+    ring = np.concatenate([x[:, 0].ravel(), x[:, -1].ravel(), x[:, 1:-1, 0].ravel(), x[:, 1:-1, -1].ravel()])
+    return float(ring.mean())
+
+
+def should_invert(image: np.ndarray, training_images: np.ndarray | None) -> bool:
+    """True when an uploaded image's background is light and the training images' dark (or the reverse).
+
+    Digits and MNIST are light ink on black; a digit drawn on paper is the opposite and, fed as it is, gets
+    a confident wrong answer. Natural images (CIFAR) have no such background and are left alone."""
+    if training_images is None or len(training_images) == 0:
+        return False
+    mine, theirs = border_brightness(image), border_brightness(training_images[:500])
+    return (theirs < 0.25 and mine > 0.5) or (theirs > 0.75 and mine < 0.5)
+
+
 def read_csv_rows(data: bytes, feature_names: Sequence[str]) -> np.ndarray:
     """Up to 100 rows of numbers, with a header naming the features (any order) or exactly one value per feature."""
     import pandas as pd

@@ -20,6 +20,7 @@ from core.model_files import (
     predict_probabilities,
     read_csv_rows,
     read_image,
+    should_invert,
 )
 from core.runs import RunStore
 from ui import evaluate as ui
@@ -85,11 +86,17 @@ with tab_run:
                 shape = tuple(info.config["dataset"]["input_shape"])
                 up = st.file_uploader("An image (PNG, JPEG, …)", type=["png", "jpg", "jpeg", "gif", "bmp", "webp"],
                                       key=f"pred_img_{info.run_id}")
-                invert = st.checkbox("Dark ink on a light background (invert, like the digits data)",
-                                     key=f"pred_inv_{info.run_id}")
                 if up is not None:
                     try:
-                        x = read_image(up.getvalue(), shape, invert=invert)
+                        x = read_image(up.getvalue(), shape)
+                        train_x = data.dataset.x if data is not None else None
+                        guess = should_invert(x, train_x)  # a new upload starts from the guess
+                        if st.checkbox("Invert (dark ink on a light background, unlike the training images)",
+                                       value=guess, key=f"pred_inv_{info.run_id}_{up.file_id}"):
+                            x = 1.0 - x
+                        if guess:
+                            st.caption("Inverted automatically: this image has a light background, the "
+                                       "training images a dark one.")
                         probs = predict_probabilities(model, x)[0]
                         a, b = st.columns([1, 3])
                         a.image(to_display_image(x[0]), caption=f"as the model sees it ({shape[0]}×{shape[1]})")

@@ -214,3 +214,18 @@ def test_read_csv_rows_with_and_without_header():
         read_csv_rows(b"1,2\n", names)
     with pytest.raises(ModelFileError, match="row 1, column 'b' is not a finite number: '=cmd'"):
         read_csv_rows(b"a,b,c\n1,=cmd,3\n", names)
+
+
+def test_a_light_background_upload_is_inverted_for_dark_background_training_images():
+    from core.model_files import border_brightness, should_invert
+
+    dark_digits = np.zeros((5, 8, 8, 1), np.float32)
+    dark_digits[:, 2:6, 3:5] = 1.0  # light ink on black, like digits and MNIST
+    paper = read_image(_png((40, 40), "L", 255), (8, 8, 1))  # a white sheet
+    assert border_brightness(paper) == pytest.approx(1.0) and border_brightness(dark_digits) == 0.0
+    assert should_invert(paper, dark_digits)
+    assert not should_invert(1.0 - paper, dark_digits)  # already light ink on black
+    assert should_invert(1.0 - paper, 1.0 - dark_digits)  # the reverse pairing too
+    photos = np.full((5, 8, 8, 3), 0.5, np.float32)  # natural images: no dark or light background
+    assert not should_invert(read_image(_png((40, 40), "RGB", (255, 255, 255)), (8, 8, 3)), photos)
+    assert not should_invert(paper, None)  # the training data is not at hand: leave it alone

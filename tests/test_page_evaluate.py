@@ -129,3 +129,26 @@ def test_hostile_uploads_are_refused_and_the_page_keeps_working(clean_streamlit_
     assert not at.exception and not at.error
     assert any("Model accepted" in s.value for s in at.success)
     assert at.metric[0].label == "Test accuracy"
+
+
+def test_a_digit_drawn_on_paper_is_inverted_before_prediction(clean_streamlit_caches, tiny_model_bytes):
+    """digits are light ink on black: a dark-on-white upload got a confident wrong answer unless the
+    person knew to tick 'invert'; now a new upload starts inverted when its background is the opposite."""
+    from PIL import Image, ImageDraw
+
+    store = RunStore()
+    run_id = write_run(store, "digits", accuracy=0.85, seed=2)
+    store.model_path(run_id).write_bytes(tiny_model_bytes)
+    at = _app()
+    img = Image.new("L", (64, 64), 255)
+    ImageDraw.Draw(img).line([(20, 10), (44, 10), (30, 54)], fill=0, width=6)  # a dark 7 on white paper
+    png = io.BytesIO()
+    img.save(png, "PNG")
+    at.file_uploader(key=f"pred_img_{run_id}").set_value(("seven.png", png.getvalue(), "image/png"))
+    at.run()
+    assert not at.exception, at.exception
+    box = next(c for c in at.checkbox if c.key.startswith(f"pred_inv_{run_id}"))
+    assert box.value is True
+    assert any("Inverted automatically" in c.value for c in at.caption)
+    shown = next(i for i in at.get("image") if any("as the model sees it" in c for c in i.captions))
+    assert shown is not None
