@@ -187,7 +187,8 @@ def parcoords_figure(table: pd.DataFrame, settings: Sequence[str], metric: str) 
     color = pd.to_numeric(table[metric], errors="coerce").to_numpy(dtype=float)
     fig = go.Figure(go.Parcoords(line={"color": color, "colorscale": "Viridis", "showscale": True,
                                        "colorbar": {"title": metric}}, dimensions=dims))
-    fig.update_layout(title=f"Settings against {metric}", height=420, margin={"l": 60, "r": 60, "t": 70, "b": 30})
+    fig.update_layout(title=f"Settings against {metric}", height=440,  # axis names sit above the axes:
+                      margin={"l": 60, "r": 60, "t": 110, "b": 30})  # room for them under the title
     return fig
 
 

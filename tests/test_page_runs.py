@@ -119,3 +119,24 @@ def test_runs_page_never_imports_tensorflow(tmp_path):
                          env={**os.environ, "KERAS_LAB_RUNS": str(tmp_path / "runs")})
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "False False"
+
+
+def test_settings_chart_shows_what_differs_among_the_chosen_runs(clean_streamlit_caches):
+    """Settings that differ only among runs not chosen used to get axes too: flat lines on which the chosen
+    runs are equal, and with enough of them the telling settings fell past the 8-axis cap."""
+    import json
+
+    store = RunStore()
+    adam = write_run(store, "digits", seed=1)
+    sgd = write_run(store, "digits", seed=2, training={"optimizer": "sgd", "learning_rate": 0.01})
+    for n, batch in enumerate((8, 16, 64, 128)):  # other runs, differing in many other settings
+        write_run(store, "digits", seed=3 + n, epochs=2 + n, training={
+            "batch_size": batch, "seed": n, "momentum": 0.1 * n, "weight_decay": 0.01 * n, "patience": n,
+            "step_every": n + 1, "step_factor": 0.1 * (n + 1), "schedule": ["step", "cosine"][n % 2]})
+    at = _app()
+    at.multiselect(key="runs_selected").set_value([adam, sgd]).run()
+    assert not at.exception, at.exception
+    spec = next(json.loads(c.proto.spec) for c in at.get("plotly_chart") if c.proto.spec and "parcoords" in c.proto.spec)
+    labels = [d["label"] for d in spec["data"][0]["dimensions"]]
+    assert "training.optimizer" in labels and "training.learning_rate" in labels, labels
+    assert "training.batch_size" not in labels and "training.epochs" not in labels, labels

@@ -324,6 +324,7 @@ def render_compare(store: RunStore, chosen: list[RunInfo], table: pd.DataFrame, 
         comparable,
         confusion_change,
         describe_change,
+        differing_settings,
         f1_change,
         run_label,
     )
@@ -342,7 +343,9 @@ def render_compare(store: RunStore, chosen: list[RunInfo], table: pd.DataFrame, 
         rows = table[table["run_id"].isin([i.run_id for i in chosen])]
         metric = st.selectbox("Metric", [m for m in METRIC_COLUMNS if rows[m].notna().any()] or ["epochs_run"],
                               key="cmp_par_metric")
-        dims = [s for s in settings if s in rows and rows[s].notna().all()][:8]
+        # only what differs among the chosen runs: settings differing elsewhere in the table would crowd
+        # out (past the 8-axis cap) the ones that tell these runs apart
+        dims = [s for s in differing_settings(rows, settings) if rows[s].notna().all()][:8]
         if dims:
             st.plotly_chart(charts.parcoords_figure(rows, dims, metric), key="cmp_parcoords")
             st.caption("One line per run; text settings are placed on their own ticks.")
