@@ -35,6 +35,7 @@ c3.page_link("pages/model.py", label="Change model", icon=":material/view_in_ar:
 if problem := spec_problem(dataset):
     st.warning(problem, icon=":material/warning:")
 
+run_slot = st.container()  # the watched run goes above the form: after Start, progress is on screen
 d = saved_config()
 # Keyed widgets: their ids must not depend on value=, which is the last submitted setting; unkeyed, a start
 # that changed a default gave the widget a new id and the next edits were dropped on the next start.
@@ -173,7 +174,9 @@ def _final(run_id):
 if run_id is None:
     st.info("No training in progress: choose settings and press **Start training**.", icon=":material/info:")
     st.page_link("pages/runs.py", label="Past runs are on Compare runs", icon=":material/compare:")
-elif (snap := manager.snapshot(run_id)) is not None and snap.active:
-    _live(run_id)
 else:
-    _final(run_id)
+    with run_slot:
+        if (snap := manager.snapshot(run_id)) is not None and snap.active:
+            _live(run_id)
+        else:
+            _final(run_id)

@@ -118,3 +118,16 @@ def test_settings_changed_after_a_start_are_the_ones_the_next_start_uses(clean_s
     assert (second["epochs"], second["learning_rate"]) == (3, 0.01)
     _run_until(at, lambda a: all(RunStore().read_status(r)["state"] not in ("queued", "running") for r in runs),
                "both runs to finish")
+
+
+def test_the_watched_run_is_above_the_settings_form(clean_streamlit_caches):
+    """Below a tall form the progress was off screen after Start: a person saw no sign that it began."""
+    at = _train_page()
+    _number(at, "Epochs").set_value(1)
+    _start(at)
+    assert not at.exception and not at.error
+    order = [getattr(e, "value", None) or getattr(e, "label", None) for e in at.main]
+    run_heading = next(i for i, v in enumerate(order) if isinstance(v, str) and v.startswith("#### Run"))
+    form = next(i for i, e in enumerate(at.main) if e.type == "form")
+    assert run_heading < form, order
+    _run_until(at, lambda a: "completed" in _badge(a), "the run to finish")
