@@ -9,7 +9,7 @@ import streamlit as st
 
 from core.datasets import DEFAULT_DATASET
 
-__all__ = ["ensure_app_entry", "init_session"]
+__all__ = ["ensure_app_entry", "init_session", "keep_keras_state"]
 
 
 def _cli_dataset() -> str:
@@ -47,3 +47,24 @@ def ensure_app_entry() -> None:
         return
     runpy.run_path(ctx.main_script_path, run_name="__main__")
     st.stop()
+
+
+def keep_keras_state() -> None:
+    """Stop Streamlit from calling keras.backend.clear_session() after every script run.
+
+    Streamlit does that to free the models a script built in its own thread. Here models train in a worker
+    thread while the page polls once a second, and each call replaces Keras's thread-local state for every
+    thread (seed, dtype policy, name counters) and clears TensorFlow's kernel cache mid-training. The worker
+    clears its own session, under the training lock (DESIGN.md §4). Matplotlib is still closed as before.
+    """
+    from streamlit.runtime.scriptrunner import script_runner
+
+    if getattr(script_runner._clean_problem_modules, "keeps_keras_state", False):
+        return
+
+    def clean_without_keras() -> None:
+        if (plt := sys.modules.get("matplotlib.pyplot")) is not None:
+            plt.close("all")
+
+    clean_without_keras.keeps_keras_state = True  # type: ignore[attr-defined]
+    script_runner._clean_problem_modules = clean_without_keras
