@@ -5,11 +5,13 @@ Run with `streamlit run app.py` (optionally `-- --dataset iris` to preselect a d
 
 import streamlit as st
 
+from ui.jobs import job_manager
 from ui.state import init_session, keep_keras_state
 
 st.set_page_config(page_title="Keras Lab", page_icon=":material/science:", layout="wide")
 init_session()
 keep_keras_state()  # training threads keep their Keras state across reruns of the page
+job_manager()  # created once per server: runs a dead server left "running" become "interrupted"
 
 PAGES = {
     "Data": [st.Page("pages/data.py", title="Explore data", icon=":material/bar_chart:", url_path="data")],

@@ -31,3 +31,16 @@ def test_page_reruns_leave_the_keras_state_of_a_training_thread_alone(clean_stre
     thread.join()
     assert not at.exception
     assert seen == {"policy": "mixed_float16", "probe": 42}
+
+
+def test_opening_any_page_marks_runs_of_a_dead_server_interrupted(clean_streamlit_caches, _isolated_run_store):
+    from core.runs import RunStore
+
+    store = RunStore(_isolated_run_store)
+    run_id = store.create_run({"label": "left behind"})
+    store.write_status(run_id, "running", pid=2**22 + 12345, host="elsewhere")  # no such live process here
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.run()  # the home page: no training page visited
+    assert not at.exception
+    status = store.read_status(run_id)
+    assert status["state"] == "interrupted", status
