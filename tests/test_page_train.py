@@ -131,3 +131,27 @@ def test_the_watched_run_is_above_the_settings_form(clean_streamlit_caches):
     form = next(i for i, e in enumerate(at.main) if e.type == "form")
     assert run_heading < form, order
     _run_until(at, lambda a: "completed" in _badge(a), "the run to finish")
+
+
+def test_export_script_carries_the_last_settings_used(clean_streamlit_caches):
+    from core.datasets import load_builtin
+    from core.models import export_code
+    from core.specs import default_preset_name, preset
+    from core.training import TrainConfig
+    from ui.jobs import job_manager
+
+    at = _train_page("iris")
+    _number(at, "Epochs").set_value(3)
+    _number(at, "Batch size").set_value(16)
+    _start(at)
+    assert not at.exception and not at.error
+    buttons = at.get("download_button")
+    assert len(buttons) == 1 and buttons[0].proto.label.startswith("Export as a script"), buttons
+    settings = TrainConfig.from_dict(at.session_state["train_config"])  # what the export is built from
+    assert (settings.epochs, settings.batch_size) == (3, 16)
+    iris = load_builtin("iris")
+    spec = preset(default_preset_name(iris), iris)  # no model chosen: the Train page uses the default preset
+    code = export_code(spec, iris, train_settings=settings.to_dict())
+    assert "batch_size=16, epochs=3)" in code
+    for run in RunStore().list_runs():  # leave nothing training behind
+        job_manager().stop(run.run_id)

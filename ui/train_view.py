@@ -1,0 +1,97 @@
+"""The Train page's view of one run: progress, Stop / remove from queue, other jobs, live charts.
+
+Called once a second from the page's polling fragment while a job is active, so it reads the manager's
+in-memory snapshot and rebuilds epoch charts only when a new epoch arrives.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core.charts_training import batch_figure, history_figure, lr_figure, metric_names
+from core.jobs import JobManager
+
+__all__ = ["render_run"]
+
+BADGES = {"completed": ("green", ":material/check_circle:"), "stopped": ("orange", ":material/stop_circle:"),
+          "diverged": ("red", ":material/trending_up:"), "failed": ("red", ":material/error:"),
+          "interrupted": ("gray", ":material/power_off:"), "running": ("blue", ":material/autorenew:"),
+          "queued": ("violet", ":material/hourglass_top:")}
+
+
+def _fmt_eta(seconds):
+    if seconds is None:
+        return "—"
+    m, s = divmod(int(seconds), 60)
+    return f"{m}:{s:02d}"
+
+
+def _cached(key, build):
+    """Epoch charts change once an epoch, not once a second: rebuild them only then (plotly is slow)."""
+    cache = st.session_state.setdefault("_train_figures", {})
+    if key not in cache:
+        if len(cache) > 32:
+            cache.clear()
+        cache[key] = build()
+    return cache[key]
+
+
+def _charts(run_id, records, batch_losses):
+    log_y = st.toggle("Log scale", key="train_log_y")
+    names = metric_names(records)
+    cols = st.columns(2)
+    version = (run_id, len(records), log_y)
+    for i, metric in enumerate(names):
+        fig = _cached((*version, metric), lambda m=metric: history_figure({run_id: records}, m, log_y=log_y))
+        cols[i % 2].plotly_chart(fig, key=f"chart-{metric}")
+    i = len(names)
+    if batch_losses:
+        cols[i % 2].plotly_chart(batch_figure(batch_losses, log_y=log_y), key="chart-batch")
+        i += 1
+    if any(r.get("lr") is not None for r in records):
+        cols[i % 2].plotly_chart(_cached((*version, "lr"), lambda: lr_figure({run_id: records}, log_y=log_y)),
+                                 key="chart-lr")
+
+
+def _others(manager, active, shown):
+    others = [r for r in active if r != shown]
+    if others:
+        st.caption("Other jobs: " + ", ".join(
+            f"`{r}` ({'running' if manager.queue_position(r) is None else f'queue #{manager.queue_position(r)}'})"
+            for r in others))
+
+
+def render_run(manager: JobManager, run_id: str) -> bool:
+    """Progress, Stop and charts of one run; True while it is queued or running (keep polling)."""
+    snap = manager.snapshot(run_id)
+    if snap is not None and snap.active:
+        color, icon = BADGES[snap.state]
+        st.markdown(f"#### Run `{run_id}` :{color}-badge[{icon} {snap.state}]")
+        if snap.state == "queued":
+            st.info(f"Waiting in the queue, position {snap.queue_position}: one training runs at a time.",
+                    icon=":material/hourglass_top:")
+        else:
+            st.progress(snap.fraction, text=(
+                f"epoch {max(snap.epoch, 1)}/{snap.epochs} · batch {snap.batch}/{snap.batches_per_epoch} · "
+                f"{snap.samples_per_s:,.0f} samples/s · ETA {_fmt_eta(snap.eta_s)} · {snap.message}"))
+        st.button("Stop" if snap.state == "running" else "Remove from queue", icon=":material/stop:",
+                  key=f"stop-{run_id}", on_click=manager.stop, args=(run_id,))
+        _others(manager, manager.active_run_ids(), run_id)
+        _charts(run_id, snap.records, snap.batch_losses)
+        return True
+    try:
+        status = manager.store.read_status(run_id)
+    except (OSError, ValueError):
+        st.warning(f"Run `{run_id}` cannot be read (deleted or unfinished).", icon=":material/warning:")
+        return False
+    state = str(status.get("state", "failed"))
+    color, icon = BADGES.get(state, ("gray", ":material/help:"))
+    st.markdown(f"#### Run `{run_id}` :{color}-badge[{icon} {state}]")
+    st.write(status.get("message", ""))
+    if state in ("completed", "stopped"):
+        st.page_link("pages/evaluate.py", label="Evaluate this run", icon=":material/target:")
+    _others(manager, manager.active_run_ids(), run_id)
+    batches = snap.batch_losses if snap is not None else [
+        (r["step"], r["loss"]) for r in manager.store.read_metrics(run_id, kind="batch") if r.get("loss") is not None]
+    _charts(run_id, manager.store.read_metrics(run_id), batches)
+    return False
