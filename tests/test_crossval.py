@@ -105,3 +105,36 @@ def test_summary_mean_and_std_equal_numpy(tmp_path):
     assert row["std"] == pytest.approx(np.std(accs))
     assert row["folds"] == 3
     assert row["mean ± std"] == f"{np.mean(accs):.4f} ± {np.std(accs):.4f}"
+
+
+@pytest.mark.slow
+def test_cross_validation_through_the_real_job_engine(tmp_path):
+    """k folds train one after another in the job engine; each tests on its own fold; the summary agrees."""
+    import time
+
+    from core.jobs import JobManager
+    from core.specs import preset
+    from core.training import TrainConfig
+
+    ds = load_builtin("iris")
+    store = RunStore(tmp_path / "runs")
+    manager = JobManager(store)
+    try:
+        group, run_ids = submit_cv(manager, ds, preset("Small MLP", ds), TrainConfig(epochs=2, batch_size=16), k=3)
+        end = time.monotonic() + 300
+        while time.monotonic() < end and any(manager.snapshot(r).active for r in run_ids):
+            time.sleep(0.1)
+        assert [store.read_status(r)["state"] for r in run_ids] == ["completed"] * 3
+    finally:
+        manager.shutdown()
+    folds = fold_splits(ds, 3, seed=0)
+    accs = []
+    for run_id, split in zip(run_ids, folds, strict=True):
+        pred = store.read_predictions(run_id)
+        np.testing.assert_array_equal(pred["test_idx"], split.test_idx)  # each run tested on its own fold
+        accs.append(np.mean(pred["probs"].argmax(1) == pred["y_true"]))
+    tested = np.concatenate([store.read_predictions(r)["test_idx"] for r in run_ids])
+    assert sorted(tested) == list(range(ds.n_samples))  # together the folds test every sample once
+    row = summarize_cv(store, group)[1].set_index("metric").loc["test_accuracy"]
+    assert row["folds"] == 3
+    assert row["mean"] == pytest.approx(np.mean(accs)) and row["std"] == pytest.approx(np.std(accs))
