@@ -13,7 +13,6 @@ __all__ = [
     "confusion_figure",
     "cv_figure",
     "f1_change_figure",
-    "history_overlay_figure",
     "parcoords_figure",
     "pr_figure",
     "probabilities_figure",
@@ -145,26 +144,6 @@ def probabilities_figure(top: Sequence[tuple[str, float]], title: str = "Predict
                       yaxis={"type": "category"}, height=80 + 34 * len(names),
                       margin={"l": 10, "r": 10, "t": 40, "b": 10})
     return fig
-
-
-def history_overlay_figure(histories: dict[str, list[dict]], metric: str, log_y: bool = False) -> go.Figure:
-    """Learning curves of several runs on one chart: solid = training, dashed = validation."""
-    fig = go.Figure()
-    base = metric.removeprefix("val_")
-    for i, (label, records) in enumerate(histories.items()):
-        color = _PALETTE[i % len(_PALETTE)]
-        for key, dash, suffix in ((base, "solid", "train"), (f"val_{base}", "dash", "validation")):
-            pts = [(r.get("epoch"), r.get(key)) for r in records if isinstance(r.get(key), int | float)]
-            if pts:
-                fig.add_scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], mode="lines+markers",
-                                name=f"{label} · {suffix}", line={"color": color, "dash": dash})
-    fig.update_layout(title=f"{base} per epoch", xaxis={"title": "epoch"},
-                      yaxis={"title": base, "type": "log" if log_y else "linear"}, height=400,
-                      margin={"l": 10, "r": 10, "t": 40, "b": 10})
-    return fig
-
-
-_PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
 
 
 def parcoords_figure(table: pd.DataFrame, settings: Sequence[str], metric: str) -> go.Figure:

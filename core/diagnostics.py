@@ -41,13 +41,11 @@ class Finding:
 
 
 def faq_url(faq_id: str | None) -> str | None:
-    """The FAQ link for an entry, if the FAQ module is available."""
+    """The FAQ link for an entry; None when there is no entry or no such id."""
     if not faq_id:
         return None
-    try:
-        from core.faq import faq_link
-    except ImportError:
-        return None
+    from core.faq import faq_link
+
     try:
         return str(faq_link(faq_id))
     except (KeyError, ValueError):

@@ -259,10 +259,8 @@ class RunData:
 
 def _fingerprint(dataset: Any) -> str | None:
     """The same fingerprint the job engine stores in config.json (uploads are matched by it)."""
-    try:
-        from core.jobs import dataset_fingerprint
-    except ImportError:
-        return None
+    from core.jobs import dataset_fingerprint
+
     try:
         return str(dataset_fingerprint(dataset))
     except (AttributeError, TypeError, ValueError):

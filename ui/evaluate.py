@@ -14,6 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from core import charts_eval as charts
+from core.charts_training import history_figure
 from core.diagnostics import Finding, faq_url
 from core.evaluation import (
     Evaluation,
@@ -329,10 +330,6 @@ def render_compare(store: RunStore, chosen: list[RunInfo], table: pd.DataFrame, 
         run_label,
     )
 
-    try:
-        from core.charts_training import history_figure
-    except ImportError:
-        history_figure = charts.history_overlay_figure
     curves, par, classes = st.tabs([":material/show_chart: Learning curves", ":material/tune: Settings vs metric",
                                     ":material/difference: Class by class"])
     with curves:
