@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -81,6 +82,8 @@ def test_delete_needs_confirmation_and_refuses_running_runs(clean_streamlit_cach
     keep = write_run(store, "iris", seed=1)
     gone = write_run(store, "iris", seed=2)
     busy = write_run(store, "iris", seed=3, status="running")
+    # trained by another live app process on this machine, so start-up recovery leaves it running
+    store.write_status(busy, "running", "training", pid=os.getppid(), host=socket.gethostname())
     at = _app()
     at.multiselect(key="runs_selected").set_value([busy]).run()
     assert any("Cannot delete a queued or running run" in w.value for w in at.warning)
