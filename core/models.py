@@ -140,12 +140,8 @@ def _build(spec: ModelSpec, dataset: Any) -> tuple[Any, list[tuple[str, Any]], l
     head = keras.layers.Dense(dataset.n_classes, activation="softmax", name="classifier")
     outputs = head(x)
     entries.append(("head", head))
-    model = keras.Model(inputs, outputs, name=_model_name(spec.name))
+    model = keras.Model(inputs, outputs, name=export_file_stem(spec.name))
     return model, entries, notes
-
-
-def _model_name(name: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_") or "model"
 
 
 def build_model(spec: ModelSpec, dataset: Any, *, notes: list[str] | None = None) -> Any:
@@ -335,7 +331,9 @@ def _train_code(settings: dict, tabular: bool) -> list[str]:
 
 
 def export_file_stem(name: str) -> str:
-    """A safe, readable file name stem for a spec name: "Article CNN (adapted)" -> "article_cnn_adapted"."""
+    """A safe, readable stem for a spec name: "Article CNN (adapted)" -> "article_cnn_adapted".
+
+    Names the downloaded files and the Keras model itself (built here and in the exported script alike)."""
     return re.sub(r"[^0-9a-z]+", "_", name.lower()).strip("_") or "model"
 
 
@@ -400,7 +398,7 @@ def export_code(spec: ModelSpec, dataset: Any, train_settings: dict | None = Non
         lines.append(f"    x = layers.{cls}({arg_text})(x)")
     lines += [
         "    outputs = layers.Dense(N_CLASSES, activation='softmax', name='classifier')(x)",
-        f"    return keras.Model(inputs, outputs, name={_model_name(spec.name)!r})",
+        f"    return keras.Model(inputs, outputs, name={export_file_stem(spec.name)!r})",
         "",
         "",
         "if __name__ == '__main__':",
