@@ -37,7 +37,7 @@ def fold_splits(dataset: Any, k: int, seed: int = 0, val_fraction: float = 0.15)
     tabular features standardised with the training part's statistics only, as split_dataset does."""
     from sklearn.model_selection import StratifiedKFold, train_test_split
 
-    from core.datasets import Split
+    from core.datasets import split_at
 
     k = check_k(dataset, k)
     if not 0 < val_fraction < 0.5:
@@ -49,16 +49,7 @@ def fold_splits(dataset: Any, k: int, seed: int = 0, val_fraction: float = 0.15)
         counts = np.bincount(y[rest])
         stratify = y[rest] if counts[counts > 0].min() >= 2 else None
         train_idx, val_idx = train_test_split(rest, test_size=val_fraction, random_state=seed, stratify=stratify)
-        train_idx, val_idx, test_idx = np.sort(train_idx), np.sort(val_idx), np.sort(test_idx)
-        x_train, x_val, x_test = dataset.x[train_idx], dataset.x[val_idx], dataset.x[test_idx]
-        if dataset.kind == "tabular":
-            mean, std = x_train.mean(axis=0), x_train.std(axis=0)
-            std[std == 0] = 1.0
-            x_train, x_val, x_test = ((a - mean) / std for a in (x_train, x_val, x_test))
-        splits.append(Split(x_train=x_train.astype(np.float32), y_train=y[train_idx],
-                            x_val=x_val.astype(np.float32), y_val=y[val_idx],
-                            x_test=x_test.astype(np.float32), y_test=y[test_idx],
-                            train_idx=train_idx, val_idx=val_idx, test_idx=test_idx, seed=seed))
+        splits.append(split_at(dataset, np.sort(train_idx), np.sort(val_idx), np.sort(test_idx), seed=seed))
     return splits
 
 

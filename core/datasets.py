@@ -36,6 +36,7 @@ __all__ = [
     "load",
     "load_builtin",
     "load_keras",
+    "split_at",
     "split_dataset",
     "subset_indices",
 ]
@@ -157,6 +158,12 @@ def split_dataset(
             f"{dataset.name}: {dataset.n_samples} samples are too few to split into training, validation and "
             f"test parts ({train_pct} / {round(100 * val_fraction)} / {round(100 * test_fraction)} %); "
             "use a dataset with more samples (a few per class at least)") from exc
+    return split_at(dataset, train_idx, val_idx, test_idx, seed=seed)
+
+
+def split_at(dataset: Dataset, train_idx: np.ndarray, val_idx: np.ndarray, test_idx: np.ndarray, *,
+             seed: int = 0) -> Split:
+    """The Split of given row indices; tabular features are standardised with the training part's statistics."""
     x = dataset.x
     x_train, x_val, x_test = x[train_idx], x[val_idx], x[test_idx]
     if dataset.kind == "tabular":
