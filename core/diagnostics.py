@@ -15,6 +15,7 @@ import numpy as np
 
 __all__ = [
     "Finding",
+    "Severity",
     "check_class_imbalance",
     "check_dead_relu",
     "check_divergence",

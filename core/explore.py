@@ -16,7 +16,9 @@ import pandas as pd
 from core.datasets import Dataset, DatasetError, Split, subset_indices
 
 __all__ = [
+    "PCA_MAX_POINTS",
     "TSNE_MAX_POINTS",
+    "Progress",
     "Projection",
     "class_counts",
     "class_sample_indices",

@@ -27,6 +27,7 @@ __all__ = [
     "MAX_MODEL_BYTES",
     "MAX_PARAMS",
     "ModelFileError",
+    "border_brightness",
     "check_compatible",
     "check_model_config",
     "check_model_file",
@@ -36,6 +37,7 @@ __all__ = [
     "predict_probabilities",
     "read_csv_rows",
     "read_image",
+    "should_invert",
 ]
 
 MAX_MODEL_BYTES = 200 * 1024 * 1024  # compressed .keras file

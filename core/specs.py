@@ -26,6 +26,7 @@ __all__ = [
     "MAX_PARAMS",
     "MAX_SPEC_JSON_BYTES",
     "PRESETS",
+    "SCHEMA_VERSION",
     "LayerRow",
     "LayerSpec",
     "ModelSpec",

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "CLASS_WEIGHTS",
     "FIT_LOCK",
     "LOSSES",
     "MONITORS",

@@ -17,6 +17,8 @@ from core.datasets import DEFAULT_DATASET, Dataset, DatasetError, DatasetRef, fe
 from core.uploads import CsvInfo, inspect_csv, read_upload
 
 __all__ = [
+    "SUBSET",
+    "UPLOADS",
     "add_upload",
     "cached_class_counts",
     "cached_correlation",

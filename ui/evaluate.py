@@ -41,6 +41,7 @@ __all__ = [
     "evaluation_error",
     "evaluable_runs",
     "render_cell_samples",
+    "render_confident_mistakes",
     "render_evaluation",
     "render_findings",
     "run_picker",

@@ -13,7 +13,7 @@ from core.jobs import JobManager
 
 __all__ = ["render_run"]
 
-BADGES = {"completed": ("green", ":material/check_circle:"), "stopped": ("orange", ":material/stop_circle:"),
+_BADGES = {"completed": ("green", ":material/check_circle:"), "stopped": ("orange", ":material/stop_circle:"),
           "diverged": ("red", ":material/trending_up:"), "failed": ("red", ":material/error:"),
           "interrupted": ("gray", ":material/power_off:"), "running": ("blue", ":material/autorenew:"),
           "queued": ("violet", ":material/hourglass_top:")}
@@ -65,7 +65,7 @@ def render_run(manager: JobManager, run_id: str) -> bool:
     """Progress, Stop and charts of one run; True while it is queued or running (keep polling)."""
     snap = manager.snapshot(run_id)
     if snap is not None and snap.active:
-        color, icon = BADGES[snap.state]
+        color, icon = _BADGES[snap.state]
         st.markdown(f"#### Run `{run_id}` :{color}-badge[{icon} {snap.state}]")
         if snap.state == "queued":
             st.info(f"Waiting in the queue, position {snap.queue_position}: one training runs at a time.",
@@ -85,7 +85,7 @@ def render_run(manager: JobManager, run_id: str) -> bool:
         st.warning(f"Run `{run_id}` cannot be read (deleted or unfinished).", icon=":material/warning:")
         return False
     state = str(status.get("state", "failed"))
-    color, icon = BADGES.get(state, ("gray", ":material/help:"))
+    color, icon = _BADGES.get(state, ("gray", ":material/help:"))
     st.markdown(f"#### Run `{run_id}` :{color}-badge[{icon} {state}]")
     st.write(status.get("message", ""))
     if state in ("completed", "stopped"):
