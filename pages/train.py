@@ -6,7 +6,7 @@ from core.jobs import QueueFullError, TrainRequest
 from core.models import export_code, export_file_stem
 from core.runs import RunStoreError
 from core.specs import analyse_spec
-from core.training import TrainConfig, TrainConfigError
+from core.training import CLASS_WEIGHTS, MONITORS, TrainConfig, TrainConfigError
 from ui.data import current_dataset
 from ui.jobs import current_run_id, job_manager, remember_run, saved_config, submit_key
 from ui.model import current_spec, spec_problem
@@ -51,11 +51,11 @@ with st.form("train_form"):
     batch_size = c.number_input("Batch size", value=d.batch_size, step=8, key="train_batch_size")
     epochs = c.number_input("Epochs", value=d.epochs, step=1, key="train_epochs")
     seed = c.number_input("Seed", value=d.seed, step=1, help="Same seed and settings: same curves (CPU).", key="train_seed")
-    class_weights = c.selectbox("Class weights", ["none", "balanced"], ["none", "balanced"].index(d.class_weights), key="train_class_weights")
+    class_weights = c.selectbox("Class weights", CLASS_WEIGHTS, CLASS_WEIGHTS.index(d.class_weights), key="train_class_weights")
     e1, e2, e3 = st.columns(3)
     early = e1.toggle("Early stopping", value=d.early_stopping, key="train_early")
     patience = e2.number_input("Patience (epochs)", value=d.patience, step=1, key="train_patience")
-    monitor = e3.selectbox("Monitored metric", ["val_loss", "val_accuracy"], ["val_loss", "val_accuracy"].index(d.monitor), key="train_monitor")
+    monitor = e3.selectbox("Monitored metric", MONITORS, MONITORS.index(d.monitor), key="train_monitor")
     submitted = st.form_submit_button("Start training", icon=":material/play_arrow:", type="primary")
 
 if submitted:
