@@ -19,13 +19,15 @@ __all__ = [
     "roc_figure",
 ]
 
+_MARGIN = {"l": 10, "r": 10, "t": 40, "b": 10}  # every chart here but the parallel coordinates
+
 
 def _square_axes(fig: go.Figure, n: int, x_title: str, y_title: str) -> go.Figure:
     fig.update_layout(
         xaxis={"title": x_title, "type": "category", "side": "bottom", "showgrid": False},
         yaxis={"title": y_title, "type": "category", "autorange": "reversed", "scaleanchor": "x",
                "showgrid": False},
-        height=_height(n), margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        height=_height(n), margin=_MARGIN,
         plot_bgcolor="white", clickmode="event+select", dragmode=False,
     )
     return fig
@@ -107,7 +109,7 @@ def f1_change_figure(change: pd.Series, label_a: str, label_b: str) -> go.Figure
                            hovertemplate="class %{x}: %{y:+.3f}<extra></extra>"))
     fig.update_layout(title=f"Per-class F1 change, {label_b} minus {label_a}",
                       xaxis={"title": "class", "type": "category"}, yaxis={"title": "ΔF1", "zeroline": True},
-                      height=340, margin={"l": 10, "r": 10, "t": 40, "b": 10})
+                      height=340, margin=_MARGIN)
     return fig
 
 
@@ -119,7 +121,7 @@ def roc_figure(curves: dict[str, dict]) -> go.Figure:
     fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance", line={"dash": "dot", "color": "grey"})
     fig.update_layout(title="ROC (one class vs the rest)", xaxis={"title": "false positive rate"},
                       yaxis={"title": "true positive rate"}, height=420,
-                      margin={"l": 10, "r": 10, "t": 40, "b": 10})
+                      margin=_MARGIN)
     return fig
 
 
@@ -130,7 +132,7 @@ def pr_figure(curves: dict[str, dict]) -> go.Figure:
         fig.add_scatter(x=c["recall"], y=c["precision"], mode="lines", name=f"{name} (AP {c['ap']:.3f})")
     fig.update_layout(title="Precision-recall (one class vs the rest)", xaxis={"title": "recall"},
                       yaxis={"title": "precision", "range": [0, 1.05]}, height=420,
-                      margin={"l": 10, "r": 10, "t": 40, "b": 10})
+                      margin=_MARGIN)
     return fig
 
 
@@ -142,7 +144,7 @@ def probabilities_figure(top: Sequence[tuple[str, float]], title: str = "Predict
                            textposition="auto"))
     fig.update_layout(title=title, xaxis={"range": [0, 1], "tickformat": ".0%"},
                       yaxis={"type": "category"}, height=80 + 34 * len(names),
-                      margin={"l": 10, "r": 10, "t": 40, "b": 10})
+                      margin=_MARGIN)
     return fig
 
 
@@ -176,5 +178,5 @@ def cv_figure(per_fold: pd.DataFrame, metric: str) -> go.Figure:
     vals = pd.to_numeric(per_fold[metric], errors="coerce")
     fig = go.Figure(go.Bar(x=[f"fold {int(f) + 1}" for f in per_fold["fold"]], y=vals, name=metric))
     fig.add_hline(y=float(vals.mean()), line_dash="dash", annotation_text=f"mean {vals.mean():.3f}")
-    fig.update_layout(title=f"{metric} per fold", height=320, margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    fig.update_layout(title=f"{metric} per fold", height=320, margin=_MARGIN)
     return fig
