@@ -259,7 +259,7 @@ class RunData:
 
 def _fingerprint(dataset: Any) -> str | None:
     """The same fingerprint the job engine stores in config.json (uploads are matched by it)."""
-    from core.jobs import dataset_fingerprint
+    from core.datasets import dataset_fingerprint
 
     try:
         return str(dataset_fingerprint(dataset))

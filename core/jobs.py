@@ -12,7 +12,6 @@ fit at a time (core.training.FIT_LOCK) and seeding/building inside the worker.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import socket
@@ -24,8 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
+from core.datasets import dataset_fingerprint
 from core.runs import ACTIVE_STATES, RunStore, RunStoreError
 from core.training import LiveProgress, TrainConfig, library_versions, train_run
 
@@ -35,7 +33,6 @@ _log = logging.getLogger(__name__)
 _DEDUPE_S = 5.0  # a second submission with the same idempotency key within this window is a double click
 _KEEP_FINISHED = 32  # finished jobs kept in memory for snapshots; older ones are read from the store
 _MANAGERS: weakref.WeakSet[JobManager] = weakref.WeakSet()  # every manager of this process
-_FINGERPRINTS: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 
 
 class QueueFullError(RuntimeError):
@@ -97,25 +94,6 @@ class _Job:
         self.state = "queued"
         self.message = "waiting for a worker"
         self.finished_at: float | None = None
-
-
-def dataset_fingerprint(dataset: Any) -> str:
-    """sha256 of x and y bytes: lets a page match a run to an uploaded dataset still in its session."""
-    try:
-        return _FINGERPRINTS[dataset]
-    except (KeyError, TypeError):
-        pass
-    digest = hashlib.sha256()
-    for arr in (dataset.x, dataset.y):
-        arr = np.ascontiguousarray(arr)
-        digest.update(f"{arr.dtype.str}{arr.shape}".encode())
-        digest.update(memoryview(arr).cast("B"))
-    value = digest.hexdigest()
-    try:
-        _FINGERPRINTS[dataset] = value
-    except TypeError:
-        pass
-    return value
 
 
 def run_config(request: TrainRequest) -> dict[str, Any]:

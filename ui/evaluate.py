@@ -427,7 +427,7 @@ def render_cross_validate(store: RunStore, infos: list[RunInfo]) -> None:
 
 def _dataset_of(config: dict[str, Any]) -> Any:
     """The Dataset of a run's config: this session's upload with its fingerprint, else the registry."""
-    from core.jobs import dataset_fingerprint
+    from core.datasets import dataset_fingerprint
     from ui.data import load_dataset
 
     info = config.get("dataset") or {}
