@@ -412,6 +412,9 @@ def read_image(data: bytes, input_shape: Sequence[int], *, invert: bool = False)
         img = Image.open(io.BytesIO(data))
         fmt = img.format
         w, h = img.size
+    except Image.DecompressionBombError as exc:  # PIL refuses the header of a huge image outright
+        raise ModelFileError(f"the image is too large to decode safely ({exc}); the cap is "
+                             f"{_MAX_IMAGE_PIXELS:,} pixels") from exc
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise ModelFileError("the file is not an image PIL can read (PNG, JPEG, GIF, BMP, WEBP, TIFF)") from exc
     if fmt not in _IMAGE_FORMATS:

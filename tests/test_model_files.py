@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import io
 import json
+import struct
 import zipfile
+import zlib
 
 import numpy as np
 import pytest
@@ -200,6 +202,17 @@ def test_read_image_resizes_scales_and_caps_pixels():
         read_image(_png((5000, 4000)), (8, 8, 1))
     with pytest.raises(ModelFileError, match="not an image"):
         read_image(b"GIF89a-not-really", (8, 8, 1))
+
+
+def test_read_image_refuses_a_huge_header_with_a_message():
+    """A 20000x20000 PNG header trips PIL's own bomb check in Image.open: a message, not a traceback."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = chunk(b"IHDR", struct.pack(">IIBBBBB", 20000, 20000, 8, 0, 0, 0, 0))
+    data = b"\x89PNG\r\n\x1a\n" + header + chunk(b"IDAT", zlib.compress(b"\x00")) + chunk(b"IEND", b"")
+    with pytest.raises(ModelFileError, match="too large to decode safely.*the cap is 16,000,000 pixels"):
+        read_image(data, (8, 8, 1))
     with pytest.raises(ModelFileError, match="does not take images"):
         read_image(_png((8, 8)), (4,))
 
