@@ -13,6 +13,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from core.datasets import KERAS_DATASETS
 from core.specs import LayerSpec, ModelSpec, SpecError, analyse_spec, describe_layer, make_layer
 
 __all__ = ["BYTES_PER_PARAM", "ModelSummary", "build_model", "export_code", "export_file_stem", "model_summary"]
@@ -241,7 +242,6 @@ def model_summary(spec: ModelSpec, dataset: Any) -> ModelSummary:
 
 _SKLEARN_LOADERS = {"digits": "load_digits", "iris": "load_iris", "wine": "load_wine",
                     "breast_cancer": "load_breast_cancer"}
-_KERAS_DATASETS = ("mnist", "fashion_mnist", "cifar10", "cifar100")
 
 
 def _source(value: Any) -> str:
@@ -262,7 +262,7 @@ def _data_code(dataset: Any) -> list[str]:
         body = [f"    from sklearn.datasets import {_SKLEARN_LOADERS[name]}", "",
                 f"    bunch = {_SKLEARN_LOADERS[name]}()",
                 "    return bunch.data.astype('float32'), bunch.target.astype('int64')"]
-    elif name in _KERAS_DATASETS:
+    elif name in KERAS_DATASETS:
         body = [f"    (x_a, y_a), (x_b, y_b) = keras.datasets.{name}.load_data()  # downloads once",
                 "    x = np.concatenate([x_a, x_b]).astype('float32') / 255.0",
                 "    x = x.reshape((len(x),) + INPUT_SHAPE)",
