@@ -13,10 +13,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
 from core import backprop as bp
+from core.charts_learn import gradient_histograms, gradient_norms_figure, loss_steps_figure
+from core.compare import run_label
 
 __all__ = [
     "CONCEPTS",
@@ -220,13 +221,7 @@ def render_training(net: bp.Network) -> None:
     c3.button("100 steps", icon=":material/double_arrow:", on_click=_steps, args=(100,),
               width="stretch")
     history = st.session_state.get(_HIST) or [bp.forward(net).loss]
-    fig = go.Figure(go.Scatter(x=list(range(len(history))), y=history, mode="lines+markers",
-                               marker={"size": 5}, name="loss"))
-    fig.update_layout(height=300, margin={"l": 10, "r": 10, "t": 30, "b": 10}, title="Loss after each SGD step",
-                      xaxis_title="step", yaxis_title="loss")
-    fig.update_xaxes(rangemode="tozero")
-    fig.update_yaxes(rangemode="tozero")
-    st.plotly_chart(fig, key="bp_loss_chart")
+    st.plotly_chart(loss_steps_figure(history), key="bp_loss_chart")
     st.caption(f"{len(history) - 1} steps since the last edit; loss {history[0]:.6g} → {history[-1]:.6g}. "
                "Editing the network restarts the history.")
 
@@ -269,24 +264,8 @@ def render_proof(net: bp.Network) -> None:
 
 def render_gradient_report(records: list[bp.LayerGradients], key: str = "grad") -> None:
     """Per-layer weight and gradient norms (log scale), and histograms of weights and gradient sizes."""
-    names = [r.name for r in records]
-    norms = go.Figure([go.Bar(name="weight norm", x=names, y=[r.weight_norm for r in records]),
-                       go.Bar(name="gradient norm", x=names, y=[r.grad_norm for r in records])])
-    norms.update_layout(barmode="group", height=320, margin={"l": 10, "r": 10, "t": 40, "b": 10},
-                        title="L2 norms per layer (log scale), input side on the left",
-                        legend={"orientation": "h", "y": -0.25})
-    norms.update_yaxes(type="log", exponentformat="power")
-    st.plotly_chart(norms, key=f"{key}_norms")
-    weights, grads = go.Figure(), go.Figure()
-    for r in records:
-        weights.add_trace(go.Histogram(x=r.weights, name=r.name, opacity=0.55, histnorm="probability", nbinsx=40))
-        nonzero = np.abs(r.grads[r.grads != 0])
-        grads.add_trace(go.Histogram(x=np.log10(nonzero), name=r.name, opacity=0.55, histnorm="probability",
-                                     nbinsx=40))
-    for fig, title, axis in ((weights, "Weights", "weight value"),
-                             (grads, "Gradient sizes", "log10 |gradient|")):
-        fig.update_layout(barmode="overlay", height=300, title=title, xaxis_title=axis,
-                          yaxis_title="share of the layer", margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    st.plotly_chart(gradient_norms_figure(records), key=f"{key}_norms")
+    weights, grads = gradient_histograms(records)
     c1, c2 = st.columns(2)
     c1.plotly_chart(weights, key=f"{key}_weights")
     c2.plotly_chart(grads, key=f"{key}_grads")
@@ -305,7 +284,7 @@ def pick_completed_run() -> Any | None:
         st.info("No finished runs yet — train one on the Train page.", icon=":material/info:")
         st.page_link("pages/train.py", label="Train a model", icon=":material/model_training:")
         return None
-    return st.selectbox("Finished run", runs, format_func=_run_label)
+    return st.selectbox("Finished run", runs, format_func=run_label)
 
 
 def render_run_gradients(run: Any, batch_size: int = 128) -> None:
@@ -332,13 +311,6 @@ def render_run_gradients(run: Any, batch_size: int = 128) -> None:
     st.caption(f"{n} test samples of {data.dataset.name}, the trained model. First-layer gradient norm "
                f"{first:.3g}, last layer {last:.3g}. Small norms in early layers mean little learning there.")
     render_gradient_report(records, key=f"run_{run.run_id}")
-
-
-def _run_label(run: Any) -> str:
-    dataset = run.config.get("dataset", "?")
-    if isinstance(dataset, dict):
-        dataset = dataset.get("name", "?")
-    return f"{run.run_id} · {dataset}"
 
 
 # --- concept map ---------------------------------------------------------------------------------

@@ -1,0 +1,51 @@
+"""Plotly figures of the Learn pages: loss over SGD steps, per-layer gradient norms and histograms."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+
+__all__ = ["gradient_histograms", "gradient_norms_figure", "loss_steps_figure"]
+
+_MARGIN = {"l": 10, "r": 10, "t": 40, "b": 10}
+
+
+def loss_steps_figure(losses: Sequence[float]) -> go.Figure:
+    """The loss after each SGD step (step 0 is the network as edited)."""
+    fig = go.Figure(go.Scatter(x=list(range(len(losses))), y=list(losses), mode="lines+markers",
+                               marker={"size": 5}, name="loss"))
+    fig.update_layout(height=300, margin={**_MARGIN, "t": 30}, title="Loss after each SGD step",
+                      xaxis_title="step", yaxis_title="loss")
+    fig.update_xaxes(rangemode="tozero")
+    fig.update_yaxes(rangemode="tozero")
+    return fig
+
+
+def gradient_norms_figure(records: Sequence[Any]) -> go.Figure:
+    """Weight and gradient L2 norm per layer on a log axis: vanishing gradients show as a falling staircase."""
+    names = [r.name for r in records]
+    fig = go.Figure([go.Bar(name="weight norm", x=names, y=[r.weight_norm for r in records]),
+                     go.Bar(name="gradient norm", x=names, y=[r.grad_norm for r in records])])
+    fig.update_layout(barmode="group", height=320, margin=_MARGIN,
+                      title="L2 norms per layer (log scale), input side on the left",
+                      legend={"orientation": "h", "y": -0.25})
+    fig.update_yaxes(type="log", exponentformat="power")
+    return fig
+
+
+def gradient_histograms(records: Sequence[Any]) -> tuple[go.Figure, go.Figure]:
+    """(weights, log10 |gradient|) histograms, one overlaid trace per layer; zero gradients are left out."""
+    weights, grads = go.Figure(), go.Figure()
+    for r in records:
+        weights.add_trace(go.Histogram(x=r.weights, name=r.name, opacity=0.55, histnorm="probability", nbinsx=40))
+        nonzero = np.abs(r.grads[r.grads != 0])
+        grads.add_trace(go.Histogram(x=np.log10(nonzero), name=r.name, opacity=0.55, histnorm="probability",
+                                     nbinsx=40))
+    for fig, title, axis in ((weights, "Weights", "weight value"),
+                             (grads, "Gradient sizes", "log10 |gradient|")):
+        fig.update_layout(barmode="overlay", height=300, title=title, xaxis_title=axis,
+                          yaxis_title="share of the layer", margin=_MARGIN)
+    return weights, grads

@@ -1,0 +1,37 @@
+"""The Learn figures show exactly the numbers they are given (norms, log10 gradient sizes, losses)."""
+
+import numpy as np
+
+from core.backprop import LayerGradients
+from core.charts_learn import gradient_histograms, gradient_norms_figure, loss_steps_figure
+
+
+def _records():
+    rng = np.random.default_rng(0)
+    w1, g1 = rng.normal(size=12), np.array([0.0, 1e-6, -2e-5, 3e-4, 0.0, 1e-3])
+    w2, g2 = rng.normal(size=4), np.array([0.5, -0.25, 0.0, 2.0])
+    return [LayerGradients("dense", float(np.linalg.norm(w1)), float(np.linalg.norm(g1)), w1, g1),
+            LayerGradients("out", float(np.linalg.norm(w2)), float(np.linalg.norm(g2)), w2, g2)]
+
+
+def test_norms_figure_has_one_bar_per_layer_on_a_log_axis():
+    records = _records()
+    fig = gradient_norms_figure(records)
+    weights, grads = fig.data
+    assert list(weights.x) == ["dense", "out"] and list(grads.x) == ["dense", "out"]
+    np.testing.assert_allclose(weights.y, [np.linalg.norm(r.weights) for r in records])
+    np.testing.assert_allclose(grads.y, [np.linalg.norm(r.grads) for r in records])
+    assert fig.layout.yaxis.type == "log"
+
+
+def test_gradient_histogram_shows_log10_of_nonzero_sizes():
+    records = _records()
+    weights, grads = gradient_histograms(records)
+    np.testing.assert_allclose(weights.data[0].x, records[0].weights)
+    np.testing.assert_allclose(grads.data[0].x, np.log10([1e-6, 2e-5, 3e-4, 1e-3]))  # zeros left out
+    np.testing.assert_allclose(grads.data[1].x, np.log10([0.5, 0.25, 2.0]))
+
+
+def test_loss_figure_plots_each_step():
+    fig = loss_steps_figure([0.3, 0.2, 0.15])
+    assert list(fig.data[0].x) == [0, 1, 2] and list(fig.data[0].y) == [0.3, 0.2, 0.15]
