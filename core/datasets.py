@@ -17,7 +17,7 @@ import hashlib
 import os
 import pickle
 import weakref
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -126,9 +126,16 @@ class Split:
     val_idx: np.ndarray = field(repr=False)
     test_idx: np.ndarray = field(repr=False)
     seed: int = 0
+    mean: np.ndarray | None = field(default=None, repr=False)  # tabular: the training part's feature means
+    std: np.ndarray | None = field(default=None, repr=False)  # tabular: its standard deviations (0 -> 1)
 
     def sizes(self) -> dict[str, int]:
         return {"train": len(self.y_train), "validation": len(self.y_val), "test": len(self.y_test)}
+
+    def standardise(self, x: np.ndarray) -> np.ndarray:
+        """New raw rows scaled exactly as this split's parts were (images are left as they are)."""
+        x = np.asarray(x, dtype=np.float32)
+        return x if self.mean is None else ((x - self.mean) / self.std).astype(np.float32)
 
 
 def dataset_fingerprint(dataset: Any) -> str:
@@ -187,19 +194,21 @@ def split_dataset(
 def split_at(dataset: Dataset, train_idx: np.ndarray, val_idx: np.ndarray, test_idx: np.ndarray, *,
              seed: int = 0) -> Split:
     """The Split of given row indices; tabular features are standardised with the training part's statistics."""
-    x = dataset.x
-    x_train, x_val, x_test = x[train_idx], x[val_idx], x[test_idx]
+    x = np.asarray(dataset.x, dtype=np.float32)
+    mean = std = None
     if dataset.kind == "tabular":
-        mean = x_train.mean(axis=0)
-        std = x_train.std(axis=0)
+        mean = x[train_idx].mean(axis=0)
+        std = x[train_idx].std(axis=0)
         std[std == 0] = 1.0
-        x_train, x_val, x_test = ((a - mean) / std for a in (x_train, x_val, x_test))
-    return Split(
-        x_train=x_train.astype(np.float32), y_train=dataset.y[train_idx],
-        x_val=x_val.astype(np.float32), y_val=dataset.y[val_idx],
-        x_test=x_test.astype(np.float32), y_test=dataset.y[test_idx],
-        train_idx=train_idx, val_idx=val_idx, test_idx=test_idx, seed=seed,
+    split = Split(
+        x_train=x[train_idx], y_train=dataset.y[train_idx], x_val=x[val_idx], y_val=dataset.y[val_idx],
+        x_test=x[test_idx], y_test=dataset.y[test_idx],
+        train_idx=train_idx, val_idx=val_idx, test_idx=test_idx, seed=seed, mean=mean, std=std,
     )
+    if mean is None:
+        return split
+    return replace(split, x_train=split.standardise(split.x_train), x_val=split.standardise(split.x_val),
+                   x_test=split.standardise(split.x_test))
 
 
 def _digits() -> Dataset:

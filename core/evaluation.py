@@ -219,10 +219,7 @@ def prediction_table(probs: np.ndarray, class_names: Sequence[str], k: int = 3) 
 
 def standardise_like_training(raw: np.ndarray, dataset: Any, split: Any) -> np.ndarray:
     """Scale raw tabular rows exactly as training did: mean/std of the run's training part only."""
-    train = np.asarray(dataset.x[split.train_idx], dtype=np.float64)
-    mean, std = train.mean(axis=0), train.std(axis=0)
-    std[std == 0] = 1.0
-    return ((np.asarray(raw, dtype=np.float64) - mean) / std).astype(np.float32)
+    return split.standardise(raw)
 
 
 # ---- a run's predictions and data -------------------------------------------------------------------
