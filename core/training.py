@@ -353,7 +353,8 @@ def _progress_callback(store: Any, run_id: str, progress: LiveProgress, n_train:
                 self.model.stop_training = True  # Keras leaves the epoch loop right after this batch
             loss = float(logs.get("loss", float("nan")))
             if not math.isfinite(loss) and self.non_finite is None:
-                self.non_finite = (self.epoch, self.batch_in_epoch)  # TerminateOnNaN stops the fit
+                self.non_finite = (self.epoch, self.batch_in_epoch)
+                self.model.stop_training = True  # what TerminateOnNaN does, without a second per-batch callback
             elif self.first_loss is None:
                 self.first_loss = loss
             elif self.exploded is None and loss > _EXPLODED * max(self.first_loss, 1e-3):
@@ -456,7 +457,7 @@ def _train_locked(store: Any, run_id: str, dataset: Any, split: Any, spec: Any, 
     if build_notes:
         store.update_config(run_id, build_notes=build_notes)
     reporter = _progress_callback(store, run_id, progress, n_train, global_batch, config.epochs)
-    callbacks = [reporter, keras.callbacks.TerminateOnNaN()]
+    callbacks = [reporter]
     if config.early_stopping:
         callbacks.append(keras.callbacks.EarlyStopping(monitor=config.monitor, patience=config.patience,
                                                        restore_best_weights=True))
