@@ -155,3 +155,28 @@ def test_export_script_carries_the_last_settings_used(clean_streamlit_caches):
     assert "batch_size=16, epochs=3)" in code
     for run in RunStore().list_runs():  # leave nothing training behind
         job_manager().stop(run.run_id)
+
+
+@pytest.mark.slow
+def test_a_queued_job_can_be_watched_from_the_running_ones_page(clean_streamlit_caches):
+    at = _train_page("digits")
+    _number(at, "Epochs").set_value(300)
+    _number(at, "Batch size").set_value(8)
+    _start(at)
+    first = at.session_state["train_run_id"]
+    _number(at, "Epochs").set_value(299)  # different settings: a second job, not a double click
+    _start(at)
+    second = at.session_state["train_run_id"]
+    assert second != first and "queued" in _badge(at)
+    at.query_params["run"] = first  # watch the first (running) job again
+    at.run()
+    watch = [b for b in at.button if b.label.startswith(second)]
+    assert len(watch) == 1 and "queue #1" in watch[0].label, [b.label for b in at.button]
+    watch[0].click()
+    at.run()
+    assert at.session_state["train_run_id"] == second and second in _badge(at)
+    from ui.jobs import job_manager
+
+    for run_id in (second, first):
+        job_manager().stop(run_id)
+    _run_until(at, lambda a: RunStore().read_status(first)["state"] == "stopped", "the first run to stop")

@@ -10,6 +10,7 @@ import streamlit as st
 
 from core.charts_training import batch_figure, history_figure, lr_figure, metric_names
 from core.jobs import JobManager
+from ui.jobs import remember_run
 
 __all__ = ["render_run"]
 
@@ -54,11 +55,18 @@ def _charts(run_id, records, batch_losses):
 
 
 def _others(manager, active, shown):
+    """The other queued or running jobs, each with a button to watch it instead."""
     others = [r for r in active if r != shown]
-    if others:
-        st.caption("Other jobs: " + ", ".join(
-            f"`{r}` ({'running' if manager.queue_position(r) is None else f'queue #{manager.queue_position(r)}'})"
-            for r in others))
+    if not others:
+        return
+    st.caption("Other jobs:")
+    for column, other in zip(st.columns(min(len(others), 4)), others[:4], strict=False):
+        position = manager.queue_position(other)
+        where = "running" if position is None else f"queue #{position}"
+        if column.button(f"{other} ({where})", icon=":material/visibility:", key=f"watch-{other}",
+                         help="Watch this job instead"):
+            remember_run(other)
+            st.rerun()  # the whole page: the watched run is chosen outside the polling fragment
 
 
 def render_run(manager: JobManager, run_id: str) -> bool:
