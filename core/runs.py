@@ -36,6 +36,7 @@ __all__ = [
     "RunStoreError",
     "atomic_write_bytes",
     "default_root",
+    "is_run_id",
 ]
 
 SCHEMA_VERSION = 1
@@ -51,6 +52,11 @@ _PLAIN_REASONS = {errno.ENOSPC: "the disk is full", errno.EACCES: "permission de
 
 class RunStoreError(OSError):
     """A run could not be written or read; the message is meant for the user."""
+
+
+def is_run_id(value: object) -> bool:
+    """Whether a value (e.g. from a URL) has the shape of a run id, so it can name a folder of the store."""
+    return isinstance(value, str) and bool(_RUN_ID.match(value))
 
 
 def default_root() -> Path:
@@ -202,7 +208,7 @@ class RunStore:
     # ---- reading ----------------------------------------------------------------------------------
     def run_dir(self, run_id: str) -> Path:
         """The folder of a run; the id is checked so it can never point outside the store."""
-        if not isinstance(run_id, str) or not _RUN_ID.match(run_id):
+        if not is_run_id(run_id):
             raise RunStoreError(errno.EINVAL, f"not a run id: {run_id!r}")
         return self.root / run_id
 
@@ -242,7 +248,7 @@ class RunStore:
             return []
         infos = []
         for entry in self.root.iterdir():
-            if not _RUN_ID.match(entry.name) or not entry.is_dir():
+            if not is_run_id(entry.name) or not entry.is_dir():
                 continue
             try:
                 config = self.read_config(entry.name)

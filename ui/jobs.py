@@ -13,14 +13,13 @@ import hashlib
 import json
 import logging
 import os
-import re
 import secrets
 from typing import Any
 
 import streamlit as st
 
 from core.jobs import JobManager
-from core.runs import RunStore
+from core.runs import RunStore, is_run_id
 from core.training import TrainConfig
 
 __all__ = ["RUN_KEY", "current_run_id", "job_manager", "remember_run", "saved_config", "submit_key"]
@@ -28,7 +27,6 @@ __all__ = ["RUN_KEY", "current_run_id", "job_manager", "remember_run", "saved_co
 RUN_KEY = "train_run_id"  # session key (and query parameter "run") of the run this tab is watching
 _CONFIG_KEY = "train_config"  # the last settings submitted, so the form keeps them across page changes
 _TOKEN_KEY = "_train_submit_token"
-_RUN_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{6}$")
 _log = logging.getLogger(__name__)
 
 
@@ -56,14 +54,14 @@ def job_manager() -> JobManager:
 def current_run_id(manager: JobManager) -> str | None:
     """The run this tab watches: ?run= in the URL, else the session's, else the first active job."""
     from_url = st.query_params.get("run")
-    if isinstance(from_url, str) and _RUN_ID.match(from_url):
+    if is_run_id(from_url):
         try:
             manager.store.read_status(from_url)
             return from_url
         except (OSError, ValueError):
             pass  # a stale or foreign link: fall through
     run_id = st.session_state.get(RUN_KEY)
-    if isinstance(run_id, str) and _RUN_ID.match(run_id):
+    if is_run_id(run_id):
         return run_id
     active = manager.active_run_ids()
     return active[0] if active else None
