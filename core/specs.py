@@ -56,6 +56,30 @@ class SpecError(ValueError):
     """A spec is malformed, hostile or does not fit the data; the message is meant for the user."""
 
 
+_MAX_NUMBER_DIGITS = 30  # longer integer literals are refused (Python caps int() at 4,300 digits anyway)
+
+
+@dataclass(frozen=True)
+class _UnreadableNumber:
+    """A JSON number that no setting can take (1e400, a 5,000-digit integer): kept as text until the
+    field check, so the message can name the field instead of failing inside json.loads."""
+
+    text: str
+
+    def __repr__(self) -> str:
+        shown = self.text if len(self.text) <= 24 else f"{self.text[:12]}…({len(self.text):,} digits)"
+        return f"{shown} (too large to be a number here)"
+
+
+def _parse_json_float(text: str) -> float | _UnreadableNumber:
+    value = float(text)
+    return value if math.isfinite(value) else _UnreadableNumber(text)
+
+
+def _parse_json_int(text: str) -> int | _UnreadableNumber:
+    return int(text) if len(text.lstrip("-")) <= _MAX_NUMBER_DIGITS else _UnreadableNumber(text)
+
+
 @dataclass(frozen=True)
 class Param:
     """One setting of a layer type: its default, its allowed values, and a one-line help for the editor."""
@@ -155,8 +179,11 @@ def _check_param(where: str, name: str, p: Param, value: Any) -> Any:
             if value == c and type(value) is not bool:
                 return c
         raise SpecError(f"{where}: {name} must be one of {', '.join(map(str, p.choices))}, got {value!r}")
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 100:
+        value = _UnreadableNumber(f"an integer of about {int(value.bit_length() * 0.30103):,} digits")
     if p.kind == "int":
-        if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+        if (isinstance(value, bool) or not isinstance(value, int | float)
+                or not math.isfinite(value) or value != int(value)):
             raise SpecError(f"{where}: {name} must be a whole number, got {value!r}")
         value = int(value)
     else:
@@ -260,7 +287,8 @@ class ModelSpec:
             raise SpecError(f"spec file contains {name}, which is not a valid number")
 
         try:
-            data = json.loads(text, parse_constant=_no_constants)
+            data = json.loads(text, parse_constant=_no_constants, parse_float=_parse_json_float,
+                              parse_int=_parse_json_int)
         except json.JSONDecodeError as exc:
             raise SpecError(f"spec file is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
                             ) from None

@@ -184,3 +184,31 @@ def test_from_json_fills_defaults_and_accepts_bytes():
     spec = ModelSpec.from_json(b'{"name": "mine", "layers": [{"type": "Dense", "params": {"units": 8}}]}')
     assert spec.name == "mine" and spec.layers[0].params == {"units": 8, "activation": "relu", "l1": 0.0,
                                                                "l2": 0.0}
+
+
+@pytest.mark.parametrize("number", ["1e400", "-1e400", "1" * 5000, "-" + "9" * 40, "1e999999"],
+                         ids=["1e400", "-1e400", "5000-digits", "-40-digits", "1e999999"])
+@pytest.mark.parametrize("field", ["units", "rate"])
+def test_from_json_overflowing_numbers_name_the_field(number, field):
+    """1e400 parses to inf and a 5,000-digit integer exceeds int()'s limit inside json.loads: both must
+    become a SpecError naming the layer and the field, never a traceback."""
+    layer = "Dense" if field == "units" else "Dropout"
+    text = '{"layers": [{"type": "LAYER", "params": {"FIELD": NUMBER}}]}'
+    text = text.replace("LAYER", layer).replace("FIELD", field).replace("NUMBER", number)
+    with pytest.raises(SpecError, match=rf"layer 1 {layer}: {field} must be") as err:
+        ModelSpec.from_json(text)
+    assert len(str(err.value)) < 300
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("nan"), 10 ** 5000, -(10 ** 5000)],
+                         ids=["inf", "nan", "10**5000", "-10**5000"])
+def test_from_dict_refuses_non_finite_and_huge_python_numbers(value):
+    with pytest.raises(SpecError, match="layer 1 Dense: units must be") as err:
+        ModelSpec.from_dict({"layers": [{"type": "Dense", "params": {"units": value}}]})
+    assert len(str(err.value)) < 300
+
+
+def test_from_json_huge_numbers_elsewhere_get_messages():
+    for text in ('{"name": 1e400, "layers": []}', '{"schema_version": ' + "7" * 5000 + ', "layers": []}'):
+        with pytest.raises(SpecError):
+            ModelSpec.from_json(text)
