@@ -5,10 +5,12 @@ Run with `streamlit run app.py` (optionally `-- --dataset iris` to preselect a d
 
 import streamlit as st
 
+from ui.errors import configure_error_details, run_guarded
 from ui.jobs import job_manager
 from ui.state import init_session, keep_keras_state
 
 st.set_page_config(page_title="Keras Lab", page_icon=":material/science:", layout="wide")
+SHARED = configure_error_details()  # visitors of a shared server get an error id, never a traceback
 init_session()
 keep_keras_state()  # training threads keep their Keras state across reruns of the page
 job_manager()  # created once per server: runs a dead server left "running" become "interrupted"
@@ -27,4 +29,4 @@ PAGES = {
 
 
 nav = st.navigation({"": [st.Page("pages/home.py", title="Home", icon=":material/home:", default=True)], **PAGES})
-nav.run()
+run_guarded(nav.run, shared=SHARED)
