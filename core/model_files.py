@@ -1,21 +1,27 @@
 """Loading .keras models safely, and preparing one uploaded image or CSV row for prediction.
 
 Keras 3's safe mode blocks Python lambdas but still lets a crafted config call public Keras functions
-(e.g. a Lambda wrapping `keras.config.set_floatx`, which changes the whole process) or build a Dense
-layer of 3·10⁸ units. So a model file is checked *before* Keras deserialises it (DESIGN.md §6): the
+(e.g. a Lambda wrapping `keras.config.set_floatx`, which changes the whole process) or make Keras allocate
+gigabytes from a few kilobytes of JSON. So a model file is checked *before* Keras deserialises it: the
 zip is walked with caps, its config.json is read and every object in it must be a known Keras class
-from a Keras module, with sizes under caps; only then `keras.saving.load_model(safe_mode=True,
-compile=False)` runs, and process-wide Keras settings are compared before and after.
+from a Keras module, with sizes under caps, and the weights Keras would allocate are bounded from the
+model's own graph (core.model_bound: optional metadata is never trusted, an unknown size is refused).
+An uploaded file is then checked and loaded once more in a child process with memory and time limits
+(core.model_check); only then does the server run `keras.saving.load_model(safe_mode=True,
+compile=False)`, comparing process-wide Keras settings before and after.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import math
 import os
 import tempfile
+import threading
 import zipfile
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -34,6 +40,7 @@ __all__ = [
     "load_model_bytes",
     "load_model_file",
     "load_run_model",
+    "predict_batch_size",
     "predict_probabilities",
     "read_csv_rows",
     "read_image",
@@ -46,9 +53,12 @@ _MAX_MEMBERS = 64
 _MAX_RATIO = 200  # declared / compressed size of any big member (zip bombs)
 _MAX_CONFIG_BYTES = 8 * 1024 * 1024
 _MAX_DEPTH = 64  # nesting of config.json
-MAX_PARAMS = 50_000_000  # estimated weights over all layers
+MAX_PARAMS = 50_000_000  # weights over all layers: an upper bound, from the model's own graph
 MAX_DIMENSION = 1_000_000  # any single size field (units, filters, a shape entry)
-_MAX_INPUT_ELEMENTS = 10_000_000  # values per input sample
+_MAX_INPUT_ELEMENTS = 10_000_000  # values per sample in any tensor of the graph, inputs included
+_PREDICT_BYTES = 256 * 1024 * 1024  # activations of one predict() batch
+_UNKNOWN_SIZE = 1024  # a size a model leaves open (variable image or sequence size), when sizing batches
+_MAX_CALLS = 5_000  # layer calls followed by the bound (nested models and shared layers included)
 _MAX_IMAGE_BYTES = 10 * 1024 * 1024
 _MAX_IMAGE_PIXELS = 16_000_000
 _IMAGE_FORMATS = {"PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF"}
@@ -58,6 +68,12 @@ _MAX_CSV_ROWS = 100
 
 class ModelFileError(ValueError):
     """A model file was refused or cannot be used; the message is meant for the user."""
+
+
+_REFUSED: OrderedDict[tuple, str] = OrderedDict()  # (sha256, caps) of a refused upload -> the message
+_REFUSED_LOCK = threading.Lock()
+_MAX_REFUSED = 64
+_TRANSIENT = ("took longer than", "is being checked")  # refusals that may not recur on a quieter server
 
 
 # ---- the allow-list: class name -> module prefixes it may come from ---------------------------------
@@ -70,13 +86,13 @@ AlphaDropout ActivityRegularization BatchNormalization LayerNormalization GroupN
 Activation ReLU LeakyReLU PReLU ELU Softmax Add Subtract Multiply Average Maximum Minimum Concatenate Dot
 Embedding LSTM GRU SimpleRNN LSTMCell GRUCell SimpleRNNCell Bidirectional TimeDistributed ZeroPadding1D
 ZeroPadding2D ZeroPadding3D Cropping1D Cropping2D Cropping3D UpSampling1D UpSampling2D UpSampling3D Rescaling
-Resizing CenterCrop RandomFlip RandomRotation RandomZoom RandomTranslation RandomContrast RandomBrightness
+Resizing CenterCrop Normalization RandomFlip RandomRotation RandomZoom RandomTranslation RandomContrast RandomBrightness
 RandomCrop Identity Masking Attention AdditiveAttention MultiHeadAttention""".split()
 _INITIALIZERS = """Zeros Ones Constant RandomNormal RandomUniform TruncatedNormal GlorotUniform GlorotNormal
 HeUniform HeNormal LecunUniform LecunNormal Orthogonal Identity IdentityInitializer VarianceScaling""".split()
 _ALLOWED: dict[str, tuple[str, ...]] = {
-    **{c: ("keras.layers", "keras.src.layers") for c in _LAYERS},
     **{c: ("keras.initializers", "keras.src.initializers") for c in _INITIALIZERS},
+    **{c: ("keras.layers", "keras.src.layers") for c in _LAYERS},
     **{c: ("keras.regularizers", "keras.src.regularizers") for c in ("L1", "L2", "L1L2", "OrthogonalRegularizer")},
     **{c: ("keras.constraints", "keras.src.constraints") for c in ("MaxNorm", "MinMaxNorm", "NonNeg", "UnitNorm")},
     **{c: ("keras.optimizers", "keras.src.optimizers") for c in
@@ -93,6 +109,7 @@ _ALLOWED: dict[str, tuple[str, ...]] = {
     "DTypePolicy": ("keras", "keras.src.dtype_policies", "keras.dtype_policies"),
     "FloatDTypePolicy": ("keras", "keras.src.dtype_policies", "keras.dtype_policies"),
 }
+_ALLOWED["Identity"] = ("keras.layers", "keras.src.layers", "keras.initializers", "keras.src.initializers")
 _INTERNAL = {"__keras_tensor__"}  # functional graph references: a shape, a dtype and a layer name
 _FORBIDDEN_HINT = {"Lambda": "a Lambda layer runs arbitrary code",
                    "function": "a reference to a Python function",
@@ -100,7 +117,10 @@ _FORBIDDEN_HINT = {"Lambda": "a Lambda layer runs arbitrary code",
 _SIZE_KEYS = {"units", "filters", "input_dim", "output_dim", "kernel_size", "pool_size", "size", "n",
               "target_shape", "batch_shape", "input_shape", "shape", "dims", "num_heads", "key_dim",
               "value_dim", "depth_multiplier", "output_shape", "cropping", "padding", "height", "width",
-              "sequence_length"}
+              "sequence_length", "lora_rank"}
+# Weights are counted, not bytes: only dtype policies of at most 4 bytes per weight are loaded.
+_POLICIES = ("float32", "float16", "bfloat16", "mixed_float16", "mixed_bfloat16")
+_TENSOR_DTYPES = ("float32", "float16", "bfloat16", "float64", "int8", "int16", "int32", "int64", "uint8", "bool")
 
 
 def _module_ok(module: Any, allowed: tuple[str, ...]) -> bool:
@@ -120,28 +140,6 @@ def _ints(value: Any) -> list[int]:
     return []
 
 
-def _layer_params(class_name: str, cfg: dict[str, Any], build: Any) -> int:
-    """A rough weight count of one layer from its config (enough to refuse absurd sizes before building)."""
-    in_shape = build.get("input_shape") if isinstance(build, dict) else None
-    last = 1
-    if isinstance(in_shape, list) and in_shape and isinstance(in_shape[-1], int):
-        last = in_shape[-1]
-    if class_name in ("Dense", "EinsumDense"):
-        units = max(_ints(cfg.get("units")) or _ints(cfg.get("output_shape")) or [0])
-        return (last + 1) * units
-    if "Conv" in class_name:
-        kernel = math.prod(_ints(cfg.get("kernel_size")) or [1])
-        filters = max(_ints(cfg.get("filters")) or [last])
-        return kernel * last * filters + filters
-    if class_name == "Embedding":
-        return max(_ints(cfg.get("input_dim")) or [0]) * max(_ints(cfg.get("output_dim")) or [0])
-    if class_name in ("LSTM", "GRU", "SimpleRNN"):
-        units = max(_ints(cfg.get("units")) or [0])
-        gates = {"LSTM": 4, "GRU": 3}.get(class_name, 1)
-        return gates * units * (last + units + 2)
-    return 0
-
-
 def _check_size(key: str, value: Any, path: str) -> None:
     for v in _ints(value):
         if abs(v) > MAX_DIMENSION:
@@ -157,14 +155,16 @@ def _check_size(key: str, value: Any, path: str) -> None:
 def check_model_config(config: Any) -> dict[str, Any]:
     """Walk a model's config.json; raise ModelFileError on anything not plainly a standard Keras model.
 
-    Returns a summary: {"class_name", "layers", "params_estimate"}.
+    Every object must be an allowed Keras class with sizes under caps; then the weights Keras would
+    allocate are bounded from the model's own graph (core.model_bound), never from optional metadata.
+    Returns a summary: {"class_name", "layers", "params_estimate" (that upper bound), "heaviest"}.
     """
     if not isinstance(config, dict) or "class_name" not in config:
         raise ModelFileError("config.json does not describe a Keras model (no class_name at the top)")
     if config.get("class_name") not in ("Sequential", "Functional", "Model"):
         raise ModelFileError(f"the file holds a {config.get('class_name')!r}, not a Sequential or Functional "
                              f"model")
-    state = {"params": 0, "layers": 0}
+    state = {"layers": 0}
 
     def walk(node: Any, path: str, depth: int) -> None:
         if depth > _MAX_DEPTH:
@@ -212,15 +212,29 @@ def check_model_config(config: Any) -> dict[str, Any]:
             for key, value in cfg.items():
                 if key in _SIZE_KEYS:
                     _check_size(key, value, f"{path}.config.{key}")
+        if name in ("DTypePolicy", "FloatDTypePolicy"):
+            policy = cfg.get("name") if isinstance(cfg, dict) else cfg
+            if policy not in _POLICIES:
+                raise ModelFileError(f"refusing {where}: dtype policy {str(policy)[:40]!r} is not accepted; "
+                                     f"allowed: {', '.join(_POLICIES)}")
         if name in _LAYERS and isinstance(cfg, dict):
             state["layers"] += 1
-            state["params"] += _layer_params(name, cfg, node.get("build_config"))
-            if state["params"] > MAX_PARAMS:
-                raise ModelFileError(f"the model would have about {state['params']:,} weights (at "
-                                     f"{where}); the cap is {MAX_PARAMS:,}")
+            dtype = cfg.get("dtype")
+            allowed = _TENSOR_DTYPES if name == "InputLayer" else _POLICIES
+            if dtype is not None and not isinstance(dtype, dict) and dtype not in allowed:
+                raise ModelFileError(f"refusing {where}: dtype {str(dtype)[:40]!r} is not accepted; allowed: "
+                                     f"{', '.join(allowed)}")
 
     walk(config, "model", 0)
-    return {"class_name": config["class_name"], "layers": state["layers"], "params_estimate": state["params"]}
+    from core.model_bound import bound_model
+
+    bound = bound_model(config, max_values=_MAX_INPUT_ELEMENTS, max_calls=_MAX_CALLS)
+    if bound.params > MAX_PARAMS:
+        layer, weights = bound.heaviest
+        raise ModelFileError(f"the model would have up to {bound.params:,} weights ({layer} alone up to "
+                             f"{weights:,}); the cap is {MAX_PARAMS:,}")
+    return {"class_name": config["class_name"], "layers": state["layers"], "params_estimate": bound.params,
+            "heaviest": bound.heaviest}
 
 
 def check_model_file(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -306,14 +320,10 @@ def _restore_settings(before: dict[str, Any]) -> None:
     global_state.set_global_attribute("safe_mode_saving", before["safe_mode_saving"])
 
 
-def load_model_file(path: str | os.PathLike[str]) -> Any:
-    """Check, then load with safe_mode=True and compile=False; refuse if process-wide settings changed."""
-    check_model_file(path)
+def _keras_load(path: str | os.PathLike[str]) -> Any:
+    """keras.saving.load_model(safe_mode=True, compile=False); refuse if process-wide settings changed."""
     import keras
 
-    from core.training import freeze_import_heap
-
-    freeze_import_heap()  # TensorFlow is loaded now: keep Streamlit's per-run gc.collect cheap
     before = _keras_settings()
     try:
         model = keras.saving.load_model(str(path), safe_mode=True, compile=False)
@@ -334,26 +344,73 @@ def load_model_file(path: str | os.PathLike[str]) -> Any:
     return model
 
 
+def load_model_file(path: str | os.PathLike[str], *, isolate: bool = True) -> Any:
+    """Check, have a child process check and load it under memory and time limits, then load it here.
+
+    The static check refuses most hostile files at once; the child (core.model_check) is for what it
+    misses. `isolate=False` skips the child: only for files this server wrote itself (see load_run_model).
+    """
+    check_model_file(path)
+    if not isolate:
+        return _load_here(path)
+    from core.model_check import check_in_child, checking_turn
+
+    with checking_turn():  # the server's load too: uploads are loaded one at a time
+        check_in_child(path)
+        return _load_here(path)
+
+
+def _load_here(path: str | os.PathLike[str]) -> Any:
+    import keras  # noqa: F401 - imported first so that the heap can be frozen before the load
+
+    from core.training import freeze_import_heap
+
+    freeze_import_heap()  # TensorFlow is loaded now: keep Streamlit's per-run gc.collect cheap
+    return _keras_load(path)
+
+
 def load_model_bytes(data: bytes) -> Any:
-    """An uploaded model: written to a private temporary file (never the client's file name), then loaded."""
+    """An uploaded model: written to a private temporary file (never the client's file name), then loaded.
+
+    A refusal is remembered by content (and caps): Streamlit reruns the page on every click while the
+    refused file stays in the uploader, and each rerun must not start another checking child."""
     if len(data) > MAX_MODEL_BYTES:
         raise ModelFileError(f"the model file is {len(data) / 1e6:.1f} MB; the cap is "
                              f"{MAX_MODEL_BYTES / 1e6:.0f} MB")
+    from core import model_check
+
+    key = (hashlib.sha256(data).hexdigest(), MAX_PARAMS, MAX_DIMENSION, model_check.CHECK_MEMORY_BYTES)
+    with _REFUSED_LOCK:
+        if key in _REFUSED:
+            raise ModelFileError(_REFUSED[key])
     fd, tmp = tempfile.mkstemp(suffix=".keras", prefix="upload-")
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         return load_model_file(tmp)
+    except ModelFileError as exc:
+        if not any(t in str(exc) for t in _TRANSIENT):
+            with _REFUSED_LOCK:
+                _REFUSED[key] = str(exc)
+                while len(_REFUSED) > _MAX_REFUSED:
+                    _REFUSED.popitem(last=False)
+        raise
     finally:
         os.unlink(tmp)
 
 
 def load_run_model(store: Any, run_id: str) -> Any:
-    """The model of one of our runs, checked like any other file (a run folder can be copied in)."""
+    """The model of one of our runs, statically checked like any other file, loaded without the child.
+
+    Skipping the child is safe here: model.keras in a run folder is written by this server's own training
+    from a spec that passed core.specs' caps (the same 50 M weights), and no page lets a visitor put a file
+    there; the static bound still runs, in case a run folder is copied in by hand. The child would cost
+    ~4 s and ~0.8 GB on every Evaluate view of a run.
+    """
     path = store.model_path(run_id)
     if not path.is_file():
         raise ModelFileError(f"run {run_id} has no model.keras (it did not finish saving a model)")
-    return load_model_file(path)
+    return load_model_file(path, isolate=False)
 
 
 def _io_shapes(model: Any) -> tuple[tuple, tuple]:
@@ -378,8 +435,31 @@ def check_compatible(model: Any, dataset: Any) -> None:
                              f"{dataset.n_classes} classes (expected ({dataset.n_classes},))")
 
 
+def _activation_values(model: Any) -> int:
+    """Values one sample's layer outputs hold in all, nested models included: an upper bound on activations."""
+    total, seen = 0, 0
+    stack = list(getattr(model, "layers", []))
+    while stack and seen < 10_000:
+        layer, seen = stack.pop(), seen + 1
+        stack.extend(getattr(layer, "layers", None) or [])
+        try:
+            outs = layer.output if isinstance(layer.output, list | tuple) else [layer.output]
+            total += sum(math.prod(_UNKNOWN_SIZE if d is None else int(d) for d in o.shape[1:]) for o in outs)
+        except (AttributeError, ValueError, TypeError):  # a layer with several call sites or none
+            continue
+    return total
+
+
+def predict_batch_size(model: Any, batch_size: int = 256) -> int:
+    """A batch size whose activations fit in _PREDICT_BYTES: an uploaded model with huge feature maps
+    would otherwise make one predict() batch take gigabytes of the server's memory."""
+    per_sample = 4 * max(_activation_values(model), 1)  # float32
+    return int(max(1, min(batch_size, _PREDICT_BYTES // per_sample)))
+
+
 def predict_probabilities(model: Any, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """Class probabilities; outputs that are not probabilities (logits) get a softmax."""
+    batch_size = predict_batch_size(model, batch_size)
     out = np.asarray(model.predict(np.asarray(x, dtype=np.float32), batch_size=batch_size, verbose=0),
                      dtype=np.float64)
     if out.ndim != 2:
