@@ -1,18 +1,24 @@
-"""Upload readers on generated files: the good cases and every hostile or broken input of DESIGN.md §6."""
+"""Upload readers on generated files: the good cases and every hostile or broken input, each in its real format
+(CSV text in the encodings spreadsheets write, numpy.savez files, ZIPs of PNG/JPEG images). Refusals are
+checked by their message and by counting the work that must not have happened (no timing assertions)."""
 
 from __future__ import annotations
 
+import codecs
 import io
 import stat
 import zipfile
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image, ImageFile
 
+import core.uploads as uploads
 from core.uploads import (
     UploadError,
     UploadLimits,
+    decode_csv_bytes,
     inspect_csv,
     read_csv,
     read_image_zip,
@@ -133,7 +139,7 @@ def test_size_row_and_column_caps():
 
 
 def test_binary_file_named_csv_is_refused():
-    with pytest.raises(UploadError, match="NUL bytes"):
+    with pytest.raises(UploadError, match=r"x.csv is not a CSV: it contains NUL bytes \(the first at byte 4\)"):
         inspect_csv(b"PK\x03\x04\x00\x00binary", "x.csv")
 
 
@@ -362,3 +368,373 @@ def test_a_renamed_file_gets_a_hint_about_its_real_type(data, name, hint):
     with pytest.raises(UploadError) as info:
         read_upload(data, name)
     assert hint in str(info.value)
+
+
+# --- CSV encodings: what spreadsheets and editors really save -------------------------------------------
+
+_TABLE = "température\tville\tlabel\n20.5\tOrléans\tété\n21\tBesançon\thiver\n22.25\tOrléans\tété\n"
+
+
+@pytest.mark.parametrize("bom, encoding", [(codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"),
+                                           (codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be")])
+def test_unicode_text_with_a_byte_order_mark_is_read(bom, encoding):
+    data = bom + _TABLE.encode(encoding)  # Excel's "Unicode text": UTF-16 LE with a BOM, tab-separated
+    info = inspect_csv(data, "unicode.txt")
+    assert info.encoding == encoding[:6] and info.separator == "\t"
+    assert info.columns == ("température", "ville", "label") and info.n_rows == 3
+    ds = read_csv(data, "unicode.txt", "label")
+    np.testing.assert_allclose(ds.x, [[20.5, 0, 1], [21, 1, 0], [22.25, 0, 1]])
+    assert ds.feature_names == ("température", "ville=Besançon", "ville=Orléans")
+    assert ds.class_names == ("hiver", "été") and ds.y.tolist() == [1, 0, 1]
+
+
+def test_utf8_with_bom_reads_the_same_as_without():
+    plain = read_csv(_TABLE.encode(), "a.csv", "label")
+    bom = read_csv(codecs.BOM_UTF8 + _TABLE.encode(), "b.csv", "label")
+    np.testing.assert_array_equal(plain.x, bom.x)
+    assert plain.feature_names == bom.feature_names and "utf-8-sig" in bom.source
+
+
+def test_cp1252_with_accented_names_in_the_header_and_values():
+    data = "température;ville;label\n20,5;Orléans;oui\n21;Besançon;non\n".encode("cp1252")
+    info = inspect_csv(data, "fr.csv")
+    assert info.encoding == "cp1252" and info.separator == ";" and info.columns[0] == "température"
+    ds = read_csv(data, "fr.csv", "label")
+    np.testing.assert_allclose(ds.x[:, 0], [20.5, 21])
+    assert "read as cp1252" in info.notes
+
+
+@pytest.mark.parametrize("sep", ["\t", ";", ",", "|"])
+def test_the_separator_is_detected(sep):
+    rows = [["a", "b b", "label"], ["1.5", "2", "x"], ["3", "4", "y"]]
+    info = inspect_csv("\n".join(sep.join(r) for r in rows).encode(), "t.tsv")
+    assert info.separator == sep and info.columns == ("a", "b b", "label")
+
+
+def test_quoted_fields_with_separators_and_line_breaks_are_one_field():
+    data = b'"a","note","label"\r\n1,"one, two\r\nthree",x\r\n2,"say ""hi""",y\r\n'
+    info = inspect_csv(data, "q.csv")
+    assert info.separator == "," and info.n_rows == 2
+    assert info.preview["note"].tolist() == ["one, two\r\nthree", 'say "hi"']
+
+
+@pytest.mark.parametrize("data, message", [
+    (Image.new("RGB", (4, 4)).tobytes() + b"\x89PNG", "NUL bytes"),
+    (b"\x89PNG\r\n\x1a\n" + bytes(20), "It looks like a single image"),
+    (b"PK\x03\x04" + bytes(20), "It looks like a ZIP archive"),
+    (b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n", "It looks like a PDF"),
+    ("a,b\n1,2\n".encode("utf-16-le"), "UTF-16 text without a byte-order mark"),
+    (b"a,b\n" + bytes(range(1, 9)) * 10 + b",1\n", "control characters"),
+    (codecs.BOM_UTF16_LE + b"a\x00,\x00\x00\xd8", "byte-order mark but is not valid UTF-16"),
+])
+def test_binary_files_are_not_a_csv(data, message):
+    with pytest.raises(UploadError, match=r"^x.csv is not a CSV") as info:
+        inspect_csv(data, "x.csv")
+    assert message in str(info.value)
+
+
+def test_a_real_png_renamed_csv_is_not_a_csv():
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8), (10, 20, 30)).save(buf, "PNG")
+    with pytest.raises(UploadError, match="photo.csv is not a CSV.*single image"):
+        read_upload(buf.getvalue(), "photo.csv")
+
+
+def test_decode_csv_bytes_is_the_one_decision_for_every_reader():
+    for data, codec in [(_TABLE.encode(), "utf-8"), (codecs.BOM_UTF8 + _TABLE.encode(), "utf-8-sig"),
+                        (_TABLE.encode("utf-16"), "utf-16"), (_TABLE.encode("utf-32"), "utf-32"),
+                        (_TABLE.encode("cp1252"), "cp1252"), (b"a\n\x81\n", "latin-1")]:
+        text, got = decode_csv_bytes(data)
+        assert got == codec and data.decode(got) == text and not text.startswith("\ufeff")
+    with pytest.raises(UploadError, match="rows.csv is not a CSV"):
+        decode_csv_bytes(b"a\x00b", "rows.csv")
+
+
+# --- CSV: budgets before parsing ---------------------------------------------------------------------
+
+@pytest.fixture
+def parses(monkeypatch):
+    """Calls of pandas.read_csv made while the test runs (the full parse must not start for a refusal)."""
+    calls = []
+    real = pd.read_csv
+    monkeypatch.setattr(pd, "read_csv", lambda *a, **k: calls.append(k) or real(*a, **k))
+    return calls
+
+
+def test_a_huge_header_line_is_refused_before_parsing(parses):
+    data = b"a," * 600_000 + b"label\n1,x\n"  # 1.2 M characters, 600,001 columns
+    with pytest.raises(UploadError, match=r"wide.csv: its first line is longer than 1,000,000 characters"):
+        read_upload(data, "wide.csv")
+    assert not parses
+
+
+def test_too_many_columns_are_refused_before_parsing(parses):
+    data = (",".join(f"c{i}" for i in range(600)) + "\n" + ",".join("1" * 600) + "\n").encode()
+    with pytest.raises(UploadError, match="cols.csv has 600 columns; the limit is 500"):
+        inspect_csv(data, "cols.csv")
+    assert not parses
+
+
+def test_one_enormous_data_line_is_refused_before_parsing(parses):
+    data = b"a,label\n1,x\n" + b"1," * 600_000 + b"x\n"
+    with pytest.raises(UploadError, match=r"line.csv: line 3 is 1,200,001 characters long or more; the limit "
+                                          r"is 1,000,000 characters per line"):
+        read_csv(data, "line.csv", "label")
+    assert not parses
+
+
+def test_millions_of_tiny_fields_in_one_line_are_refused_before_parsing(parses):
+    data = b"a,label\n1,x\n" + b"," * 400_000 + b"\n"  # 400,001 empty fields: ~6 MB of parser state
+    with pytest.raises(UploadError, match=r"line 3 has 400001 fields but the header has 2"):
+        read_csv(data, "fields.csv", "label")
+    assert not parses
+
+
+def test_a_quote_that_is_never_closed_is_refused(parses):
+    data = b'a,label\n1,"x\n' + b"more text\n" * 50  # the quoted field runs to the end of the file
+    with pytest.raises(UploadError, match=r"q.csv: the quoted field that starts on line 2 is never closed"):
+        read_csv(data, "q.csv", "label")
+    assert not parses
+    # Longer than a line may be: the line check gives up on it and pandas' parser says the same.
+    with pytest.raises(UploadError, match=r"q.csv: the quoted field that starts on line 2 is never closed"):
+        read_csv(data, "q.csv", "label", UploadLimits(max_line_chars=200))
+
+
+def test_short_rows_in_a_quoted_file_are_found_with_their_line():
+    data = b'"a","b","label"\n1,2,"x"\n"3","y"\n'
+    with pytest.raises(UploadError, match="line 3 has 2 fields but the header has 3"):
+        read_csv(data, "q.csv", "label")
+
+
+def test_the_cell_cap_is_checked_before_parsing(parses):
+    rows = "".join(f"{i},{i % 7},{i % 2}\n" for i in range(1000))
+    data = f"a,b,label\n{rows}".encode()
+    assert read_csv(data, "cells.csv", "label", UploadLimits(max_cells=3000)).n_samples == 1000
+    parses.clear()
+    with pytest.raises(UploadError, match=r"cells.csv has 1,000 rows x 3 columns = 3,000 cells; the limit is "
+                                          r"2,999"):
+        read_csv(data, "cells.csv", "label", UploadLimits(max_cells=2999))
+    assert not parses
+
+
+def test_millions_of_rows_are_counted_and_refused_before_parsing(parses):
+    data = b"a,label\n" + b"1,x\n" * 300_000
+    with pytest.raises(UploadError, match="rows.csv has 300,000 rows; the limit is 200,000"):
+        read_csv(data, "rows.csv", "label")
+    assert not parses
+
+
+def test_one_hot_features_over_the_memory_budget_are_refused_before_allocating(monkeypatch):
+    letters = np.array(list("abcdefghijklmnopqrst"))
+    rows = ["".join(f"{letters[(i * 7 + j) % 20]}," for j in range(30)) + f"{i % 2}" for i in range(2000)]
+    data = (",".join(f"t{j}" for j in range(30)) + ",label\n" + "\n".join(rows) + "\n").encode()
+    limits = UploadLimits(min_memory=1024 * 1024)
+    allocated = []
+    real_empty = np.empty
+    monkeypatch.setattr(np, "empty", lambda shape, *a, **k: allocated.append(shape) or real_empty(shape, *a, **k))
+    with pytest.raises(UploadError, match=r"onehot.csv: 2,000 rows x 600 features \(after one-hot encoding\) as "
+                                          r"float32 would take 5 MB of memory; a 0.1 MB upload may use 1 MB"):
+        read_csv(data, "onehot.csv", "label", limits)
+    assert (2000, 600) not in allocated
+    assert read_csv(data, "onehot.csv", "label").x.shape == (2000, 600)  # the default budget allows it
+
+
+def test_a_target_with_too_many_classes_stops_the_parse(monkeypatch):
+    monkeypatch.setattr(uploads, "_CHUNK_CELLS", 100)  # chunks of 50 rows
+    data = ("a,label\n" + "".join(f"{i},class{i}\n" for i in range(1000))).encode()
+    with pytest.raises(UploadError, match=r"target column 'label' has more than 200 distinct values"):
+        read_csv(data, "ids.csv", "label")
+
+
+@pytest.mark.parametrize("data, message", [
+    (b"a," + b"n" * 150 + b",label\n1,2,x\n", r"column 2's name is 150 characters long; names may have at most 100"),
+    (b"a,label\n1," + b"c" * 300 + b"\n2,d\n", r"target column 'label' has a value of 300 characters at line 2"),
+    (b"a,b,label\n1," + b"w" * 300 + b",x\n2,v,y\n", r"column 'b' has a value of 300 characters at line 2"),
+])
+def test_names_longer_than_a_label_may_be_are_refused(data, message):
+    with pytest.raises(UploadError, match=message):
+        read_csv(data, "long.csv", "label")
+
+
+def test_chunks_agree_with_a_single_pass(monkeypatch):
+    """Values, categories, classes and line numbers do not depend on where pandas' chunks fall."""
+    rng = np.random.default_rng(3)
+    towns = np.array(["Nîmes", "Orléans", "Besançon"])
+    lines = [f"{rng.random():.3f},{towns[i % 3]},{'ab'[i % 2]}{i % 3}" for i in range(240)]
+    data = ("x,town,label\n" + "\n".join(lines) + "\n").encode()
+    whole = read_csv(data, "c.csv", "label")
+    monkeypatch.setattr(uploads, "_CHUNK_CELLS", 21)  # chunks of 7 rows
+    chunked = read_csv(data, "c.csv", "label")
+    np.testing.assert_array_equal(whole.x, chunked.x)
+    assert whole.feature_names == chunked.feature_names and whole.class_names == chunked.class_names
+    np.testing.assert_array_equal(whole.y, chunked.y)
+    stray = data + b"oops,Nimes,a0\n"  # one text value in the last chunk of a numeric column
+    with pytest.raises(UploadError, match=r"column 'x' is numeric except 1 value\(s\) such as 'oops' at line 242"):
+        read_csv(stray, "c.csv", "label")
+
+
+def test_a_column_of_numbers_then_text_in_another_chunk_is_explained(monkeypatch):
+    monkeypatch.setattr(uploads, "_CHUNK_CELLS", 20)  # chunks of 10 rows
+    data = ("grade,label\n" + "".join(f"{i % 3},{i % 2}\n" for i in range(10))
+            + "".join(f"{'AB'[i % 2]},{i % 2}\n" for i in range(30))).encode()
+    with pytest.raises(UploadError, match=r"column 'grade' has numbers in some rows and text in others \(e.g. 'A' "
+                                          r"at line 12\)"):
+        read_csv(data, "mixed.csv", "label")
+
+
+# --- ZIP: the budget of the whole upload, from image headers -------------------------------------------
+
+@pytest.fixture
+def decodes(monkeypatch):
+    """Images Pillow decoded while the test runs (a refusal must come from headers alone)."""
+    loaded = []
+    real = ImageFile.ImageFile.load
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: loaded.append(self.size) or real(self))
+    return loaded
+
+
+@pytest.fixture(scope="module")
+def blank_4096_png() -> bytes:
+    buf = io.BytesIO()
+    Image.new("L", (4096, 4096)).save(buf, "PNG")  # 16 MP of zeros: ~16 KB
+    return buf.getvalue()
+
+
+def test_a_small_zip_of_many_huge_blank_pngs_is_refused_from_headers(decodes, blank_4096_png):
+    data = _zip({f"c{i % 2}/{i}.png": blank_4096_png for i in range(40)}, compression=zipfile.ZIP_DEFLATED)
+    assert len(data) < 100_000
+    with pytest.raises(UploadError, match=r"blank.zip: its 40 images total 2,013,265,920 pixel values \(width x "
+                                          r"height x channels, as decoded\); the cap per upload is 500,000,000"):
+        read_image_zip(data, "blank.zip")
+    assert not decodes
+
+
+def test_images_each_under_the_per_image_cap_are_bounded_in_total(decodes):
+    one = _png(size=(100, 100))
+    data = _zip({f"c{i % 2}/{i}.png": one for i in range(10)})  # 10 x 100 x 100 x 3 = 300,000 values
+    assert read_image_zip(data, "ten.zip", limits=UploadLimits(max_total_pixels=300_000)).n_samples == 10
+    decodes.clear()
+    with pytest.raises(UploadError, match=r"its 10 images total 300,000 pixel values.*cap per upload is 299,999"):
+        read_image_zip(data, "ten.zip", limits=UploadLimits(max_total_pixels=299_999))
+    assert not decodes
+
+
+def _grey_png(size=(100, 100)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("L", size, 128).save(buf, "PNG")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("png, color, total", [(_png, "rgb", "120,000"), (_grey_png, "grayscale", "40,000"),
+                                               (_png, "grayscale", "120,000")])  # RGB decodes as 3 bands
+def test_pixel_values_count_the_channels_the_decoder_produces(png, color, total):
+    data = _zip({f"c{i % 2}/{i}.png": png(size=(100, 100)) for i in range(4)})
+    with pytest.raises(UploadError, match=f"total {total} pixel values"):
+        read_image_zip(data, "px.zip", color=color, limits=UploadLimits(max_total_pixels=30_000))
+
+
+def test_large_jpegs_count_at_the_reduced_scale_they_are_decoded_at(decodes):
+    buf = io.BytesIO()
+    Image.new("RGB", (2000, 1500), (200, 30, 30)).save(buf, "JPEG")
+    data = _zip({f"c{i % 2}/{i}.jpg": buf.getvalue() for i in range(4)})
+    # In full: 4 x 2000 x 1500 x 3 = 36 M values; decoded at 1/8 scale for 32 x 32: 4 x 250 x 188 x 3.
+    ds = read_image_zip(data, "photos.zip", size=32, limits=UploadLimits(max_total_pixels=600_000))
+    assert ds.x.shape == (4, 32, 32, 3) and ds.x[0, 16, 16, 0] > 0.7
+    assert decodes and set(decodes) == {(250, 188)}  # never the full 2000 x 1500
+
+
+def test_one_huge_blank_image_in_a_tiny_zip_exceeds_the_memory_budget(decodes, blank_4096_png):
+    data = _zip({"a/huge.png": blank_4096_png, "b/1.png": _png()}, compression=zipfile.ZIP_DEFLATED)
+    with pytest.raises(UploadError, match=r"decoding the largest \(4096x4096\), would take 128 MB of memory; a "
+                                          r"0.0 MB upload may use 64 MB"):
+        read_image_zip(data, "one.zip")
+    assert not decodes
+
+
+def test_a_zip_with_more_members_than_allowed_is_refused_before_zipfile_reads_them(monkeypatch):
+    data = _zip({f"c{i % 2}/{i}.png": b"" for i in range(30)})
+    opened = []
+    monkeypatch.setattr(zipfile, "ZipFile", lambda *a, **k: opened.append(a))
+    with pytest.raises(UploadError, match="members.zip has 30 members; the limit is 20"):
+        read_image_zip(data, "members.zip", limits=UploadLimits(max_members=20))
+    with pytest.raises(UploadError, match="members.npz has 30 members; the limit is 20"):
+        read_npz(data, "members.npz", limits=UploadLimits(max_members=20))
+    assert not opened
+
+
+def test_deeply_nested_folders_use_the_innermost_as_the_class():
+    deep = "/".join(f"d{i}" for i in range(300))
+    ds = read_image_zip(_zip({f"{deep}/cat/1.png": _png(), f"{deep}/dog/1.png": _png()}), "deep.zip", size=4)
+    assert ds.class_names == ("cat", "dog")
+
+
+def test_only_png_and_jpeg_decoders_run():
+    buf = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(buf, "GIF")
+    ds = read_image_zip(_zip({"a/1.png": _png(), "b/1.png": _png(), "b/2.png": buf.getvalue()}), "gif.zip")
+    assert ds.n_samples == 2 and "b/2.png: not a PNG or JPEG image" in ds.source
+
+
+def test_the_cpu_deadline_stops_a_zip_and_a_csv(monkeypatch):
+    clock = iter(range(1_000_000))
+    monkeypatch.setattr(uploads, "_cpu_time", lambda: float(next(clock)))  # one second per check
+    data = _zip({f"c{i % 2}/{i}.png": _png() for i in range(10)})
+    with pytest.raises(UploadError, match=r"slow.zip: reading it took 6.0 s of CPU time; the cap per upload is 5 s"):
+        read_image_zip(data, "slow.zip", limits=UploadLimits(max_seconds=5))
+    csv_data = b"a,label\n" + b"1,x\n2,y\n" * 2_000_000  # 4 chunks of a megabyte for the line check
+    with pytest.raises(UploadError, match=r"slow.csv: reading it took 3.0 s of CPU time; the cap per upload is 2 s"):
+        read_csv(csv_data, "slow.csv", "label", UploadLimits(max_seconds=2, max_rows=5_000_000,
+                                                             max_cells=50_000_000, max_bytes=100 * 1024 * 1024))
+
+
+# --- NPZ: the budget of the whole upload, from .npy headers ----------------------------------------------
+
+@pytest.fixture
+def array_reads(monkeypatch):
+    calls = []
+    real = np.lib.format.read_array
+    monkeypatch.setattr(np.lib.format, "read_array", lambda *a, **k: calls.append(1) or real(*a, **k))
+    return calls
+
+
+def test_a_compressed_npz_that_expands_past_the_memory_budget_is_refused_before_reading(array_reads):
+    buf = io.BytesIO()
+    np.savez_compressed(buf, x=np.zeros((1000, 64, 64), np.uint8), y=np.arange(1000) % 2)  # 4 MB in ~5 KB
+    limits = UploadLimits(min_memory=8 * 1024 * 1024)
+    with pytest.raises(UploadError, match=r"zeros.npz: its arrays and x as float32 would take 20 MB of memory; a "
+                                          r"0.0 MB upload may use 8 MB"):
+        read_npz(buf.getvalue(), "zeros.npz", limits)
+    assert not array_reads
+    assert read_npz(buf.getvalue(), "zeros.npz").x.shape == (1000, 64, 64, 1)  # within the default 64 MB
+
+
+def test_an_npz_of_many_arrays_is_refused_before_parsing_them(array_reads):
+    buf = io.BytesIO()
+    np.savez(buf, x=np.zeros((4, 2)), y=np.arange(4) % 2, **{f"a{i}": np.zeros(1) for i in range(50)})
+    with pytest.raises(UploadError, match="many.npz has 52 members; the limit is 40"):
+        read_npz(buf.getvalue(), "many.npz", UploadLimits(max_members=40))
+    assert not array_reads
+
+
+@pytest.mark.parametrize("arrays, message", [
+    ({"y": np.arange(4) % 2, "class_names": np.array([f"c{i}" for i in range(500)])},
+     "class_names has 500 entries; the limit is 200 classes"),
+    ({"y": np.array([f"c{i}" for i in range(4)] * 75)}, r"y has 4 classes"),
+    ({"y": np.array(["a" * 300, "b"] * 2)}, "a class name is 300 characters long; class names may have at most 100"),
+])
+def test_npz_class_names_are_bounded(arrays, message):
+    n = len(arrays["y"])
+    data = _npz(x=np.zeros((n, 2), np.float32), **arrays)
+    if message == r"y has 4 classes":
+        assert read_npz(data, "c.npz").n_classes == 4
+        return
+    with pytest.raises(UploadError, match=message):
+        read_npz(data, "c.npz")
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"])
+def test_every_line_ending_reads_the_same(newline):
+    data = newline.join(["a;b;label", "1,5;2;x", "", "3;4;y", ""]).encode()
+    ds = read_csv(data, "eol.csv", "label")
+    np.testing.assert_allclose(ds.x, [[1.5, 2], [3, 4]])
+    assert ds.class_names == ("x", "y")
