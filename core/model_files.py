@@ -542,13 +542,15 @@ def read_csv_rows(data: bytes, feature_names: Sequence[str]) -> np.ndarray:
     if len(data) > _MAX_CSV_BYTES:
         raise ModelFileError(f"the CSV is {len(data) / 1e3:.0f} KB; the cap for prediction is "
                              f"{_MAX_CSV_BYTES / 1e3:.0f} KB")
+    from core.uploads import UploadError, decode_csv_bytes
+
     try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ModelFileError("the CSV is not UTF-8 text") from exc
+        text, _ = decode_csv_bytes(data, "the CSV")
+    except UploadError as exc:
+        raise ModelFileError(str(exc)) from exc
     names = [str(f) for f in feature_names]
     first = text.splitlines()[0]
-    sep = max([",", ";", "\t"], key=first.count)
+    sep = max([",", ";", "\t", "|"], key=first.count)
     has_header = any(tok.strip().strip('"') in names for tok in first.split(sep))
     try:
         frame = pd.read_csv(io.StringIO(text), sep=sep, header=0 if has_header else None,

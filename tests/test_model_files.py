@@ -698,3 +698,14 @@ def test_a_light_background_upload_is_inverted_for_dark_background_training_imag
     photos = np.full((5, 8, 8, 3), 0.5, np.float32)  # natural images: no dark or light background
     assert not should_invert(read_image(_png((40, 40), "RGB", (255, 255, 255)), (8, 8, 3)), photos)
     assert not should_invert(paper, None)  # the training data is not at hand: leave it alone
+
+
+def test_read_csv_rows_reads_what_the_upload_reader_reads():
+    """Prediction CSVs go through the same decoder as uploads: a spreadsheet's UTF-16 'Unicode text'
+    (tab-separated, with a byte-order mark), cp1252 and pipe-separated files are read, binary is refused."""
+    names = ["a", "b"]
+    utf16 = "a\tb\r\n1,5\t2\r\n".replace("1,5", "1.5").encode("utf-16")
+    np.testing.assert_allclose(read_csv_rows(utf16, names), [[1.5, 2]])
+    np.testing.assert_allclose(read_csv_rows("b|a\n2|1\n".encode("cp1252"), names), [[1, 2]])
+    with pytest.raises(ModelFileError, match="not a CSV"):
+        read_csv_rows(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", names)
