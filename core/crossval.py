@@ -54,24 +54,36 @@ def fold_splits(dataset: Any, k: int, seed: int = 0, val_fraction: float = 0.15)
 
 
 def submit_cv(manager: Any, dataset: Any, spec: Any, config: Any, k: int, *, seed: int | None = None,
-              val_fraction: float = 0.15) -> tuple[str, list[str]]:
-    """Queue one training job per fold through the job engine; returns (group_id, run_ids)."""
-    from core.jobs import TrainRequest
+              val_fraction: float = 0.15, idempotency_key: str | None = None) -> tuple[str, list[str]]:
+    """Queue one training job per fold, all or none (a partial set of folds has no meaningful mean ± std);
+    returns (group_id, run_ids). QueueFullError when the folds do not all fit, saying why."""
+    from core.jobs import QueueFullError, TrainRequest
 
     seed = int(getattr(config, "seed", 0) if seed is None else seed)
-    room = getattr(manager, "max_queue", None)
-    if isinstance(room, int) and k > room + getattr(manager, "max_concurrent", 1):
-        raise ValueError(f"{k} folds do not fit in the job queue (at most {room} waiting runs); choose k <= {room}")
     splits = fold_splits(dataset, k, seed=seed, val_fraction=val_fraction)
     safe_name = "".join(ch if ch.isalnum() else "-" for ch in str(dataset.name))[:24].strip("-") or "data"
     group = f"cv-{safe_name}-{k}fold-{secrets.token_hex(3)}"
-    run_ids = []
+    requests = []
     for fold, split in enumerate(splits):
         info = {"kind": "cv", "k": k, "fold": fold, "seed": seed, "val_fraction": val_fraction}
-        run_ids.append(manager.submit(TrainRequest(dataset=dataset, spec=spec, config=config, split=split,
-                                                   split_info=info, group=group,
-                                                   label=f"{group} fold {fold + 1}/{k}")))
-    return group, run_ids
+        requests.append(TrainRequest(dataset=dataset, spec=spec, config=config, split=split, split_info=info,
+                                     group=group, label=f"{group} fold {fold + 1}/{k}"))
+    try:
+        run_ids = manager.submit_many(requests, idempotency_key=idempotency_key)
+    except QueueFullError as exc:
+        if k > exc.capacity:
+            hint = (f"at most {exc.capacity} runs may be queued or running at once, so choose k <= "
+                    f"{exc.capacity} (or raise KERAS_LAB_MAX_QUEUE)")
+        elif exc.free >= MIN_FOLDS:
+            hint = f"the queue has room for {exc.free} runs now: wait for queued runs to finish or choose k <= {exc.free}"
+        else:
+            hint = "the queue is full: wait for queued runs to finish, or remove some on the Train page"
+        raise QueueFullError(f"no fold was queued: {k} folds do not fit in the job queue; {hint}",
+                             free=exc.free, capacity=exc.capacity) from exc
+    snap = manager.snapshot(run_ids[0]) if hasattr(manager, "snapshot") else None
+    if snap is not None and snap.group:  # a repeated submit (double click) returns the first one's runs
+        group = snap.group
+    return group, list(run_ids)
 
 
 def cv_runs(store: Any, group_id: str) -> list[Any]:

@@ -12,6 +12,7 @@ fit at a time (core.training.FIT_LOCK) and seeding/building inside the worker.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import socket
@@ -19,12 +20,12 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from core.datasets import dataset_fingerprint
-from core.runs import ACTIVE_STATES, RunStore, RunStoreError
+from core.runs import ACTIVE_STATES, RunInfo, RunStore, RunStoreError, plain_reason
 from core.training import LiveProgress, TrainConfig, library_versions, train_run
 
 __all__ = ["JobManager", "JobSnapshot", "QueueFullError", "TrainRequest", "dataset_fingerprint", "run_config"]
@@ -36,7 +37,12 @@ _MANAGERS: weakref.WeakSet[JobManager] = weakref.WeakSet()  # every manager of t
 
 
 class QueueFullError(RuntimeError):
-    """The queue holds max_queue waiting runs; the message says so and what to do."""
+    """Not enough room in the queue; nothing was queued. The message says so and what to do; `free` is how
+    many runs would still fit now and `capacity` how many may be queued or running at once."""
+
+    def __init__(self, message: str, *, free: int = 0, capacity: int = 0) -> None:
+        super().__init__(message)
+        self.free, self.capacity = free, capacity
 
 
 @dataclass(frozen=True, eq=False)
@@ -71,6 +77,7 @@ class JobSnapshot:
     queue_position: int | None = None  # 1 = next to start; None when not waiting
     label: str | None = None
     epoch_ended_at: float | None = None  # time.time() when the newest epoch record was added
+    group: str | None = None  # e.g. the cross-validation the run belongs to
 
     @property
     def active(self) -> bool:
@@ -94,6 +101,7 @@ class _Job:
         self.state = "queued"
         self.message = "waiting for a worker"
         self.finished_at: float | None = None
+        self.saved = True  # False when the final status could not be written to status.json
 
 
 def run_config(request: TrainRequest) -> dict[str, Any]:
@@ -137,7 +145,15 @@ def _pid_alive(pid: Any) -> bool:
 
 
 class JobManager:
-    """Owns the queue and the workers; every method is thread-safe and returns quickly."""
+    """Owns the queue and the workers; every method is thread-safe and returns quickly.
+
+    `max_concurrent` runs train at a time; `max_queue` more may wait beyond the free workers. So at most
+    max_concurrent + max_queue runs are queued or running at once, counted from the jobs' states: a job a
+    free worker is about to take is not "waiting", however the workers are scheduled.
+
+    The in-memory state of a job is the truth while this process lives: when status.json cannot be written
+    (disk full, read-only) `snapshot` and `overlay` still give the outcome the worker knows.
+    """
 
     def __init__(self, store: RunStore | None = None, max_concurrent: int = 1, max_queue: int = 8, *,
                  build_model: Callable[[Any, Any], Any] | None = None) -> None:
@@ -153,9 +169,13 @@ class JobManager:
         self._jobs: dict[str, _Job] = {}
         self._pending: deque[str] = deque()
         self._running: set[str] = set()
-        self._keys: dict[str, tuple[str, float]] = {}
+        self._keys: dict[str, tuple[list[str], float]] = {}
         self._workers: list[threading.Thread] = []
         self._closed = False
+        self._unsaved: dict[str, tuple[str, str]] = {}  # run id -> (state, message) not written to disk
+        self.store_problem = self.store.check_writable()  # '' or why runs cannot be saved, in words
+        if self.store_problem:
+            _log.warning("training is off: %s", self.store_problem)
         self.interrupted = self._recover()
         _MANAGERS.add(self)
 
@@ -166,6 +186,7 @@ class JobManager:
         for manager in list(_MANAGERS):
             live.update(manager.active_run_ids())
         me = (os.getpid(), socket.gethostname())
+        orphans: dict[str, str] = {}
         for info in self.store.list_runs():
             if info.status in ACTIVE_STATES:
                 try:
@@ -175,41 +196,94 @@ class JobManager:
                 owner = (status.get("pid"), status.get("host"))
                 if owner != me and owner[1] == me[1] and _pid_alive(owner[0]):
                     live.add(info.run_id)  # another app process on this machine is training it
+                else:
+                    orphans[info.run_id] = info.status
         try:
-            return self.store.mark_interrupted(live)
+            changed = self.store.mark_interrupted(live)
         except OSError:
-            return []
+            changed = []
+        for run_id, was in orphans.items():  # e.g. a read-only store: say so from memory instead
+            if run_id not in changed:
+                self._unsaved[run_id] = ("interrupted", f"the app stopped while this run was {was} (this "
+                                                        f"could not be saved in status.json)")
+        return changed
 
     # ---- the public API ---------------------------------------------------------------------------
     def submit(self, request: TrainRequest, idempotency_key: str | None = None) -> str:
         """Queue a run and return its id; the run folder exists (status queued) when this returns.
 
         The same idempotency_key within a few seconds returns the first run's id (a double click).
-        Raises TrainConfigError for bad settings, QueueFullError when max_queue runs already wait,
-        RunStoreError when the run folder cannot be written.
+        Raises TrainConfigError for bad settings, QueueFullError when max_concurrent + max_queue runs are
+        already queued or running, RunStoreError when the run folder cannot be written (nothing is left).
         """
-        request.config.validate()
+        return self.submit_many([request], idempotency_key)[0]
+
+    def submit_many(self, requests: Iterable[TrainRequest], idempotency_key: str | None = None) -> list[str]:
+        """Queue several runs together or none of them (e.g. every fold of a cross-validation).
+
+        Room for all is checked and every run folder created under the lock, so concurrent submits cannot
+        take the places in between; if one run cannot be created, those already created are removed.
+        """
+        requests = list(requests)
+        if not requests:
+            raise ValueError("nothing to queue")
+        for request in requests:
+            request.config.validate()
+        configs = [run_config(r) for r in requests]
         with self._cond:
             if self._closed:
                 raise RuntimeError("the job manager is shut down")
             now = time.monotonic()
             self._keys = {k: v for k, v in self._keys.items() if now - v[1] < _DEDUPE_S}
             if idempotency_key is not None and idempotency_key in self._keys:
-                return self._keys[idempotency_key][0]
-            if len(self._pending) >= self.max_queue:
-                raise QueueFullError(f"the queue is full: {len(self._pending)} runs are waiting (at most "
-                                     f"{self.max_queue}); wait for one to start or stop a queued run")
-            run_id = self.store.create_run(run_config(request))
-            self.store.write_status(run_id, "queued", "waiting for a worker", pid=os.getpid(),
-                                    host=socket.gethostname())
-            job = _Job(run_id, request)
-            self._jobs[run_id] = job
-            self._pending.append(run_id)
+                return list(self._keys[idempotency_key][0])
+            self._check_room(len(requests))
+            run_ids = self._create_runs(configs)
+            for run_id, request in zip(run_ids, requests, strict=True):
+                self._jobs[run_id] = _Job(run_id, request)
+                self._pending.append(run_id)
             if idempotency_key is not None:
-                self._keys[idempotency_key] = (run_id, now)
+                self._keys[idempotency_key] = (run_ids, now)
             self._start_workers()
             self._cond.notify_all()
-        return run_id
+        return run_ids
+
+    def _check_room(self, wanted: int) -> None:
+        """Called under the lock: QueueFullError unless `wanted` more runs fit (see the class docstring)."""
+        capacity = self.max_concurrent + self.max_queue
+        active = sum(1 for job in self._jobs.values() if job.state in ACTIVE_STATES)
+        free = max(capacity - active, 0)
+        if wanted <= free:
+            return
+        waiting = max(active - self.max_concurrent, 0)
+        if wanted == 1:
+            message = (f"the queue is full: {waiting} runs are waiting (at most {self.max_queue}) and "
+                       f"{active - waiting} training; wait for one to start or remove a queued run")
+        elif wanted > capacity:
+            message = (f"{wanted} runs can never be queued together: at most {capacity} may be queued or "
+                       f"running at once ({self.max_concurrent} training + {self.max_queue} waiting); "
+                       f"nothing was queued")
+        else:
+            message = (f"{wanted} runs do not fit in the queue: room for {free} more ({active} queued or "
+                       f"running, at most {capacity}); nothing was queued: wait for runs to finish")
+        raise QueueFullError(message, free=free, capacity=capacity)
+
+    def _create_runs(self, configs: Sequence[dict[str, Any]]) -> list[str]:
+        """Called under the lock: one queued run folder per config, all or none."""
+        created: list[str] = []
+        try:
+            for config in configs:
+                created.append(self.store.create_run(config, "waiting for a worker", pid=os.getpid(),
+                                                     host=socket.gethostname()))
+        except BaseException:
+            for run_id in created:
+                try:
+                    self.store.delete_run(run_id)
+                except OSError:
+                    _log.warning("could not remove run %s of a submit that failed", run_id, exc_info=True)
+                    self._unsaved[run_id] = ("failed", "never queued: the submit it belonged to failed")
+            raise
+        return created
 
     def stop(self, run_id: str) -> bool:
         """Stop a running job after its current batch, or take a queued one off the queue."""
@@ -241,7 +315,29 @@ class JobManager:
                            samples_per_s=float(live["samples_per_s"] or 0.0), eta_s=live["eta_s"],
                            lr=live["lr"], message=message, records=live["records"], batch_losses=live["batches"],
                            queue_position=position, label=job.request.label,
-                           epoch_ended_at=live["epoch_ended_at"])
+                           epoch_ended_at=live["epoch_ended_at"], group=job.request.group)
+
+    def live_status(self, run_id: str) -> tuple[str, str] | None:
+        """(state, message) this process knows for a run, or None: prefer it to status.json, which may
+        not have been writable."""
+        with self._cond:
+            job = self._jobs.get(run_id)
+            if job is None:
+                return self._unsaved.get(run_id)
+            state, message = job.state, job.message
+        if state == "running" and (live := job.progress.read().get("message")):
+            message = live
+        return state, message
+
+    def overlay(self, infos: Iterable[RunInfo]) -> list[RunInfo]:
+        """Runs as listed from the store, with the state and message this process knows where it differs."""
+        out = []
+        for info in infos:
+            known = self.live_status(info.run_id) if info.path == self.store.root / info.run_id else None
+            if known is not None and known != (info.status, info.message):
+                info = dataclasses.replace(info, status=known[0], message=known[1])
+            out.append(info)
+        return out
 
     def queue_position(self, run_id: str) -> int | None:
         """1 for the next run to start; None when the run is not waiting."""
@@ -331,9 +427,14 @@ class JobManager:
         try:
             self.store.write_status(job.run_id, state, message, **extra)
         except OSError as exc:  # the disk refuses even the status: the page still shows it from memory
-            job.message = f"{message} (and the status could not be saved: {exc})"
+            job.message = (f"{message} (status.json could not be saved: {plain_reason(exc)}; after a "
+                           f"restart this run shows as interrupted)")
+            job.progress.update(message=job.message)
+            job.saved = False
 
     def _forget_old(self) -> None:
         finished = [j for j in self._jobs.values() if j.finished_at is not None]
-        for job in sorted(finished, key=lambda j: j.finished_at or 0)[:-_KEEP_FINISHED]:
+        for job in sorted(finished, key=lambda j: j.finished_at or 0)[:max(len(finished) - _KEEP_FINISHED, 0)]:
+            if not job.saved:  # status.json never got it: keep the outcome (two strings) for the pages
+                self._unsaved[job.run_id] = (job.state, job.message)
             del self._jobs[job.run_id]

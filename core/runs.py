@@ -9,6 +9,9 @@ Layout (DESIGN.md §5)::
                   predictions.npz  test-set probabilities + labels (allow_pickle=False)
 
 Listing is a scan of folders: there is no shared index that a crash could corrupt. One writer per run.
+A run folder appears complete (config + status) or not at all: it is built under a hidden name and renamed
+into place. A folder whose config or status cannot be read is still listed, as "damaged" with the reason,
+so that it can be seen and deleted instead of silently vanishing.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import numpy as np
 
 __all__ = [
     "ACTIVE_STATES",
+    "DAMAGED",
     "FINISHED_STATES",
     "SCHEMA_VERSION",
     "STATES",
@@ -37,21 +41,28 @@ __all__ = [
     "atomic_write_bytes",
     "default_root",
     "is_run_id",
+    "plain_reason",
 ]
 
 SCHEMA_VERSION = 1
 STATES = ("queued", "running", "completed", "stopped", "diverged", "failed", "interrupted")
 ACTIVE_STATES = frozenset({"queued", "running"})
 FINISHED_STATES = frozenset(STATES) - ACTIVE_STATES
+DAMAGED = "damaged"  # RunInfo.status of a run whose config.json or status.json cannot be read (never written)
 _RUN_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{6}$")
 _FILES = {"config": "config.json", "metrics": "metrics.jsonl", "status": "status.json",
           "model": "model.keras", "predictions": "predictions.npz"}
 _PLAIN_REASONS = {errno.ENOSPC: "the disk is full", errno.EACCES: "permission denied",
                   errno.EROFS: "the file system is read-only", errno.EDQUOT: "the disk quota is exceeded"}
+_CONFIG_SECTIONS = ("dataset", "split", "model", "training", "strategy", "versions")  # JSON objects when present
+_STALE_TEMP_S = 3600.0  # a hidden temp folder this old in the store root is left over from a killed process
 
 
 class RunStoreError(OSError):
     """A run could not be written or read; the message is meant for the user."""
+
+    def __str__(self) -> str:  # OSError would prefix "[Errno 28]": the message alone is what users read
+        return str(self.strerror if self.strerror is not None else super().__str__())
 
 
 def is_run_id(value: object) -> bool:
@@ -64,9 +75,17 @@ def default_root() -> Path:
     return Path(os.environ.get("KERAS_LAB_RUNS", "runs")).expanduser()
 
 
+def plain_reason(exc: OSError) -> str:
+    """Why a file operation failed, in words ("the disk is full"), for messages."""
+    if exc.errno in _PLAIN_REASONS:
+        return _PLAIN_REASONS[exc.errno]
+    if isinstance(exc, RunStoreError):
+        return str(exc).rsplit(": ", 1)[-1]
+    return exc.strerror or str(exc)
+
+
 def _explain(exc: OSError, what: str) -> RunStoreError:
-    reason = _PLAIN_REASONS.get(exc.errno or -1, exc.strerror or str(exc))
-    return RunStoreError(exc.errno or 0, f"cannot {what}: {reason}")
+    return RunStoreError(exc.errno or 0, f"cannot {what}: {plain_reason(exc)}")
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -89,14 +108,19 @@ class RunInfo:
 
     run_id: str
     path: Path
-    status: str  # one of STATES
-    message: str  # why it stopped, failed or diverged; empty otherwise
-    config: dict[str, Any] = field(repr=False)
-    updated: float  # status.json's last write (seconds since the epoch)
+    status: str  # one of STATES, or DAMAGED when config.json or status.json cannot be read
+    message: str  # why it stopped, failed or diverged; for a damaged run, what is wrong; empty otherwise
+    config: dict[str, Any] = field(repr=False)  # {} when config.json is damaged
+    updated: float  # status.json's last write (seconds since the epoch); the folder's for a damaged run
 
     @property
     def finished(self) -> bool:
         return self.status in FINISHED_STATES
+
+    @property
+    def damaged(self) -> bool:
+        """Listed so that it can be seen and deleted, but skipped by pages that evaluate or reuse runs."""
+        return self.status == DAMAGED
 
     @property
     def has_model(self) -> bool:
@@ -110,32 +134,48 @@ class RunStore:
         self.root = Path(root) if root is not None else default_root()
 
     # ---- creating and writing -------------------------------------------------------------------
-    def create_run(self, config: dict[str, Any]) -> str:
-        """Claim a new folder with os.mkdir (atomic), then write its config and status 'queued'."""
+    def create_run(self, config: dict[str, Any], message: str = "", **status: Any) -> str:
+        """A new run with its config and status 'queued' (message and extra status fields as given).
+
+        Built in a hidden folder and renamed into place, so a failure (disk full, read-only) leaves nothing
+        behind and a reader never sees a run folder without its config and status.
+        """
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            for _ in range(20):
-                run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
-                try:
-                    (self.root / run_id).mkdir()
-                    break
-                except FileExistsError:
-                    continue
-            else:  # pragma: no cover - 20 collisions of 24 random bits in one second
-                raise RunStoreError(errno.EEXIST, "cannot create a run folder: too many collisions")
-            full = {"schema_version": SCHEMA_VERSION, "run_id": run_id, "created": time.time(), **config}
-            self._write_json(run_id, "config", full)
-            self.write_status(run_id, "queued")
-        except RunStoreError:
-            raise
+            tmp = self.root / f".tmp-{secrets.token_hex(6)}"
+            tmp.mkdir()
         except OSError as exc:
             raise _explain(exc, f"create a run in {self.root}") from exc
-        return run_id
+        try:
+            for _ in range(20):
+                run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+                final = self.root / run_id
+                if os.path.lexists(final):
+                    continue
+                full = {"schema_version": SCHEMA_VERSION, "run_id": run_id, "created": time.time(), **config}
+                atomic_write_bytes(tmp / _FILES["config"], _dumps(full))
+                atomic_write_bytes(tmp / _FILES["status"], _dumps(_status_record("queued", message, status)))
+                try:
+                    os.rename(tmp, final)  # atomic; fails if another process took the id meanwhile
+                    return run_id
+                except OSError as exc:
+                    if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                        raise
+            raise RunStoreError(errno.EEXIST, "cannot create a run folder: too many id collisions, try again")
+        except RunStoreError:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        except OSError as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise _explain(exc, f"create a run in {self.root}") from exc
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
 
     def write_status(self, run_id: str, state: str, message: str = "", **extra: Any) -> None:
         if state not in STATES:
             raise ValueError(f"status must be one of {', '.join(STATES)}, got {state!r}")
-        self._write_json(run_id, "status", {"state": state, "message": message, "time": time.time(), **extra})
+        self._write_json(run_id, "status", _status_record(state, message, extra))
 
     def update_config(self, run_id: str, **fields: Any) -> None:
         """Add facts known only once training starts (e.g. the distribution strategy's global batch)."""
@@ -184,7 +224,31 @@ class RunStore:
             raise _explain(exc, f"save the predictions of run {run_id}") from exc
 
     def delete_run(self, run_id: str) -> None:
-        shutil.rmtree(self.run_dir(run_id))
+        """Rename the folder to a hidden name (the run disappears at once and whole), then remove it."""
+        folder = self.run_dir(run_id)
+        doomed = self.root / f".tmp-deleting-{secrets.token_hex(4)}-{run_id}"
+        try:
+            os.rename(folder, doomed)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise _explain(exc, f"delete run {run_id}") from exc
+        shutil.rmtree(doomed, ignore_errors=True)  # leftovers are hidden; start-up removes them later
+
+    def check_writable(self) -> str:
+        """'' when runs can be created and listed here; otherwise why not, in words (checked at start)."""
+        probe = self.root / f".tmp-probe-{secrets.token_hex(4)}"
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            os.listdir(self.root)
+            probe.mkdir()
+            with open(probe / "probe", "wb") as fh:
+                fh.write(b"ok")
+        except OSError as exc:
+            return f"runs cannot be saved in {self.root}: {plain_reason(exc)}"
+        finally:
+            shutil.rmtree(probe, ignore_errors=True)
+        return ""
 
     def mark_interrupted(self, live_run_ids: set[str] | frozenset[str] = frozenset()) -> list[str]:
         """At start-up: runs left queued/running by a dead process become 'interrupted'."""
@@ -198,7 +262,21 @@ class RunStore:
                     self._remove_temp_files(info.run_id)
                 except OSError:
                     continue  # read-only store: listing still works, the run just keeps its old status
+        self._remove_stale_temp_folders()
         return changed
+
+    def _remove_stale_temp_folders(self) -> None:
+        """Hidden folders of creates or deletes that a killed process left (old enough to be nobody's)."""
+        try:
+            entries = list(self.root.glob(".tmp-*"))
+        except OSError:
+            return
+        for entry in entries:
+            try:
+                if entry.is_dir() and time.time() - entry.stat().st_mtime > _STALE_TEMP_S:
+                    shutil.rmtree(entry, ignore_errors=True)
+            except OSError:
+                continue
 
     def _remove_temp_files(self, run_id: str) -> None:
         """Temp files a killed writer left behind (only called once no writer can be alive)."""
@@ -216,67 +294,172 @@ class RunStore:
         return self._file(run_id, "model")
 
     def read_config(self, run_id: str) -> dict[str, Any]:
+        """config.json; ValueError (with the reason) when it is not valid JSON or has wrong types."""
         return self._read_json(run_id, "config")
 
     def read_status(self, run_id: str) -> dict[str, Any]:
+        """status.json; ValueError (with the reason) when it is not valid JSON or has wrong types."""
         return self._read_json(run_id, "status")
 
     def read_metrics(self, run_id: str, kind: str | None = "epoch") -> list[dict[str, Any]]:
-        """Metric records in order; a torn or corrupt line (a crash mid-append) is skipped."""
+        """Metric records in order; damaged lines are skipped (metrics_problem says which)."""
+        return self.read_metrics_checked(run_id, kind)[0]
+
+    def metrics_problem(self, run_id: str) -> str:
+        """'' when every line of metrics.jsonl reads; otherwise which lines are damaged, in words."""
+        return self.read_metrics_checked(run_id, None)[1]
+
+    def read_metrics_checked(self, run_id: str, kind: str | None = "epoch") -> tuple[list[dict[str, Any]], str]:
+        """(records, problem): the readable records, and '' or e.g. "metrics.jsonl: line 7 is damaged; 6
+        epochs shown" when a line is torn or corrupt (a crash mid-append, a disk error, an edit)."""
         path = self._file(run_id, "metrics")
         try:
-            text = path.read_text(encoding="utf-8", errors="replace")
+            data = path.read_bytes()
         except FileNotFoundError:
-            return []
-        records = []
-        for line in text.splitlines():
-            try:
-                rec = json.loads(line)
-            except ValueError:
+            return [], ""
+        except OSError as exc:
+            return [], f"{_FILES['metrics']} cannot be read: {plain_reason(exc)}"
+        records, bad, epochs = [], [], 0
+        for number, raw in enumerate(data.split(b"\n"), start=1):
+            if not raw.strip():
                 continue
-            if isinstance(rec, dict) and (kind is None or rec.get("kind") == kind):
+            try:
+                rec = json.loads(raw.decode("utf-8"))
+            except ValueError:
+                rec = None
+            if not isinstance(rec, dict):
+                bad.append(number)
+                continue
+            epochs += rec.get("kind") == "epoch"
+            if kind is None or rec.get("kind") == kind:
                 records.append(rec)
-        return records
+        if not bad:
+            return records, ""
+        return records, (f"{_FILES['metrics']}: {_lines_phrase(bad)} damaged; "
+                         f"{epochs} epoch{'' if epochs == 1 else 's'} shown")
 
     def read_predictions(self, run_id: str) -> dict[str, np.ndarray]:
         with np.load(self._file(run_id, "predictions"), allow_pickle=False) as data:
             return {k: data[k] for k in data.files}
 
+    def run_info(self, run_id: str) -> RunInfo:
+        """One run as list_runs sees it (damaged included); RunStoreError when there is no such folder."""
+        folder = self.run_dir(run_id)
+        if not folder.is_dir():
+            raise RunStoreError(errno.ENOENT, f"run {run_id} does not exist (deleted?)")
+        return self._info(run_id, folder)
+
     def list_runs(self) -> list[RunInfo]:
-        """Every readable run, newest first; folders that are not runs (or half-created) are skipped."""
-        if not self.root.is_dir():
+        """Every run, newest first, damaged ones included (status DAMAGED); folders that are not runs are
+        skipped, and a runs folder that cannot be read lists nothing (check_writable says why)."""
+        try:
+            entries = [e for e in self.root.iterdir() if is_run_id(e.name) and e.is_dir()]
+        except OSError:
             return []
-        infos = []
-        for entry in self.root.iterdir():
-            if not is_run_id(entry.name) or not entry.is_dir():
-                continue
+        return sorted((self._info(e.name, e) for e in entries), key=lambda i: i.run_id, reverse=True)
+
+    def _info(self, run_id: str, folder: Path) -> RunInfo:
+        problems, config, status = [], {}, {}
+        try:
+            config = self.read_config(run_id)
+        except (OSError, ValueError) as exc:
+            problems.append(_read_problem(exc, "config"))
+        try:
+            status = self.read_status(run_id)
+        except (OSError, ValueError) as exc:
+            problems.append(_read_problem(exc, "status"))
+        try:
+            updated = (folder / _FILES["status"]).stat().st_mtime
+        except OSError:
             try:
-                config = self.read_config(entry.name)
-                status_path = self._file(entry.name, "status")
-                status = json.loads(status_path.read_text(encoding="utf-8"))
-                updated = status_path.stat().st_mtime
-            except (OSError, ValueError):
-                continue
-            infos.append(RunInfo(entry.name, entry, str(status.get("state", "failed")),
-                                 str(status.get("message", "")), config, updated))
-        return sorted(infos, key=lambda i: i.run_id, reverse=True)
+                updated = folder.stat().st_mtime
+            except OSError:
+                updated = 0.0
+        if problems:
+            return RunInfo(run_id, folder, DAMAGED, "; ".join(problems), config, updated)
+        return RunInfo(run_id, folder, status["state"], str(status.get("message", "")), config, updated)
 
     # ---- internals --------------------------------------------------------------------------------
     def _file(self, run_id: str, what: str) -> Path:
         return self.run_dir(run_id) / _FILES[what]
 
     def _write_json(self, run_id: str, what: str, obj: dict[str, Any]) -> None:
-        data = json.dumps(obj, indent=2, default=_json_default).encode("utf-8")
         try:
-            atomic_write_bytes(self._file(run_id, what), data)
+            atomic_write_bytes(self._file(run_id, what), _dumps(obj))
         except OSError as exc:
             raise _explain(exc, f"write {_FILES[what]} of run {run_id}") from exc
 
     def _read_json(self, run_id: str, what: str) -> dict[str, Any]:
-        obj = json.loads(self._file(run_id, what).read_text(encoding="utf-8"))
+        name = _FILES[what]
+        try:
+            obj = json.loads(self._file(run_id, what).read_bytes().decode("utf-8"))
+        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError alike
+            raise ValueError(f"{name} is not valid JSON (cut off or corrupt)") from exc
         if not isinstance(obj, dict):
-            raise ValueError(f"{_FILES[what]} of run {run_id} is not a JSON object")
+            raise ValueError(f"{name} is not a JSON object")
+        if problem := (_config_problem(obj) if what == "config" else _status_problem(obj)):
+            raise ValueError(f"{name}: {problem}")
         return obj
+
+
+def _dumps(obj: dict[str, Any]) -> bytes:
+    return json.dumps(obj, indent=2, default=_json_default).encode("utf-8")
+
+
+def _status_record(state: str, message: str, extra: dict[str, Any]) -> dict[str, Any]:
+    return {"state": state, "message": message, "time": time.time(), **extra}
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _config_problem(config: dict[str, Any]) -> str:
+    """Why a parsed config.json cannot be used by the pages ('' when it can); never quotes its values."""
+    for section in _CONFIG_SECTIONS:
+        if section in config and not isinstance(config[section], dict):
+            return f"'{section}' is not a JSON object"
+    for section, key in (("dataset", "name"), ("model", "name"), ("training", "optimizer")):
+        value = (config.get(section) or {}).get(key)
+        if value is not None and not isinstance(value, str):
+            return f"'{section}.{key}' is not a text"
+    for key in ("label", "group", "run_id"):
+        if config.get(key) is not None and not isinstance(config[key], str):
+            return f"'{key}' is not a text"
+    if config.get("created") is not None and not _number(config["created"]):
+        return "'created' is not a number"
+    return ""
+
+
+def _status_problem(status: dict[str, Any]) -> str:
+    """Why a parsed status.json cannot be used ('' when it can); never quotes its values."""
+    if "state" not in status:
+        return "it has no 'state'"
+    if status["state"] not in STATES:
+        return f"'state' is not one of {', '.join(STATES)}"
+    if not isinstance(status.get("message", ""), str):
+        return "'message' is not a text"
+    if status.get("time") is not None and not _number(status["time"]):
+        return "'time' is not a number"
+    return ""
+
+
+def _read_problem(exc: BaseException, what: str) -> str:
+    name = _FILES[what]
+    if isinstance(exc, FileNotFoundError):
+        return f"{name} is missing"
+    if isinstance(exc, OSError):
+        return f"{name} cannot be read: {plain_reason(exc)}"
+    return str(exc)
+
+
+def _lines_phrase(numbers: list[int]) -> str:
+    """'line 7 is', 'lines 3 and 7 are', 'lines 3, 5, 7 and 4 more are'."""
+    if len(numbers) == 1:
+        return f"line {numbers[0]} is"
+    if len(numbers) <= 3:
+        return f"lines {', '.join(map(str, numbers[:-1]))} and {numbers[-1]} are"
+    return f"lines {', '.join(map(str, numbers[:3]))} and {len(numbers) - 3} more are"
 
 
 def _json_default(obj: Any) -> Any:

@@ -52,14 +52,12 @@ def test_k_is_validated_with_a_message():
 
 
 class _FakeManager:
-    max_queue, max_concurrent = 8, 1
-
     def __init__(self):
         self.requests = []
 
-    def submit(self, request):
-        self.requests.append(request)
-        return f"run-{len(self.requests)}"
+    def submit_many(self, requests, idempotency_key=None):
+        self.requests.extend(requests)
+        return [f"run-{n}" for n in range(1, len(self.requests) + 1)]
 
 
 def test_submit_cv_queues_one_job_per_fold():
@@ -79,10 +77,36 @@ def test_submit_cv_queues_one_job_per_fold():
     expected = fold_splits(ds, 4, seed=7)
     for req, split in zip(manager.requests, expected, strict=True):
         np.testing.assert_array_equal(req.split.test_idx, split.test_idx)
-    with pytest.raises(ValueError, match="do not fit in the job queue"):
-        small = _FakeManager()
-        small.max_queue = 2
-        submit_cv(small, ds, "spec", Config(), k=5)
+
+
+def test_cross_validation_queues_every_fold_or_none_and_says_why(tmp_path):
+    from core.jobs import QueueFullError
+    from core.specs import preset
+    from core.training import TrainConfig
+    from tests.test_jobs import HeldManager
+
+    ds = load_builtin("iris")
+    spec, config = preset("Small MLP", ds), TrainConfig(epochs=1)
+    manager = HeldManager(RunStore(tmp_path / "runs"), max_concurrent=1, max_queue=3)  # 4 at once
+    try:
+        with pytest.raises(QueueFullError, match=r"no fold was queued: 5 folds do not fit in the job queue; at "
+                                                 r"most 4 runs may be queued or running at once, so choose k <= 4"):
+            submit_cv(manager, ds, spec, config, k=5)
+        assert manager.store.list_runs() == []
+        group, run_ids = submit_cv(manager, ds, spec, config, k=2)
+        assert len(run_ids) == 2 and {i.config["group"] for i in manager.store.list_runs()} == {group}
+        with pytest.raises(QueueFullError, match="no fold was queued: 3 folds do not fit in the job queue; the "
+                                                 "queue has room for 2 runs now: wait for queued runs to finish "
+                                                 "or choose k <= 2"):
+            submit_cv(manager, ds, spec, config, k=3)
+        assert sorted(i.run_id for i in manager.store.list_runs()) == sorted(run_ids)  # none of the 3 added
+        again = submit_cv(manager, ds, spec, config, k=2, idempotency_key="click")
+        assert submit_cv(manager, ds, spec, config, k=2, idempotency_key="click") == again  # double click
+        with pytest.raises(QueueFullError, match="the queue is full: wait for queued runs to finish"):
+            submit_cv(manager, ds, spec, config, k=2)
+    finally:
+        manager.gate.set()
+        manager.shutdown(timeout=60)
 
 
 def test_summary_mean_and_std_equal_numpy(tmp_path):

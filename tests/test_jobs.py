@@ -16,6 +16,7 @@ from core.datasets import load_builtin
 from core.jobs import JobManager, QueueFullError, TrainRequest, dataset_fingerprint
 from core.runs import RunStore, RunStoreError
 from core.training import TrainConfig, TrainConfigError
+from tests.test_runs import DiskFull, leftovers, make_read_only
 
 
 def _wait(condition, what: str, deadline_s: float = 180.0):
@@ -236,3 +237,199 @@ def test_shutdown_stops_the_running_job_and_interrupts_the_queue(iris, mlp, tmp_
     assert manager.store.read_status(waiting)["state"] == "interrupted"
     with pytest.raises(RuntimeError, match="shut down"):
         manager.submit(TrainRequest(iris, mlp, TrainConfig(epochs=1)))
+
+
+# ---- queue accounting, all-or-nothing submits and store faults (no TensorFlow: _run_job is replaced) ----
+
+class HeldManager(JobManager):
+    """A JobManager whose runs hold their worker until `gate` opens, then complete (no training)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        self.gate = threading.Event()
+        super().__init__(*args, **kwargs)
+
+    def _run_job(self, job):
+        assert self.gate.wait(120), "the test never opened the gate"
+        with self._cond:
+            self._finish(job, "completed", "held, then done")
+
+
+def _held(managers, tmp_path, **kwargs) -> HeldManager:
+    manager = HeldManager(RunStore(tmp_path / "runs"), **kwargs)
+    managers.append(manager)
+    return manager
+
+
+def _request(iris, mlp, label=None):
+    return TrainRequest(iris, mlp, TrainConfig(epochs=1), label=label)
+
+
+def _active(manager):
+    return len(manager.active_run_ids())
+
+
+def test_back_to_back_submits_count_a_job_an_idle_worker_is_about_to_take_as_not_waiting(iris, mlp, managers,
+                                                                                        tmp_path):
+    manager = _held(managers, tmp_path, max_concurrent=1, max_queue=1)
+    with manager._cond:  # the worker cannot take the first job yet: it is queued while the worker is idle
+        first = manager.submit(_request(iris, mlp, "first"))
+        second = manager.submit(_request(iris, mlp, "second"))  # used to be refused: "1 runs are waiting"
+        assert manager.active_run_ids() == [first, second]
+        with pytest.raises(QueueFullError, match="the queue is full: 1 runs are waiting") as err:
+            manager.submit(_request(iris, mlp, "third"))
+    assert (err.value.free, err.value.capacity) == (0, 2)
+    _wait(lambda: manager.snapshot(first).state == "running", "the first job to start")
+    with pytest.raises(QueueFullError):  # the same with the first one running
+        manager.submit(_request(iris, mlp, "third"))
+    assert manager.queue_position(second) == 1
+    assert sorted(i.run_id for i in manager.store.list_runs()) == sorted([first, second])
+    manager.gate.set()
+    _wait(lambda: _active(manager) == 0, "both jobs to finish")
+    again = [manager.submit(_request(iris, mlp)), manager.submit(_request(iris, mlp))]  # room again
+    _wait(lambda: all(_done(manager, r) for r in again), "the next two to finish")
+
+
+def test_max_queue_zero_allows_one_job_per_worker(iris, mlp, managers, tmp_path):
+    manager = _held(managers, tmp_path, max_concurrent=2, max_queue=0)
+    a, b = manager.submit(_request(iris, mlp)), manager.submit(_request(iris, mlp))
+    with pytest.raises(QueueFullError, match="0 runs are waiting"):
+        manager.submit(_request(iris, mlp))
+    manager.gate.set()
+    _wait(lambda: _done(manager, a) and _done(manager, b), "both jobs to finish")
+
+
+def test_concurrent_submits_never_exceed_the_room(iris, mlp, managers, tmp_path):
+    manager = _held(managers, tmp_path, max_concurrent=1, max_queue=3)
+    start = threading.Barrier(12)
+    accepted, refused, other = [], [], []
+
+    def submit(n):
+        start.wait()
+        try:
+            accepted.append(manager.submit(_request(iris, mlp, f"job {n}")))
+        except QueueFullError:
+            refused.append(n)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            other.append(exc)
+
+    threads = [threading.Thread(target=submit, args=(n,)) for n in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert other == [] and (len(accepted), len(refused)) == (4, 8)
+    assert sorted(manager.active_run_ids()) == sorted(accepted)
+    assert sorted(i.run_id for i in manager.store.list_runs()) == sorted(accepted)  # no phantom folders
+    manager.gate.set()
+    _wait(lambda: _active(manager) == 0, "every accepted job to finish")
+    assert {manager.store.read_status(r)["state"] for r in accepted} == {"completed"}
+
+
+def test_submit_many_queues_all_or_none(iris, mlp, managers, tmp_path):
+    manager = _held(managers, tmp_path, max_concurrent=1, max_queue=2)
+    first = manager.submit(_request(iris, mlp))
+    with pytest.raises(QueueFullError, match=r"3 runs do not fit in the queue: room for 2 more .*nothing was "
+                                             r"queued") as err:
+        manager.submit_many([_request(iris, mlp) for _ in range(3)])
+    assert (err.value.free, err.value.capacity) == (2, 3)
+    assert manager.active_run_ids() == [first] and len(manager.store.list_runs()) == 1
+    pair = manager.submit_many([_request(iris, mlp, "a"), _request(iris, mlp, "b")], idempotency_key="k")
+    assert manager.submit_many([_request(iris, mlp)], idempotency_key="k") == pair  # a double click
+    assert manager.active_run_ids() == [first, *pair]
+    assert [manager.snapshot(r).label for r in pair] == ["a", "b"]
+    with pytest.raises(QueueFullError, match="4 runs can never be queued together: at most 3"):
+        manager.submit_many([_request(iris, mlp) for _ in range(4)])
+    with pytest.raises(ValueError, match="nothing to queue"):
+        manager.submit_many([])
+    manager.gate.set()
+    _wait(lambda: _active(manager) == 0, "every job to finish")
+
+
+def test_a_submit_many_that_fails_midway_removes_the_runs_it_created(iris, mlp, managers, tmp_path, monkeypatch):
+    manager = _held(managers, tmp_path, max_concurrent=1, max_queue=8)
+    disk = DiskFull(monkeypatch, manager.store.root, after=4)  # two runs (config + status each), then full
+    with pytest.raises(RunStoreError, match="the disk is full"):
+        manager.submit_many([_request(iris, mlp) for _ in range(4)])
+    assert leftovers(manager.store.root) == [] and manager.active_run_ids() == []
+    disk.after = None
+    assert len(manager.submit_many([_request(iris, mlp) for _ in range(4)])) == 4  # the room was given back
+    manager.gate.set()
+    _wait(lambda: _active(manager) == 0, "every job to finish")
+
+
+@pytest.mark.parametrize("fault", ["disk full", "read-only"])
+def test_a_failed_submit_leaves_no_folder_and_no_queued_job(iris, mlp, managers, tmp_path, monkeypatch, fault):
+    manager = _held(managers, tmp_path, max_queue=1)
+    kept = manager.submit(_request(iris, mlp))
+    if fault == "disk full":
+        DiskFull(monkeypatch, manager.store.root, full=True)
+    else:
+        make_read_only(monkeypatch, manager.store.root)
+    with pytest.raises(RunStoreError, match="cannot create a run in .*: the (disk is full|file system is read-only)"):
+        manager.submit(_request(iris, mlp))
+    monkeypatch.undo()
+    assert leftovers(manager.store.root) == [kept] and manager.active_run_ids() == [kept]
+    second = manager.submit(_request(iris, mlp))  # the failed submit took no place in the queue
+    manager.gate.set()
+    _wait(lambda: _done(manager, kept) and _done(manager, second), "both jobs to finish")
+
+
+def test_when_status_json_cannot_be_written_memory_has_the_outcome(iris, mlp, managers, tmp_path, monkeypatch):
+    """The disk fills during training: the metrics write fails, so does the final status. status.json still
+    says "running"; the manager (and so the pages) says failed, and why."""
+    import core.jobs
+
+    store = RunStore(tmp_path / "runs")
+    disk = DiskFull(monkeypatch, store.root)
+    started = threading.Event()
+
+    def train_run(store, run_id, **kwargs):
+        started.set()
+        disk.full = True
+        store.append_metrics(run_id, {"kind": "epoch", "epoch": 1, "loss": 1.0})
+        raise AssertionError("unreachable: the disk is full")
+
+    monkeypatch.setattr(core.jobs, "train_run", train_run)
+    manager = JobManager(store)
+    managers.append(manager)
+    run_id = manager.submit(_request(iris, mlp))
+    _wait(lambda: _done(manager, run_id), "the run to end")
+    snap = manager.snapshot(run_id)
+    assert snap.state == "failed"
+    assert snap.message.startswith(f"cannot write metrics of run {run_id}: the disk is full (status.json could "
+                                   f"not be saved: the disk is full;"), snap.message
+    assert store.read_status(run_id)["state"] == "running"  # what the disk says, and why pages ask memory
+    assert manager.live_status(run_id) == ("failed", snap.message)
+    [info] = manager.overlay(store.list_runs())
+    assert (info.status, info.message) == ("failed", snap.message)
+    assert manager.overlay(RunStore(tmp_path / "elsewhere").list_runs()) == []
+
+
+def test_a_read_only_store_starts_with_a_problem_and_remembers_interrupted_runs(tmp_path, monkeypatch):
+    store = RunStore(tmp_path / "runs")
+    orphan = store.create_run({})
+    store.write_status(orphan, "running", "training", pid=2**22 + 12345, host=socket.gethostname())
+    make_read_only(monkeypatch, store.root)
+    manager = JobManager(store)
+    try:
+        assert manager.store_problem == f"runs cannot be saved in {store.root}: the file system is read-only"
+        assert manager.interrupted == []
+        assert store.read_status(orphan)["state"] == "running"  # could not be rewritten
+        [info] = manager.overlay(store.list_runs())
+        assert info.status == "interrupted" and "could not be saved" in info.message
+    finally:
+        manager.shutdown()
+
+
+def test_an_unsaved_outcome_outlives_the_job_being_forgotten(iris, mlp, managers, tmp_path, monkeypatch):
+    import core.jobs
+
+    monkeypatch.setattr(core.jobs, "_KEEP_FINISHED", 0)  # forget every finished job at once
+    manager = _held(managers, tmp_path)
+    run_id = manager.submit(_request(iris, mlp))
+    DiskFull(monkeypatch, manager.store.root, full=True)
+    manager.gate.set()
+    _wait(lambda: manager.snapshot(run_id) is None, "the finished job to be forgotten")
+    state, message = manager.live_status(run_id)
+    assert state == "completed" and "status.json could not be saved: the disk is full" in message
+    assert manager.store.read_status(run_id)["state"] == "queued"

@@ -15,9 +15,72 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.runs import RunStore, RunStoreError
+from core.runs import DAMAGED, RunStore, RunStoreError
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+# ---- faults at the operating-system boundary, for any user (chmod does not stop root) ------------------
+
+def _under(root: Path, path, dir_fd=None) -> bool:
+    path = os.fsdecode(path) if isinstance(path, bytes | str | os.PathLike) else None
+    if path is None:
+        return False
+    if dir_fd is not None and not os.path.isabs(path):
+        path = os.path.join(os.readlink(f"/proc/self/fd/{dir_fd}"), path)
+    root_s = os.path.abspath(root)
+    return os.path.abspath(path) == root_s or os.path.abspath(path).startswith(root_s + os.sep)
+
+
+def make_read_only(monkeypatch, root: Path, code: int = errno.EROFS) -> None:
+    """Every write under `root` fails as on a read-only mount (EROFS): creating, renaming, removing files
+    and folders and opening files for writing. Reads work."""
+    import builtins
+
+    def refuse(path):
+        raise OSError(code, os.strerror(code), os.fspath(path))
+
+    def guard(real, *, path_args=1):
+        def wrapper(*args, **kwargs):
+            for path in args[:path_args]:
+                if _under(root, path, kwargs.get("dir_fd") or kwargs.get("src_dir_fd")):
+                    refuse(path)
+            return real(*args, **kwargs)
+        return wrapper
+
+    for name, n in (("mkdir", 1), ("rename", 2), ("replace", 2), ("unlink", 1), ("remove", 1), ("rmdir", 1)):
+        monkeypatch.setattr(os, name, guard(getattr(os, name), path_args=n))
+    real_open = builtins.open
+
+    def open_(file, mode="r", *args, **kwargs):
+        if isinstance(mode, str) and set(mode) & set("wax+") and _under(root, file):
+            refuse(file)
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", open_)
+
+
+class DiskFull:
+    """os.fsync of files under `root` fails with ENOSPC once `full` is set (or after `after` more calls):
+    what a full disk does to the store's writes, which all fsync before they count."""
+
+    def __init__(self, monkeypatch, root: Path, *, full: bool = False, after: int | None = None) -> None:
+        self.root, self.full, self.after, self.calls = root, full, after, 0
+        real = os.fsync
+
+        def fsync(fd):
+            if _under(self.root, os.readlink(f"/proc/self/fd/{fd}")):
+                self.calls += 1
+                if self.full or (self.after is not None and self.calls > self.after):
+                    raise OSError(errno.ENOSPC, "No space left on device")
+            return real(fd)
+
+        monkeypatch.setattr(os, "fsync", fsync)
+
+
+def leftovers(root: Path) -> list[str]:
+    """Everything in the store root, hidden temporary folders included."""
+    return sorted(p.name for p in root.iterdir()) if root.is_dir() else []
 
 
 @pytest.fixture
@@ -44,36 +107,189 @@ def test_torn_last_metrics_line_is_skipped_and_never_glued(store):
     assert [r["epoch"] for r in store.read_metrics(run_id)] == [1, 3]
     assert [r["step"] for r in store.read_metrics(run_id, kind="batch")] == [9]
     assert len(store.read_metrics(run_id, kind=None)) == 3
+    assert store.metrics_problem(run_id) == "metrics.jsonl: line 2 is damaged; 2 epochs shown"
+
+
+def test_damaged_metric_lines_anywhere_are_flagged_with_their_numbers(store):
+    run_id = store.create_run({})
+    assert store.metrics_problem(run_id) == ""  # no file yet
+    for e in range(1, 9):
+        store.append_metrics(run_id, {"kind": "epoch", "epoch": e, "loss": 1.0 / e})
+    assert store.metrics_problem(run_id) == ""
+    path = store.run_dir(run_id) / "metrics.jsonl"
+    lines = path.read_bytes().split(b"\n")
+    lines[6] = lines[6][:9]  # line 7 torn in the middle of the file (a disk error, a bad copy)
+    path.write_bytes(b"\n".join(lines))
+    records, problem = store.read_metrics_checked(run_id)
+    assert [r["epoch"] for r in records] == [1, 2, 3, 4, 5, 6, 8]
+    assert problem == "metrics.jsonl: line 7 is damaged; 7 epochs shown"
+    lines[1] = b"\x00\x00\x00\x00"  # zeroed block
+    lines[2] = b"[1, 2]"  # valid JSON, not a record
+    lines[7] = lines[7][:-3]  # and the last line cut off
+    path.write_bytes(b"\n".join(lines[:8]))
+    assert store.metrics_problem(run_id) == "metrics.jsonl: lines 2, 3, 7 and 1 more are damaged; 4 epochs shown"
+    path.write_bytes(b"\n".join(lines[:3]) + b"\n")
+    assert store.metrics_problem(run_id) == "metrics.jsonl: lines 2 and 3 are damaged; 1 epoch shown"
 
 
 def test_garbage_and_non_object_metric_lines_are_skipped(store):
     run_id = store.create_run({})
     (store.run_dir(run_id) / "metrics.jsonl").write_bytes(b'[1, 2]\n\xff\xfe\n{"kind": "epoch", "epoch": 1}\n')
     assert store.read_metrics(run_id) == [{"kind": "epoch", "epoch": 1}]
+    assert store.metrics_problem(run_id) == "metrics.jsonl: lines 1 and 2 are damaged; 1 epoch shown"
 
 
 def test_missing_metrics_file_reads_as_empty(store):
     assert store.read_metrics(store.create_run({})) == []
 
 
-def test_half_written_or_missing_status_hides_the_run_from_listing(store):
-    good = store.create_run({})
-    half = store.create_run({})
-    (store.run_dir(half) / "status.json").write_text('{"state": "runn')
-    gone = store.create_run({})
-    (store.run_dir(gone) / "status.json").unlink()
+_STATUS_FAULTS = [
+    (b'{"state": "runn', "status.json is not valid JSON (cut off or corrupt)"),  # torn write
+    (b"", "status.json is not valid JSON (cut off or corrupt)"),  # truncated to nothing
+    (b'\xff\xfe{"state": "completed"}', "status.json is not valid JSON (cut off or corrupt)"),  # not UTF-8
+    (b'["completed"]', "status.json is not a JSON object"),
+    (b'{"message": "ok"}', "status.json: it has no 'state'"),
+    (b'{"state": 42}', "status.json: 'state' is not one of queued, running, completed"),
+    (b'{"state": "exploded"}', "status.json: 'state' is not one of queued, running, completed"),
+    (b'{"state": "completed", "message": ["a"]}', "status.json: 'message' is not a text"),
+    (b'{"state": "completed", "time": "noon"}', "status.json: 'time' is not a number"),
+    (None, "status.json is missing"),
+]
+_CONFIG_FAULTS = [
+    (b'{"dataset": {"name": "iris"}, "mod', "config.json is not valid JSON (cut off or corrupt)"),
+    (b"null", "config.json is not a JSON object"),
+    (b'{"training": [1, 2]}', "config.json: 'training' is not a JSON object"),
+    (b'{"dataset": {"name": 7}}', "config.json: 'dataset.name' is not a text"),
+    (b'{"label": {"x": 1}}', "config.json: 'label' is not a text"),
+    (b'{"created": "yesterday"}', "config.json: 'created' is not a number"),
+    (None, "config.json is missing"),
+]
+
+
+@pytest.mark.parametrize("name, content, reason", [("status.json", c, r) for c, r in _STATUS_FAULTS]
+                         + [("config.json", c, r) for c, r in _CONFIG_FAULTS])
+def test_a_damaged_run_is_listed_with_the_reason_and_can_be_deleted(store, name, content, reason):
+    good = store.create_run({"label": "fine"})
+    store.write_status(good, "completed", "ok")
+    bad = store.create_run({"label": "broken"})
+    path = store.run_dir(bad) / name
+    if content is None:
+        path.unlink()
+    else:
+        path.write_bytes(content)
+    infos = {i.run_id: i for i in store.list_runs()}
+    assert set(infos) == {good, bad}
+    assert (infos[good].status, infos[good].damaged) == ("completed", False)
+    info = infos[bad]
+    assert info.status == DAMAGED and info.damaged and not info.finished
+    assert info.message.startswith(reason), info.message
+    assert store.run_info(bad) == info
+    if name == "config.json":
+        assert info.config == {}
+    with pytest.raises(ValueError if content is not None else FileNotFoundError):
+        (store.read_status if name == "status.json" else store.read_config)(bad)
+    assert store.mark_interrupted() == []  # a damaged run is never rewritten behind the person's back
+    store.delete_run(bad)
     assert [i.run_id for i in store.list_runs()] == [good]
-    with pytest.raises(ValueError):
-        store.read_status(half)
+    assert leftovers(store.root) == [good]
 
 
-def test_folders_that_are_not_runs_are_ignored(store):
+def test_both_files_damaged_names_both_and_values_are_never_quoted(store):
+    run_id = store.create_run({})
+    (store.run_dir(run_id) / "config.json").write_text('{"dataset": {"name": ["![x](http://evil/)"]}}')
+    (store.run_dir(run_id) / "status.json").write_text('{"state": "<img src=x onerror=alert(1)>"}')
+    info = store.run_info(run_id)
+    assert info.message == ("config.json: 'dataset.name' is not a text; status.json: 'state' is not one of "
+                            "queued, running, completed, stopped, diverged, failed, interrupted")
+    assert "evil" not in info.message and "img" not in info.message
+
+
+def test_an_unreadable_status_file_is_listed_as_damaged(store, monkeypatch):
+    run_id = store.create_run({})
+    target = store.run_dir(run_id) / "status.json"
+    real = Path.read_bytes
+
+    def read_bytes(self):
+        if self == target:
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    info = store.run_info(run_id)
+    assert (info.status, info.message) == (DAMAGED, "status.json cannot be read: permission denied")
+
+
+def test_folders_that_are_not_runs_are_ignored_and_an_empty_run_folder_is_damaged(store):
     run_id = store.create_run({})
     (store.root / "notes").mkdir()
     (store.root / "20990101-000000-abcdef").write_text("a file with a run-like name")
-    (store.root / "20990101-000000-123456").mkdir()  # half-created: no config yet
+    (store.root / "20990101-000000-123456").mkdir()  # a run folder with nothing in it (e.g. an old crash)
     (store.root / "README.txt").write_text("hello")
-    assert [i.run_id for i in store.list_runs()] == [run_id]
+    (store.root / ".tmp-0123456789ab").mkdir()  # a create in progress in another process
+    infos = store.list_runs()
+    assert [i.run_id for i in infos] == ["20990101-000000-123456", run_id]
+    assert infos[0].message == "config.json is missing; status.json is missing"
+
+
+def test_a_runs_folder_that_cannot_be_listed_lists_nothing(tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the runs folder should be")
+    store = RunStore(blocker)
+    assert store.list_runs() == []
+    assert store.check_writable().startswith(f"runs cannot be saved in {blocker}: ")
+    nested = RunStore(blocker / "runs")  # cannot be created: its parent is a file
+    assert nested.list_runs() == []
+    assert nested.check_writable() == f"runs cannot be saved in {blocker / 'runs'}: Not a directory"
+    with pytest.raises(RunStoreError, match="cannot create a run in .*: Not a directory"):
+        nested.create_run({})
+
+
+def test_check_writable_on_a_read_only_store(store, monkeypatch):
+    assert store.check_writable() == ""
+    run_id = store.create_run({})
+    assert leftovers(store.root) == [run_id]  # the probe leaves nothing
+    make_read_only(monkeypatch, store.root)
+    assert store.check_writable() == f"runs cannot be saved in {store.root}: the file system is read-only"
+    assert [i.run_id for i in store.list_runs()] == [run_id]  # reading still works
+    with pytest.raises(RunStoreError, match="cannot create a run in .*: the file system is read-only") as err:
+        store.create_run({})
+    assert "Errno" not in str(err.value)
+    with pytest.raises(RunStoreError, match=f"cannot delete run {run_id}: the file system is read-only"):
+        store.delete_run(run_id)
+    monkeypatch.undo()
+    assert leftovers(store.root) == [run_id] and store.run_info(run_id).status == "queued"
+
+
+@pytest.mark.parametrize("after", [0, 1])  # the disk fills before the config, or between config and status
+def test_a_create_that_fails_on_a_full_disk_leaves_nothing_behind(store, monkeypatch, after):
+    store.root.mkdir(parents=True)
+    DiskFull(monkeypatch, store.root, after=after)
+    with pytest.raises(RunStoreError, match="cannot create a run in .*: the disk is full"):
+        store.create_run({"label": "x"}, "waiting for a worker", pid=1)
+    assert leftovers(store.root) == []
+
+
+def test_a_create_whose_final_rename_fails_leaves_nothing_behind(store, monkeypatch):
+    store.root.mkdir(parents=True)
+    real = os.rename
+
+    def rename(src, dst, *args, **kwargs):
+        if Path(dst).parent == store.root:
+            raise OSError(errno.EIO, "Input/output error")
+        return real(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "rename", rename)
+    with pytest.raises(RunStoreError, match="cannot create a run in"):
+        store.create_run({})
+    assert leftovers(store.root) == []
+
+
+def test_create_run_writes_status_fields_in_one_go(store):
+    run_id = store.create_run({"label": "x"}, "waiting for a worker", pid=123, host="h")
+    status = store.read_status(run_id)
+    assert (status["state"], status["message"], status["pid"], status["host"]) == (
+        "queued", "waiting for a worker", 123, "h")
+    assert leftovers(store.root) == [run_id]
 
 
 def test_run_ids_cannot_escape_the_store(store):
@@ -197,3 +413,14 @@ def test_sigkill_while_saving_a_model_leaves_the_earlier_files_intact(store):
     assert store.mark_interrupted() == [run_id]
     assert not list(store.run_dir(run_id).glob(".tmp-*"))
     assert json.loads((store.run_dir(run_id) / "status.json").read_text())["state"] == "interrupted"
+
+
+def test_start_up_removes_hidden_folders_a_killed_process_left_but_not_fresh_ones(store):
+    run_id = store.create_run({})
+    old, fresh = store.root / ".tmp-deleting-0000-x", store.root / ".tmp-abcdefabcdef"
+    for folder in (old, fresh):
+        folder.mkdir()
+        (folder / "config.json").write_text("{}")
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    store.mark_interrupted()
+    assert leftovers(store.root) == sorted([".tmp-abcdefabcdef", run_id])

@@ -5,6 +5,10 @@ the same queue and workers; releasing the cache entry (cache cleared, server shu
 The run a tab is watching is kept both in st.session_state and in the URL (?run=<id>), set again on
 every run because sidebar navigation drops query parameters; a reloaded tab without either finds the
 running and queued jobs through the manager.
+
+When the runs folder cannot be written (read-only, cannot be created), the manager still starts: the
+first page of each session says so once, the Train page says why it cannot start a run, and the pages
+that do not train work as usual.
 """
 
 from __future__ import annotations
@@ -21,12 +25,15 @@ import streamlit as st
 from core.jobs import JobManager
 from core.runs import RunStore, is_run_id
 from core.training import TrainConfig
+from ui.text import md_literal
 
-__all__ = ["RUN_KEY", "current_run_id", "job_manager", "remember_run", "saved_config", "submit_key"]
+__all__ = ["RUN_KEY", "current_run_id", "job_manager", "remember_run", "saved_config", "store_problem_text",
+           "submit_key"]
 
 RUN_KEY = "train_run_id"  # session key (and query parameter "run") of the run this tab is watching
 _CONFIG_KEY = "train_config"  # the last settings submitted, so the form keeps them across page changes
 _TOKEN_KEY = "_train_submit_token"
+_TOLD_KEY = "_runs_store_problem_told"  # this session has been shown the run store's problem once
 _log = logging.getLogger(__name__)
 
 
@@ -45,21 +52,33 @@ def _release(manager: JobManager) -> None:
 
 
 @st.cache_resource(show_spinner=False, on_release=_release)
-def job_manager() -> JobManager:
-    """One manager per server process: KERAS_LAB_MAX_JOBS trainings at a time (1), KERAS_LAB_MAX_QUEUE waiting (8)."""
+def _shared_manager() -> JobManager:
     return JobManager(RunStore(), max_concurrent=_env_int("KERAS_LAB_MAX_JOBS", 1, 1),
                       max_queue=_env_int("KERAS_LAB_MAX_QUEUE", 8, 0))
+
+
+def store_problem_text(problem: str) -> str:
+    """The run store's problem with what it means for the person and what to do."""
+    return (f"Training is off: {problem}. Set KERAS_LAB_RUNS to a folder this app can write to and restart "
+            f"it; exploring data, building models and the Learn pages work as usual.")
+
+
+def job_manager() -> JobManager:
+    """One manager per server process: KERAS_LAB_MAX_JOBS trainings at a time (1) and KERAS_LAB_MAX_QUEUE
+    more waiting (8). When runs cannot be saved, the first call of a session says so, once."""
+    manager = _shared_manager()
+    if manager.store_problem and not st.session_state.get(_TOLD_KEY):
+        st.session_state[_TOLD_KEY] = True
+        st.warning(md_literal(store_problem_text(manager.store_problem)), icon=":material/folder_off:")
+    return manager
 
 
 def current_run_id(manager: JobManager) -> str | None:
     """The run this tab watches: ?run= in the URL, else the session's, else the first active job."""
     from_url = st.query_params.get("run")
-    if is_run_id(from_url):
-        try:
-            manager.store.read_status(from_url)
-            return from_url
-        except (OSError, ValueError):
-            pass  # a stale or foreign link: fall through
+    if is_run_id(from_url) and (manager.live_status(from_url) is not None
+                                or manager.store.run_dir(from_url).is_dir()):
+        return from_url  # a damaged run too: the page says what is wrong with it
     run_id = st.session_state.get(RUN_KEY)
     if is_run_id(run_id):
         return run_id
