@@ -9,7 +9,9 @@ from ui.errors import configure_error_details, run_guarded
 from ui.jobs import job_manager
 from ui.state import init_session, keep_keras_state
 
-st.set_page_config(page_title="Keras Lab", page_icon=":material/science:", layout="wide")
+# An emoji icon: Streamlit draws it as a data: URL, while a :material/ icon makes every browser fetch the
+# favicon from fonts.gstatic.com (the app promises to work offline and to send nothing elsewhere).
+st.set_page_config(page_title="Keras Lab", page_icon="🧪", layout="wide")
 SHARED = configure_error_details()  # visitors of a shared server get an error id, never a traceback
 init_session()
 keep_keras_state()  # training threads keep their Keras state across reruns of the page

@@ -1,4 +1,8 @@
-"""Plotly figures for the Data page: pure functions, data in -> go.Figure out (no streamlit)."""
+"""Plotly figures for the Data page: pure functions, data in -> go.Figure out (no streamlit).
+
+Class and feature names are plain text: escaped here with core.text.plain, shortened on axes and in
+legends, and never used as plotly express column names (those end up inside hover templates).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,8 @@ import numpy as np
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
+
+from core.text import LABEL_CHARS, plain, plain_all
 
 __all__ = [
     "class_balance_figure",
@@ -21,6 +27,7 @@ _MARGIN = {"l": 10, "r": 10, "t": 40, "b": 10}
 
 def class_balance_figure(counts: pd.DataFrame) -> go.Figure:
     """Grouped bars of samples per class and part (the frame of explore.class_counts)."""
+    counts = counts.assign(**{"class": plain_all(counts["class"], LABEL_CHARS)})
     fig = px.bar(counts, x="class", y="count", color="part", barmode="group", text_auto=True,
                  title="Samples per class", category_orders={"class": list(dict.fromkeys(counts["class"]))})
     many = counts["class"].nunique() > 20
@@ -42,14 +49,15 @@ def image_mosaic_figure(picture: np.ndarray, *, tile: tuple[int, int], cols: int
     h, w = tile
     for i, text in enumerate(titles or []):
         r, k = divmod(i, cols)
-        fig.add_annotation(x=k * (w + pad) + (w - 1) / 2, y=r * (h + pad) - 0.6, text=text, showarrow=False,
+        fig.add_annotation(x=k * (w + pad) + (w - 1) / 2, y=r * (h + pad) - 0.6, text=plain(text, LABEL_CHARS),
+                           showarrow=False,
                            yanchor="bottom", font={"size": 11})
     rows = -(-max(len(titles or []), 1) // cols) if titles else picture.shape[0] // (h + pad) + 1
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     extra = 18 * rows if titles else 0
     width_px = min(1100, max(260, 90 * cols))
-    fig.update_layout(title=title or None, margin={**_MARGIN, "t": 40 + (14 if titles else 0)},
+    fig.update_layout(title=plain(title) if title else None, margin={**_MARGIN, "t": 40 + (14 if titles else 0)},
                       height=int(width_px * picture.shape[0] / picture.shape[1]) + 60 + extra,
                       hovermode=False)
     return fig
@@ -71,16 +79,19 @@ def pixel_histogram_figure(hist: pd.DataFrame) -> go.Figure:
 def feature_histogram_figure(values: np.ndarray, labels: list[str], feature: str,
                              class_order: list[str]) -> go.Figure:
     """Overlaid histograms of one feature, one colour per class."""
-    frame = pd.DataFrame({feature: values, "class": labels})
-    fig = px.histogram(frame, x=feature, color="class", barmode="overlay", opacity=0.6, nbins=30,
-                       category_orders={"class": class_order}, title=f"{feature} by class")
-    fig.update_layout(margin=_MARGIN, height=360, yaxis_title="samples")
+    short = dict(zip(class_order, plain_all(class_order, LABEL_CHARS), strict=True))
+    frame = pd.DataFrame({"value": values, "class": [short[c] for c in labels]})
+    fig = px.histogram(frame, x="value", color="class", barmode="overlay", opacity=0.6, nbins=30,
+                       category_orders={"class": list(short.values())}, title=f"{plain(feature, 80)} by class")
+    fig.update_layout(margin=_MARGIN, height=360, yaxis_title="samples", xaxis_title=plain(feature, 80))
     return fig
 
 
 def correlation_figure(corr: pd.DataFrame) -> go.Figure:
     """Heatmap of a feature correlation matrix on a fixed -1..1 diverging scale."""
     n = len(corr)
+    corr = corr.set_axis(plain_all(corr.index, LABEL_CHARS), axis=0).set_axis(
+        plain_all(corr.columns, LABEL_CHARS), axis=1)
     fig = px.imshow(corr, zmin=-1, zmax=1, color_continuous_scale="RdBu_r", text_auto=".2f" if n <= 12 else False,
                     title="Feature correlation (Pearson)", aspect="auto")
     fig.update_layout(margin=_MARGIN, height=min(900, max(360, 28 * n + 120)))
@@ -89,9 +100,10 @@ def correlation_figure(corr: pd.DataFrame) -> go.Figure:
 
 def projection_figure(coords: np.ndarray, labels: list[str], class_order: list[str], title: str) -> go.Figure:
     """Scatter of 2-D coordinates coloured by class."""
-    frame = pd.DataFrame({"dim 1": coords[:, 0], "dim 2": coords[:, 1], "class": labels})
-    fig = px.scatter(frame, x="dim 1", y="dim 2", color="class", category_orders={"class": class_order},
-                     title=title, opacity=0.75)
+    short = dict(zip(class_order, plain_all(class_order, LABEL_CHARS), strict=True))
+    frame = pd.DataFrame({"dim 1": coords[:, 0], "dim 2": coords[:, 1], "class": [short[c] for c in labels]})
+    fig = px.scatter(frame, x="dim 1", y="dim 2", color="class", category_orders={"class": list(short.values())},
+                     title=plain(title), opacity=0.75)
     fig.update_traces(marker={"size": 5 if len(frame) > 1000 else 7})
     fig.update_layout(margin=_MARGIN, height=480, legend_title_text="class")
     return fig

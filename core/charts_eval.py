@@ -1,4 +1,8 @@
-"""Pure plotly figures for evaluation and run comparison: data in, go.Figure out (no Streamlit, no Keras)."""
+"""Pure plotly figures for evaluation and run comparison: data in, go.Figure out (no Streamlit, no Keras).
+
+Text arguments (class names, run labels, settings) are plain text: escaped here with core.text.plain,
+and class names shortened on axes and in legends (whole in the hover text).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+
+from core.text import LABEL_CHARS, plain, plain_all
 
 __all__ = [
     "confusion_diff_figure",
@@ -22,12 +28,14 @@ __all__ = [
 _MARGIN = {"l": 10, "r": 10, "t": 40, "b": 10}  # every chart here but the parallel coordinates
 
 
-def _square_axes(fig: go.Figure, n: int, x_title: str, y_title: str) -> go.Figure:
+def _square_axes(fig: go.Figure, n: int, x_title: str, y_title: str, names: Sequence[str] = ()) -> go.Figure:
+    """Square cells; the figure grows by the height of the (slanted) class names under it."""
     fig.update_layout(
         xaxis={"title": x_title, "type": "category", "side": "bottom", "showgrid": False},
         yaxis={"title": y_title, "type": "category", "autorange": "reversed", "scaleanchor": "x",
                "showgrid": False},
-        height=_height(n), margin=_MARGIN,
+        height=_height(n) + 7 * min(LABEL_CHARS, max((len(str(c)) for c in names), default=0)),
+        margin=_MARGIN,
         plot_bgcolor="white", clickmode="event+select", dragmode=False,
     )
     return fig
@@ -42,7 +50,7 @@ def _cell_text(values: np.ndarray, normalised: bool) -> list[list[str]]:
     return [[fmt(v) for v in row] for row in values]
 
 
-def _click_layer(names: Sequence[str], hover: np.ndarray) -> go.Scatter:
+def _click_layer(names: Sequence[str], hover: np.ndarray, full: Sequence[str]) -> go.Scatter:
     """Invisible markers over every cell: heatmaps send no selection events, scatter points do."""
     k = len(names)
     xs = [names[j] for i in range(k) for j in range(k)]
@@ -53,8 +61,8 @@ def _click_layer(names: Sequence[str], hover: np.ndarray) -> go.Scatter:
         marker={"symbol": "square", "size": max(4, min(48, int(0.7 * (_height(k) - 110) / max(k, 1)))),
                 "opacity": 0.01,
                 "color": "black"},
-        text=[str(v) for v in hover.reshape(-1)],
-        hovertemplate="true %{y} → predicted %{x}: %{text}<extra>click to see these samples</extra>",
+        text=[f"true {full[i]} → predicted {full[j]}: {hover[i, j]}" for i in range(k) for j in range(k)],
+        hovertemplate="%{text}<extra>click to see these samples</extra>",
         selected={"marker": {"opacity": 0.35}}, unselected={"marker": {"opacity": 0.01}},
     )
 
@@ -62,16 +70,16 @@ def _click_layer(names: Sequence[str], hover: np.ndarray) -> go.Scatter:
 def confusion_figure(cm: np.ndarray, class_names: Sequence[str], *, normalised: bool = False,
                      title: str = "Confusion matrix") -> go.Figure:
     """Annotated heatmap (rows = true class, columns = predicted), clickable cell by cell."""
-    names = [str(c) for c in class_names]
+    names = plain_all(class_names, LABEL_CHARS)
     values = np.asarray(cm, dtype=float)
     heat = go.Heatmap(z=values, x=names, y=names, colorscale="Blues", zmin=0,
                       zmax=1 if normalised else max(1.0, float(values.max())),
                       text=_cell_text(values, normalised), texttemplate="%{text}",
                       hoverinfo="skip", colorbar={"title": "share" if normalised else "count"})
     hover = np.vectorize(lambda v: f"{v:.1%}" if normalised else f"{int(v)} sample{'' if v == 1 else 's'}")(values)
-    fig = go.Figure([heat, _click_layer(names, hover)])
-    fig.update_layout(title=title)
-    return _square_axes(fig, len(names), "predicted class", "true class")
+    fig = go.Figure([heat, _click_layer(names, hover, plain_all(class_names))])
+    fig.update_layout(title=plain(title))
+    return _square_axes(fig, len(names), "predicted class", "true class", class_names)
 
 
 def confusion_diff_figure(diff: np.ndarray, class_names: Sequence[str], label_a: str, label_b: str
@@ -82,7 +90,8 @@ def confusion_diff_figure(diff: np.ndarray, class_names: Sequence[str], label_a:
     the raw difference made blue mean "better" on the diagonal and "worse" beside it, so the colour is
     the gain for B: the difference, with its sign flipped off the diagonal. Blue = better, red = worse.
     """
-    names = [str(c) for c in class_names]
+    names = plain_all(class_names, LABEL_CHARS)
+    label_a, label_b = plain(label_a), plain(label_b)
     diff = np.asarray(diff, dtype=float)
     gain = -diff
     np.fill_diagonal(gain, np.diag(diff))
@@ -96,7 +105,7 @@ def confusion_diff_figure(diff: np.ndarray, class_names: Sequence[str], label_a:
         colorbar={"title": f"for {label_b}", "tickvals": [-lim, 0, lim], "ticktext": ["worse", "same", "better"]},
         hovertemplate="true %{y} → predicted %{x}: %{customdata[0]:+.3f} %{customdata[1]}<extra></extra>"))
     fig.update_layout(title=f"Confusion change, {label_b} minus {label_a} (row shares)")
-    fig = _square_axes(fig, len(names), "predicted class", "true class")
+    fig = _square_axes(fig, len(names), "predicted class", "true class", class_names)
     fig.update_layout(clickmode="event", dragmode="zoom")
     return fig
 
@@ -105,7 +114,8 @@ def f1_change_figure(change: pd.Series, label_a: str, label_b: str) -> go.Figure
     """Bar per class of F1(B) − F1(A): green up, red down."""
     vals = change.to_numpy(dtype=float)
     colors = ["#2e7d32" if v > 0 else "#c62828" if v < 0 else "#9e9e9e" for v in vals]
-    fig = go.Figure(go.Bar(x=[str(i) for i in change.index], y=vals, marker_color=colors,
+    label_a, label_b = plain(label_a), plain(label_b)
+    fig = go.Figure(go.Bar(x=plain_all(change.index, LABEL_CHARS), y=vals, marker_color=colors,
                            hovertemplate="class %{x}: %{y:+.3f}<extra></extra>"))
     fig.update_layout(title=f"Per-class F1 change, {label_b} minus {label_a}",
                       xaxis={"title": "class", "type": "category"}, yaxis={"title": "ΔF1", "zeroline": True},
@@ -117,7 +127,8 @@ def roc_figure(curves: dict[str, dict]) -> go.Figure:
     """One-vs-rest ROC curves with their AUC in the legend, and the chance diagonal."""
     fig = go.Figure()
     for name, c in curves.items():
-        fig.add_scatter(x=c["fpr"], y=c["tpr"], mode="lines", name=f"{name} (AUC {c['auc']:.3f})")
+        fig.add_scatter(x=c["fpr"], y=c["tpr"], mode="lines",
+                        name=f"{plain(name, LABEL_CHARS)} (AUC {c['auc']:.3f})")
     fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance", line={"dash": "dot", "color": "grey"})
     fig.update_layout(title="ROC (one class vs the rest)", xaxis={"title": "false positive rate"},
                       yaxis={"title": "true positive rate"}, height=420,
@@ -129,7 +140,8 @@ def pr_figure(curves: dict[str, dict]) -> go.Figure:
     """Precision-recall curves with average precision in the legend."""
     fig = go.Figure()
     for name, c in curves.items():
-        fig.add_scatter(x=c["recall"], y=c["precision"], mode="lines", name=f"{name} (AP {c['ap']:.3f})")
+        fig.add_scatter(x=c["recall"], y=c["precision"], mode="lines",
+                        name=f"{plain(name, LABEL_CHARS)} (AP {c['ap']:.3f})")
     fig.update_layout(title="Precision-recall (one class vs the rest)", xaxis={"title": "recall"},
                       yaxis={"title": "precision", "range": [0, 1.05]}, height=420,
                       margin=_MARGIN)
@@ -138,11 +150,11 @@ def pr_figure(curves: dict[str, dict]) -> go.Figure:
 
 def probabilities_figure(top: Sequence[tuple[str, float]], title: str = "Predicted probabilities") -> go.Figure:
     """Horizontal bars of the top classes of one prediction, most probable on top."""
-    names = [n for n, _ in top][::-1]
+    names = plain_all((n for n, _ in top), LABEL_CHARS)[::-1]
     probs = [p for _, p in top][::-1]
     fig = go.Figure(go.Bar(x=probs, y=names, orientation="h", text=[f"{p:.1%}" for p in probs],
                            textposition="auto"))
-    fig.update_layout(title=title, xaxis={"range": [0, 1], "tickformat": ".0%"},
+    fig.update_layout(title=plain(title), xaxis={"range": [0, 1], "tickformat": ".0%"},
                       yaxis={"type": "category"}, height=80 + 34 * len(names),
                       margin=_MARGIN)
     return fig
@@ -155,20 +167,21 @@ def parcoords_figure(table: pd.DataFrame, settings: Sequence[str], metric: str) 
         values = table[col]
         numeric = pd.to_numeric(values, errors="coerce")
         if numeric.notna().all() and not pd.api.types.is_bool_dtype(values):
-            dims.append({"label": col, "values": numeric.to_numpy(dtype=float)})
+            dims.append({"label": plain(col), "values": numeric.to_numpy(dtype=float)})
         else:
             text = values.astype(str)
             cats = sorted(text.unique())
             codes = text.map({c: i for i, c in enumerate(cats)}).to_numpy(dtype=float)
-            dims.append({"label": col, "values": codes, "tickvals": list(range(len(cats))),
-                         "ticktext": cats, "range": [-0.5, len(cats) - 0.5] if len(cats) == 1 else None})
+            dims.append({"label": plain(col), "values": codes, "tickvals": list(range(len(cats))),
+                         "ticktext": plain_all(cats, LABEL_CHARS),
+                         "range": [-0.5, len(cats) - 0.5] if len(cats) == 1 else None})
     for d in dims:
         if d.get("range") is None:
             d.pop("range", None)
     color = pd.to_numeric(table[metric], errors="coerce").to_numpy(dtype=float)
     fig = go.Figure(go.Parcoords(line={"color": color, "colorscale": "Viridis", "showscale": True,
-                                       "colorbar": {"title": metric}}, dimensions=dims))
-    fig.update_layout(title=f"Settings against {metric}", height=440,  # axis names sit above the axes:
+                                       "colorbar": {"title": plain(metric)}}, dimensions=dims))
+    fig.update_layout(title=f"Settings against {plain(metric)}", height=440,  # axis names sit above the axes:
                       margin={"l": 60, "r": 60, "t": 110, "b": 30})  # room for them under the title
     return fig
 
@@ -176,7 +189,7 @@ def parcoords_figure(table: pd.DataFrame, settings: Sequence[str], metric: str) 
 def cv_figure(per_fold: pd.DataFrame, metric: str) -> go.Figure:
     """One bar per fold for a metric with the mean as a line."""
     vals = pd.to_numeric(per_fold[metric], errors="coerce")
-    fig = go.Figure(go.Bar(x=[f"fold {int(f) + 1}" for f in per_fold["fold"]], y=vals, name=metric))
+    fig = go.Figure(go.Bar(x=[f"fold {int(f) + 1}" for f in per_fold["fold"]], y=vals, name=plain(metric)))
     fig.add_hline(y=float(vals.mean()), line_dash="dash", annotation_text=f"mean {vals.mean():.3f}")
-    fig.update_layout(title=f"{metric} per fold", height=320, margin=_MARGIN)
+    fig.update_layout(title=f"{plain(metric)} per fold", height=320, margin=_MARGIN)
     return fig

@@ -1,4 +1,7 @@
-"""Plotly figures of the Learn pages: loss over SGD steps, per-layer gradient norms and histograms."""
+"""Plotly figures of the Learn pages: loss over SGD steps, per-layer gradient norms and histograms.
+
+Layer names come from a trained model, so they are escaped with core.text.plain.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +10,8 @@ from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
+
+from core.text import plain
 
 __all__ = ["gradient_histograms", "gradient_norms_figure", "loss_steps_figure"]
 
@@ -26,7 +31,7 @@ def loss_steps_figure(losses: Sequence[float]) -> go.Figure:
 
 def gradient_norms_figure(records: Sequence[Any]) -> go.Figure:
     """Weight and gradient L2 norm per layer on a log axis: vanishing gradients show as a falling staircase."""
-    names = [r.name for r in records]
+    names = [plain(r.name) for r in records]
     fig = go.Figure([go.Bar(name="weight norm", x=names, y=[r.weight_norm for r in records]),
                      go.Bar(name="gradient norm", x=names, y=[r.grad_norm for r in records])])
     fig.update_layout(barmode="group", height=320, margin=_MARGIN,
@@ -40,9 +45,10 @@ def gradient_histograms(records: Sequence[Any]) -> tuple[go.Figure, go.Figure]:
     """(weights, log10 |gradient|) histograms, one overlaid trace per layer; zero gradients are left out."""
     weights, grads = go.Figure(), go.Figure()
     for r in records:
-        weights.add_trace(go.Histogram(x=r.weights, name=r.name, opacity=0.55, histnorm="probability", nbinsx=40))
+        weights.add_trace(go.Histogram(x=r.weights, name=plain(r.name), opacity=0.55, histnorm="probability",
+                                       nbinsx=40))
         nonzero = np.abs(r.grads[r.grads != 0])
-        grads.add_trace(go.Histogram(x=np.log10(nonzero), name=r.name, opacity=0.55, histnorm="probability",
+        grads.add_trace(go.Histogram(x=np.log10(nonzero), name=plain(r.name), opacity=0.55, histnorm="probability",
                                      nbinsx=40))
     for fig, title, axis in ((weights, "Weights", "weight value"),
                              (grads, "Gradient sizes", "log10 |gradient|")):

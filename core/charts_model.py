@@ -1,9 +1,14 @@
-"""The architecture diagram: layers as boxes, top to bottom, each with its output shape (plotly only)."""
+"""The architecture diagram: layers as boxes, top to bottom, each with its output shape (plotly only).
+
+Layer texts are escaped with core.text.plain: the <b> around each box title is the only markup.
+"""
 
 from __future__ import annotations
 
 import math
 from typing import Any
+
+from core.text import plain
 
 __all__ = ["LAYER_COLOURS", "architecture_figure"]
 
@@ -41,8 +46,8 @@ def architecture_figure(rows: list[dict] | tuple[dict, ...], input_shape: tuple[
         dims = [int(d) for d in str(r["output shape"]).split(" x ") if d.strip().isdigit()]
         family = "head" if r["layer"] == "head" else _family(r["type"])
         label = "Dense (classifier)" if family == "head" else r["type"].split(" (")[0]
-        boxes.append({"label": f"{r['layer']} · {label}" if family != "head" else label,
-                      "detail": r.get("settings", ""), "shape": r["output shape"], "family": family,
+        boxes.append({"label": plain(f"{r['layer']} · {label}" if family != "head" else label),
+                      "detail": plain(r.get("settings", "")), "shape": plain(r["output shape"]), "family": family,
                       "size": math.prod(dims) if dims else 1, "params": r.get("params", 0)})
     biggest = max(math.log10(b["size"] + 1) for b in boxes) or 1.0
     fig = go.Figure()

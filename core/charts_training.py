@@ -1,7 +1,8 @@
 """Training charts as pure functions: epoch records in, plotly figures out (no Streamlit, no Keras).
 
 `history_figure` takes one or more runs' epoch records (the metrics.jsonl format), so the Train page
-draws one run live and the Runs page overlays several with the same code.
+draws one run live and the Runs page overlays several with the same code. Run labels and metric names
+are plain text, escaped here with core.text.plain.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
+
+from core.text import plain
 
 __all__ = ["batch_figure", "history_figure", "lr_figure", "metric_names", "smooth"]
 
@@ -69,10 +72,10 @@ def history_figure(histories: dict[str, list[dict[str, Any]]], metric: str, log_
             ys = [r.get(key) for r in records if r.get("kind", "epoch") == "epoch"]
             if all(y is None for y in ys):
                 continue
-            label = part if single else f"{name} · {part}"
-            fig.add_trace(go.Scatter(x=epochs, y=ys, mode="lines+markers", name=label, legendgroup=name,
+            label = part if single else f"{plain(name)} · {part}"
+            fig.add_trace(go.Scatter(x=epochs, y=ys, mode="lines+markers", name=label, legendgroup=plain(name),
                                      line={"color": color, "dash": dash}, connectgaps=False))
-    title = metric.replace("_", " ")
+    title = plain(metric.replace("_", " "))
     return _layout(fig, f"{title} per epoch", "epoch", title, log_y)
 
 
@@ -102,7 +105,7 @@ def lr_figure(histories: dict[str, list[dict[str, Any]]], log_y: bool = False) -
     for i, (name, records) in enumerate(histories.items()):
         pts = [(r["epoch"], r["lr"]) for r in records if r.get("lr") is not None and "epoch" in r]
         fig.add_trace(go.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], mode="lines+markers",
-                                 name=name, line={"color": _COLORS[i % len(_COLORS)], "shape": "hv"}))
+                                 name=plain(name), line={"color": _COLORS[i % len(_COLORS)], "shape": "hv"}))
     fig = _layout(fig, "learning rate", "epoch", "learning rate", log_y)
     fig.update_layout(showlegend=len(histories) > 1)
     fig.update_yaxes(exponentformat="e", rangemode="tozero" if not log_y else "normal")

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from core.datasets import Dataset, DatasetError, Split, subset_indices
+from core.text import distinct
 
 __all__ = [
     "PCA_MAX_POINTS",
@@ -95,7 +96,7 @@ def preview_table(dataset: Dataset, n: int = 200) -> pd.DataFrame:
     """The first n tabular rows with their class name in front, for a quick look."""
     if dataset.kind != "tabular":
         raise DatasetError(f"{dataset.name}: a table preview is for tabular data")
-    frame = pd.DataFrame(dataset.x[:n], columns=list(dataset.feature_names))
+    frame = pd.DataFrame(dataset.x[:n], columns=distinct(dataset.feature_names, ["class"]))
     frame.insert(0, "class", [dataset.class_names[k] for k in dataset.y[:n]])
     return frame
 
@@ -104,14 +105,14 @@ def describe(dataset: Dataset) -> pd.DataFrame:
     """pandas describe() of each tabular feature, one row per feature."""
     if dataset.kind != "tabular":
         raise DatasetError(f"{dataset.name}: describe() is for tabular data")
-    return pd.DataFrame(dataset.x, columns=list(dataset.feature_names)).describe().T
+    return pd.DataFrame(dataset.x, columns=distinct(dataset.feature_names)).describe().T
 
 
 def correlation(dataset: Dataset) -> pd.DataFrame:
     """Pearson correlation between tabular features (NaN where a feature is constant)."""
     if dataset.kind != "tabular":
         raise DatasetError(f"{dataset.name}: correlation is for tabular data")
-    return pd.DataFrame(dataset.x.astype(np.float64), columns=list(dataset.feature_names)).corr()
+    return pd.DataFrame(dataset.x.astype(np.float64), columns=distinct(dataset.feature_names)).corr()
 
 
 @dataclass(frozen=True, eq=False)

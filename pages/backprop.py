@@ -15,6 +15,7 @@ from ui.learn import (
     render_training,
 )
 from ui.state import ensure_app_entry
+from ui.text import md_literal
 
 ensure_app_entry()  # a direct link (/train) must run through app.py's navigation
 
@@ -76,7 +77,7 @@ with tab_demo:
             with st.spinner("Building the two networks and running one batch…"):
                 reports = bp.demo_gradient_reports()
         except (bp.BackpropError, OSError) as exc:
-            st.error(f"Could not compute the gradient report: {exc}", icon=":material/error:")
+            st.error(f"Could not compute the gradient report: {md_literal(exc)}", icon=":material/error:")
         else:
             for act, records in reports.items():
                 first, last = records[0].grad_norm, records[-1].grad_norm

@@ -8,6 +8,7 @@ from core.datasets import ALL_DATASETS, DEFAULT_DATASET, KERAS_DATASETS, Dataset
 from core.uploads import safe_label, upload_kind
 from ui import data as ud
 from ui.state import ensure_app_entry
+from ui.text import md_literal
 
 ensure_app_entry()  # a direct link (/train) must run through app.py's navigation
 
@@ -30,7 +31,7 @@ def _label(name: str) -> str:
 def _use_upload(data: bytes, filename: str, options: dict) -> None:
     try:
         st.session_state["data_pick"] = ud.add_upload(data, filename, **options).name
-        st.toast(f"Now using {safe_label(filename)} on every page", icon=":material/check_circle:")
+        st.toast(f"Now using {md_literal(safe_label(filename))} on every page", icon=":material/check_circle:")
     except DatasetError as exc:
         st.session_state["_upload_error"] = str(exc)
 
@@ -48,17 +49,19 @@ if pick in KERAS_DATASETS:
     subset = None if size == "all" else int(size)
 
 with st.expander("Upload your own data: CSV, NPZ or a ZIP of image folders", icon=":material/upload_file:"):
-    st.caption("CSV: one row per sample, a class column. NPZ: arrays `x` and `y` (optional `class_names`). "
+    st.caption("CSV/TSV: one row per sample, a class column (UTF-8, UTF-16 'Unicode text' or cp1252; separated "
+               "by , ; tab or |). NPZ: arrays `x` and `y` (optional `class_names`). "
                "ZIP: one folder per class of PNG/JPEG images. Files stay in this browser session only.")
-    file = st.file_uploader("File", type=["csv", "npz", "zip"], key="data_upload")
+    file = st.file_uploader("File", type=["csv", "tsv", "txt", "npz", "zip"], key="data_upload")
     if file is not None:
         raw, name, options = file.getvalue(), file.name, {}
         try:
             kind = upload_kind(name)
             if kind == "csv":
                 info = ud.cached_inspect_csv(raw, name)
-                st.caption(f"{info.n_rows:,} rows · encoding {info.encoding} · separator {info.separator!r}"
-                           + "".join(f" · {n}" for n in info.notes))
+                st.caption(f"{info.n_rows:,} rows · encoding {md_literal(info.encoding)} · separator "
+                           f"{md_literal(repr(info.separator))}"
+                           + "".join(f" · {md_literal(n)}" for n in info.notes))
                 st.dataframe(info.preview, height=180)
                 options["target"] = st.selectbox("Target (class) column", info.columns, key="data_target",
                                                  index=info.columns.index(info.suggested_target))
@@ -66,26 +69,26 @@ with st.expander("Upload your own data: CSV, NPZ or a ZIP of image folders", ico
                 c1, c2 = st.columns(2)
                 options["image_size"] = c1.select_slider("Resize images to", [8, 16, 28, 32, 48, 64], value=32)
                 options["color"] = c2.radio("Colour", ["rgb", "grayscale"], horizontal=True)
-            st.button(f"Use {safe_label(name)}", icon=":material/check:", type="primary", key="data_use",
-                      on_click=_use_upload, args=(raw, name, options))
+            st.button(f"Use {md_literal(safe_label(name))}", icon=":material/check:", type="primary",
+                      key="data_use", on_click=_use_upload, args=(raw, name, options))
         except DatasetError as exc:
-            st.error(str(exc), icon=":material/error:")
+            st.error(md_literal(exc), icon=":material/error:")
     if err := st.session_state.pop("_upload_error", None):
-        st.error(err, icon=":material/error:")
+        st.error(md_literal(err), icon=":material/error:")
 
 try:
     ds = ud.select_dataset(pick, subset)
 except DatasetError as exc:
     message = st.empty()
-    message.error(str(exc), icon=":material/cloud_off:")
+    message.error(str(exc), icon=":material/cloud_off:")  # a registry dataset: our text, with its link
     if st.button("Try to download it with Keras", icon=":material/download:"):
-        with st.spinner(f"Downloading {pick} with Keras…"):
+        with st.spinner(f"Downloading {md_literal(pick)} with Keras…"):
             try:
                 ud.download_dataset(pick)
                 st.rerun()
             except DatasetError as exc2:
                 message.error(str(exc2), icon=":material/cloud_off:")
-    st.caption(f"The other pages keep using **{st.session_state.get('dataset', 'digits')}**.")
+    st.caption(f"The other pages keep using **{md_literal(st.session_state.get('dataset', 'digits'))}**.")
     st.stop()
 
 key = ud.dataset_key(ds)
@@ -97,13 +100,13 @@ cols[1].metric("Classes", ds.n_classes)
 cols[2].metric("Input shape", "x".join(map(str, ds.input_shape)))
 for col, (part, n) in zip(cols[3:], sizes.items(), strict=False):
     col.metric(part.capitalize(), f"{int(n):,}")
-st.caption(f":material/info: {ds.source}. Every page now uses this dataset.")
+st.caption(f":material/info: {md_literal(ds.source)}. Every page now uses this dataset.")
 
 tabs = st.tabs(["Class balance", "Images" if ds.kind == "image" else "Features", "2-D projection"])
 with tabs[0]:
     st.plotly_chart(charts.class_balance_figure(counts), width="stretch")
     if problem := ud.split_problem(key, ds):
-        st.warning(f"Training cannot use this dataset yet: {problem}", icon=":material/warning:")
+        st.warning(f"Training cannot use this dataset yet: {md_literal(problem)}", icon=":material/warning:")
     else:
         st.caption("The split training will use: stratified, seed 0, 70 / 15 / 15.")
 
@@ -144,7 +147,7 @@ with tabs[2]:
         proj = ud.cached_projection(key, ds, method, 0,
                                     _progress=(lambda f, t: bar.progress(f, text=t)) if bar else None)
     except DatasetError as exc:
-        st.info(str(exc), icon=":material/info:")
+        st.info(md_literal(exc), icon=":material/info:")
         st.stop()
     finally:
         if bar:

@@ -25,6 +25,7 @@ from core.model_files import (
 from core.runs import RunStore
 from ui import evaluate as ui
 from ui.state import ensure_app_entry
+from ui.text import md_literal
 
 ensure_app_entry()  # a direct link (/evaluate) must run through app.py's navigation
 
@@ -45,7 +46,7 @@ with tab_run:
             ui.evaluation_error(exc)
             st.stop()
         data, reason = ui.cached_run_data(info.config, test_idx, ev.y_true)
-        st.caption(f"{info.status} · {info.message}" if info.message else info.status)
+        st.caption(f"{info.status} · {md_literal(info.message)}" if info.message else info.status)
         metrics_tab, errors_tab, diag_tab, predict_tab = st.tabs(
             [":material/grid_on: Metrics", ":material/image_search: Errors", ":material/stethoscope: Diagnostics",
              ":material/psychology: Predict"])
@@ -75,13 +76,14 @@ with tab_run:
                                 relu_shares=shares, status=info.status)
             ui.render_findings(findings)
             if shares and check_dead_relu(shares) is None:
-                st.caption("Dead ReLU units per layer: " + ", ".join(f"{k} {v:.0%}" for k, v in shares.items()))
+                st.caption("Dead ReLU units per layer: " + ", ".join(f"{md_literal(k)} {v:.0%}"
+                                                                      for k, v in shares.items()))
             if counts is None:
-                st.caption(f"Class balance not checked: {reason or 'the split could not be rebuilt'}.")
+                st.caption(f"Class balance not checked: {md_literal(reason or 'the split could not be rebuilt')}.")
 
         with predict_tab:
             if model is None:
-                st.info(f"Prediction needs the run's model: {model_error}.")
+                st.info(f"Prediction needs the run's model: {md_literal(model_error)}.")
             elif info.config.get("dataset", {}).get("kind") == "image":
                 shape = tuple(info.config["dataset"]["input_shape"])
                 up = st.file_uploader("An image (PNG, JPEG, …)", type=["png", "jpg", "jpeg", "gif", "bmp", "webp"],
@@ -104,10 +106,11 @@ with tab_run:
                     except ModelFileError as exc:
                         ui.evaluation_error(exc)
             elif data is None or data.split is None:
-                st.info(f"Predicting a CSV row needs the run's training data for scaling: {reason}.")
+                st.info(f"Predicting a CSV row needs the run's training data for scaling: {md_literal(reason)}.")
             else:
                 ds = data.dataset
-                st.caption(f"Columns: {', '.join(ds.feature_names)} (header optional, up to 100 rows).")
+                st.caption(f"Columns: {md_literal(', '.join(ds.feature_names))} "
+                           "(header optional, up to 100 rows).")
                 up = st.file_uploader("A CSV with one or more rows", type=["csv", "txt"], key=f"pred_csv_{info.run_id}")
                 if up is not None:
                     try:
@@ -121,7 +124,8 @@ with tab_upload:
     from ui.data import current_dataset
 
     st.caption("The file is checked before Keras reads it: only standard Keras layers, no Lambda or custom "
-               "code, sizes under caps. It is evaluated on the test split of the dataset selected on the Data page.")
+               "code, sizes under caps; it is then loaded once in a separate, memory- and time-limited process. "
+               "It is evaluated on the test split of the dataset selected on the Data page.")
     up = st.file_uploader("A Keras 3 model (.keras)", type=["keras"], key="eval_model_upload")
     if up is not None:
         try:
@@ -130,7 +134,8 @@ with tab_upload:
             check_compatible(model, dataset)
             split = split_dataset(dataset)
             probs = predict_probabilities(model, split.x_test)
-            st.success(f"Model accepted and evaluated on {len(split.y_test)} test samples of {dataset.name}.",
+            st.success(f"Model accepted and evaluated on {len(split.y_test)} test samples of "
+                       f"{md_literal(dataset.name)}.",
                        icon=":material/verified:")
             ui.render_evaluation(evaluate_predictions(probs, split.y_test, dataset.class_names), prefix="up")
         except (ModelFileError, EvaluationError, ValueError, OSError) as exc:

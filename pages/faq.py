@@ -4,6 +4,7 @@ import streamlit as st
 
 from core import faq
 from ui.state import ensure_app_entry
+from ui.text import md_literal
 
 ensure_app_entry()  # a direct link (/train) must run through app.py's navigation
 
@@ -31,7 +32,7 @@ elif "q" in st.query_params:
 
 hits = faq.search(query)
 if query:
-    st.caption(f"{len(hits)} of {len(faq.ENTRIES)} answers match “{query}”.")
+    st.caption(f"{len(hits)} of {len(faq.ENTRIES)} answers match “{md_literal(query)}”.")
     if not hits:
         st.info("Nothing matches. Try a shorter word, or clear the search to see every answer.",
                 icon=":material/search_off:")

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from ui.state import ensure_app_entry
+from ui.text import md_literal
 
 ensure_app_entry()  # a direct link (/train) must run through app.py's navigation
 
@@ -13,7 +14,7 @@ st.markdown(
     "train it with live charts that survive page changes and reloads, evaluate it with a confusion "
     "matrix and scikit-learn metrics, compare runs, and see backpropagation worked out number by number."
 )
-st.caption(f"Selected dataset: **{st.session_state['dataset']}** — change it on the Data page.")
+st.caption(f"Selected dataset: **{md_literal(st.session_state['dataset'])}** — change it on the Data page.")
 steps = [
     ("pages/data.py", "1. Explore data", ":material/bar_chart:",
      "class balance, sample images, projections, your own uploads"),

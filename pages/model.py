@@ -8,18 +8,19 @@ from core.specs import PRESETS, SpecError, analyse_spec, available_presets, laye
 from ui.data import current_dataset
 from ui.model import cached_summary, editing_spec, layer_editor, set_spec, spec_uploader
 from ui.state import ensure_app_entry
+from ui.text import md_literal
 
 ensure_app_entry()  # a direct link (/train) must run through app.py's navigation
 
 st.title(":material/view_in_ar: Build a model")
 dataset = current_dataset()
 shape = "x".join(map(str, dataset.input_shape))
-st.caption(f"Dataset **{dataset.name}**: {dataset.kind}, input {shape}, {dataset.n_classes} classes. "
+st.caption(f"Dataset **{md_literal(dataset.name)}**: {dataset.kind}, input {shape}, {dataset.n_classes} classes. "
            "The model is handed to the Train page as you build it.")
 
 spec = editing_spec(dataset)
 if "model_spec_replaced" in st.session_state:
-    st.warning(st.session_state["model_spec_replaced"], icon=":material/swap_horiz:")
+    st.warning(md_literal(st.session_state["model_spec_replaced"]), icon=":material/swap_horiz:")
 
 names = available_presets(dataset)
 cols = st.columns([3, 1], vertical_alignment="bottom")
@@ -31,19 +32,20 @@ if cols[1].button("Use preset", icon=":material/auto_awesome:", width="stretch")
         set_spec(preset(choice, dataset))
         st.rerun()
     except SpecError as exc:
-        st.error(str(exc))
+        st.error(md_literal(exc))
 st.caption(PRESETS[choice])
 if dataset.kind != "image":
-    st.caption(f":material/info: **{dataset.name}** is tabular (one row of numbers per sample), so only dense "
-               "layers and the MLP preset are offered: convolution, pooling, augmentation and the CNN presets "
-               "need images. Pick an image dataset (digits, an NPZ of images, a ZIP of image folders) for them.")
+    st.caption(f":material/info: **{md_literal(dataset.name)}** is tabular (one row of numbers per sample), "
+               "so only dense layers and the MLP preset are offered: convolution, pooling, augmentation and the "
+               "CNN presets need images. Pick an image dataset (digits, an NPZ of images, a ZIP of image folders) "
+               "for them.")
 
 analysis = analyse_spec(spec, dataset.input_shape, dataset.n_classes, dataset.kind)
-st.subheader(f"Layers of “{spec.name}”")
+st.subheader(f"Layers of “{md_literal(spec.name)}”")
 for note in spec.notes:
-    st.info(note, icon=":material/info:")
+    st.info(md_literal(note), icon=":material/info:")
 layer_editor(spec, analysis, layer_types_for(dataset.kind))
-for error in analysis.errors:
+for error in analysis.errors:  # our words about validated layers: no user text
     st.error(error, icon=":material/error:")
 for warning in analysis.warnings:
     st.warning(warning, icon=":material/warning:")
@@ -53,7 +55,7 @@ if analysis.ok:
         summary = cached_summary(spec.to_json(), dataset.name, dataset.input_shape, dataset.n_classes,
                                  dataset.kind)
     except SpecError as exc:
-        st.error(str(exc))
+        st.error(md_literal(exc))
         st.stop()
     st.subheader("What you built")
     m = st.columns(4)

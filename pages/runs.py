@@ -6,13 +6,19 @@ from core.compare import METRIC_COLUMNS, differing_settings, filter_runs, run_la
 from core.exports import all_metrics_csv
 from core.runs import ACTIVE_STATES, RunStore
 from ui import evaluate as ui
+from ui.jobs import job_manager
 from ui.state import ensure_app_entry
+from ui.text import md_literal
 
 ensure_app_entry()  # a direct link (/evaluate) must run through app.py's navigation
 
 st.title(":material/compare: Compare runs")
 store = RunStore()
-infos = store.list_runs()
+manager = job_manager()
+infos = manager.overlay(store.list_runs())  # this server's own jobs: their state in memory comes first
+if manager.store_problem:
+    st.info(f"Runs are shown as far as they can be read, but cannot be deleted or started: "
+            f"{md_literal(manager.store_problem)}.", icon=":material/folder_off:")
 if not infos:
     st.info("No runs yet: train a model on the Train page and it appears here.", icon=":material/inbox:")
     st.stop()
@@ -26,7 +32,12 @@ text = f3.text_input("Search", placeholder="run id, model, group, label…", key
 only_diff = f4.toggle("Differing settings only", value=True, key="runs_diff")
 
 shown = filter_runs(table, statuses, datasets, text)
-base = ["run_id", "status", "dataset", "model", "label", *METRIC_COLUMNS, "epochs_run", "duration_s", "group", "created"]
+flagged = shown["problem"].astype(bool) if "problem" in shown else shown["run_id"].isna()
+if flagged.any():
+    st.warning(f"{int(flagged.sum())} run(s) have a problem, named in the problem column. A damaged run "
+               f"cannot be evaluated or reused: select it below to download what is left or delete it.",
+               icon=":material/broken_image:")
+base = ["run_id", "status", *(["problem"] if flagged.any() else []), "dataset", "model", "label", *METRIC_COLUMNS, "epochs_run", "duration_s", "group", "created"]
 settings = [c for c in table.columns if "." in c and c not in ("dataset.name", "model.name")]
 visible_settings = differing_settings(shown, settings) if only_diff else settings
 st.session_state["_runs_shown"] = list(shown["run_id"])
@@ -69,7 +80,7 @@ if chosen:
     target = by_id[st.selectbox("Run", chosen_ids, key="dl_run")] if len(chosen) > 1 else chosen[0]
     ui.render_downloads(store, target)
     with st.expander(f"Delete {len(chosen)} selected run(s)", icon=":material/delete:"):
-        busy = [i.run_id for i in chosen if store.read_status(i.run_id).get("state") in ACTIVE_STATES]
+        busy = [i.run_id for i in chosen if i.status in ACTIVE_STATES]
         if busy:
             st.warning(f"Cannot delete a queued or running run: {', '.join(busy)}. Stop it on the Train page "
                        f"first.", icon=":material/block:")
@@ -79,7 +90,7 @@ if chosen:
             st.button("Delete", type="primary", disabled=not sure, icon=":material/delete_forever:",
                       key="runs_delete", on_click=ui.delete_runs, args=(store, chosen_ids))
 for message in st.session_state.pop("_runs_delete_errors", []):
-    st.error(message, icon=":material/error:")
+    st.error(md_literal(message), icon=":material/error:")
 
 st.header("Cross-validate")
 st.caption("Stratified k-fold: every sample is tested once; the table above groups the folds and shows "

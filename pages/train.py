@@ -11,6 +11,7 @@ from ui.data import current_dataset
 from ui.jobs import current_run_id, job_manager, remember_run, saved_config, submit_key
 from ui.model import current_spec, spec_problem
 from ui.state import ensure_app_entry
+from ui.text import md_literal
 from ui.train_view import render_run
 
 ensure_app_entry()  # a direct link (/train) must run through app.py's navigation
@@ -24,12 +25,15 @@ dataset = current_dataset()
 spec = current_spec(dataset)
 analysis = analyse_spec(spec, dataset.input_shape, dataset.n_classes, dataset.kind)
 c1, c2, c3 = st.columns([3, 1, 1], vertical_alignment="center")
-c1.markdown(f"Trains **{spec.name}** ({analysis.total_params:,} parameters) on **{dataset.name}** "
-            f"({dataset.n_samples:,} samples, {dataset.n_classes} classes).")
+c1.markdown(f"Trains **{md_literal(spec.name)}** ({analysis.total_params:,} parameters) on "
+            f"**{md_literal(dataset.name)}** ({dataset.n_samples:,} samples, {dataset.n_classes} classes).")
 c2.page_link("pages/data.py", label="Change data", icon=":material/bar_chart:")
 c3.page_link("pages/model.py", label="Change model", icon=":material/view_in_ar:")
 if problem := spec_problem(dataset):
-    st.warning(problem, icon=":material/warning:")
+    st.warning(md_literal(problem), icon=":material/warning:")
+if store_problem := manager.store.check_writable():  # checked on every full run: fixing it re-enables Start
+    st.error(f"Cannot start a run: {md_literal(store_problem)}. Set KERAS_LAB_RUNS to a folder this app can write to and "
+             f"restart the app.", icon=":material/folder_off:")
 
 run_slot = st.container()  # the watched run goes above the form: after Start, progress is on screen
 d = saved_config()
@@ -56,7 +60,8 @@ with st.form("train_form"):
     early = e1.toggle("Early stopping", value=d.early_stopping, key="train_early")
     patience = e2.number_input("Patience (epochs)", value=d.patience, step=1, key="train_patience")
     monitor = e3.selectbox("Monitored metric", MONITORS, MONITORS.index(d.monitor), key="train_monitor")
-    submitted = st.form_submit_button("Start training", icon=":material/play_arrow:", type="primary")
+    submitted = st.form_submit_button("Start training", icon=":material/play_arrow:", type="primary",
+                                      disabled=bool(store_problem))
 
 if submitted:
     try:
@@ -66,13 +71,13 @@ if submitted:
                              early_stopping=early, patience=int(patience), monitor=monitor, seed=int(seed),
                              class_weights=class_weights, loss=loss).validate()
         if not analysis.ok:
-            raise TrainConfigError(f"the model does not fit {dataset.name}: {analysis.errors[0]}")
+            raise TrainConfigError(f"the model does not fit {md_literal(dataset.name)}: {analysis.errors[0]}")
         saved_config(config)
         run_id = manager.submit(TrainRequest(dataset, spec, config, label=f"{spec.name} on {dataset.name}"),
                                 idempotency_key=submit_key(config, spec, dataset.name))
         remember_run(run_id)
     except (TrainConfigError, QueueFullError, RunStoreError) as exc:
-        st.error(f"Cannot start training: {exc}", icon=":material/error:")
+        st.error(f"Cannot start training: {exc}", icon=":material/error:")  # our words; the name escaped above
 
 if analysis.ok:
     settings = saved_config()

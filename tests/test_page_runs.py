@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -143,3 +144,88 @@ def test_settings_chart_shows_what_differs_among_the_chosen_runs(clean_streamlit
     labels = [d["label"] for d in spec["data"][0]["dimensions"]]
     assert "training.optimizer" in labels and "training.learning_rate" in labels, labels
     assert "training.batch_size" not in labels and "training.epochs" not in labels, labels
+
+
+# ---- run store faults are visible, never silent --------------------------------------------------------
+
+def shown(text: str) -> str:
+    """What a person reads: Markdown backslash escapes and invisible word joiners removed."""
+    return re.sub(r"\\(.)", r"\1", text.replace("\u2060", ""))
+
+
+def _tear_metrics_line(store, run_id, line: int) -> None:
+    path = store.run_dir(run_id) / "metrics.jsonl"
+    lines = path.read_bytes().split(b"\n")
+    lines[line - 1] = lines[line - 1][:10]
+    path.write_bytes(b"\n".join(lines))
+
+
+def test_damaged_runs_are_listed_with_the_reason_and_can_be_deleted(clean_streamlit_caches):
+    store = RunStore()
+    good = write_run(store, "iris", seed=1)
+    torn = write_run(store, "iris", seed=2)
+    _tear_metrics_line(store, torn, 2)
+    bad_status = write_run(store, "iris", seed=3)
+    (store.run_dir(bad_status) / "status.json").write_bytes(b'{"state": "compl')
+    bad_config = write_run(store, "iris", seed=4)
+    (store.run_dir(bad_config) / "config.json").write_text('{"training": "adam"}')
+    at = _app()
+    table = at.dataframe[0].value.set_index("run_id")
+    assert set(table.index) == {good, torn, bad_status, bad_config}
+    assert table.loc[bad_status, "status"] == table.loc[bad_config, "status"] == "damaged"
+    assert table.loc[bad_status, "problem"] == "damaged: status.json is not valid JSON (cut off or corrupt)"
+    assert table.loc[bad_config, "problem"] == "damaged: config.json: 'training' is not a JSON object"
+    assert table.loc[torn, "problem"] == "metrics.jsonl: line 2 is damaged; 2 epochs shown"
+    assert (table.loc[torn, "status"], table.loc[good, "problem"]) == ("completed", "")
+    assert any(shown(w.value).startswith("3 run(s) have a problem") for w in at.warning)
+    at.multiselect(key="runs_selected").set_value([bad_status, bad_config]).run()
+    assert not at.exception, at.exception
+    at.checkbox(key="runs_delete_sure").check().run()
+    at.button(key="runs_delete").click().run()
+    assert not at.exception, at.exception
+    assert not at.error, [shown(e.value) for e in at.error]
+    assert sorted(p.name for p in store.root.iterdir()) == sorted([good, torn])
+    assert set(at.dataframe[0].value["run_id"]) == {good, torn}
+
+
+def test_pages_that_pick_runs_skip_damaged_ones_without_crashing(clean_streamlit_caches):
+    store = RunStore()
+    good = write_run(store, "iris", seed=1)
+    bad = write_run(store, "iris", seed=2)
+    (store.run_dir(bad) / "status.json").write_bytes(b"")
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file("../app.py", default_timeout=60)
+    at.run()
+    at.switch_page("pages/evaluate.py").run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="eval_run").options == [at.selectbox(key="eval_run").format_func(good)]
+    at.switch_page("pages/runs.py").run()  # cross-validation offers only runs it can reuse
+    assert not at.exception, at.exception
+    assert [o for o in at.selectbox(key="cv_run").options] == [at.selectbox(key="cv_run").format_func(good)]
+    at.query_params["run"] = bad
+    at.switch_page("pages/train.py").run()
+    assert not at.exception, at.exception
+    assert any(shown(w.value).startswith(f"Run `{bad}` is damaged: status.json is not valid JSON")
+               for w in at.warning), [shown(w.value) for w in at.warning]
+
+
+def test_a_read_only_runs_folder_still_lists_runs_and_says_why_nothing_can_change(clean_streamlit_caches,
+                                                                                 monkeypatch):
+    from tests.test_runs import make_read_only
+
+    store = RunStore()
+    keep = write_run(store, "iris", seed=1)
+    make_read_only(monkeypatch, store.root)
+    at = _app()
+    reason = f"runs cannot be saved in {store.root}: the file system is read-only"
+    assert any(shown(i.value) == f"Runs are shown as far as they can be read, but cannot be deleted or started: "
+                                 f"{reason}." for i in at.info), [shown(i.value) for i in at.info]
+    assert list(at.dataframe[0].value["run_id"]) == [keep]
+    at.multiselect(key="runs_selected").set_value([keep]).run()
+    at.checkbox(key="runs_delete_sure").check().run()
+    at.button(key="runs_delete").click().run()
+    assert not at.exception, at.exception
+    assert [shown(e.value) for e in at.error] == [f"Could not delete {keep}: cannot delete run {keep}: the file "
+                                                  f"system is read-only"]
+    assert store.run_info(keep).status == "completed"

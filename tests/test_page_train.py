@@ -8,6 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.runs import RunStore
+from tests.test_page_runs import shown
 
 
 def _train_page(dataset: str = "iris") -> AppTest:
@@ -50,12 +51,12 @@ def test_invalid_settings_show_a_message_and_start_nothing(clean_streamlit_cache
     assert "Small MLP" in at.markdown[0].value and "iris" in at.markdown[0].value
     _number(at, "Batch size").set_value(0)
     _start(at)
-    assert [e.value for e in at.error] == ["Cannot start training: batch size must be >= 1, got 0"]
+    assert [shown(e.value) for e in at.error] == ["Cannot start training: batch size must be >= 1, got 0"]
     assert RunStore().list_runs() == []
     _number(at, "Batch size").set_value(16)
     _number(at, "Learning rate").set_value(50.0)
     _start(at)
-    assert "learning rate must be in (0, 10], got 50.0" in at.error[0].value
+    assert "learning rate must be in (0, 10], got 50.0" in shown(at.error[0].value)
     assert not at.exception
 
 
@@ -180,3 +181,60 @@ def test_a_queued_job_can_be_watched_from_the_running_ones_page(clean_streamlit_
     for run_id in (second, first):
         job_manager().stop(run_id)
     _run_until(at, lambda a: RunStore().read_status(first)["state"] == "stopped", "the first run to stop")
+
+
+def test_when_the_disk_fills_the_page_shows_the_failure_not_running_forever(clean_streamlit_caches, monkeypatch):
+    """The worker's metrics write fails on a full disk and so does its final status.json: the disk still says
+    "running", and the page shows what the worker knows."""
+    import core.jobs
+    from tests.test_runs import DiskFull
+
+    disk = DiskFull(monkeypatch, RunStore().root)
+
+    def train_run(store, run_id, **kwargs):
+        disk.full = True
+        store.append_metrics(run_id, {"kind": "epoch", "epoch": 1, "loss": 1.0})
+
+    monkeypatch.setattr(core.jobs, "train_run", train_run)
+    at = _train_page()
+    _start(at)
+    assert not at.error, [e.value for e in at.error]
+    run_id = at.session_state["train_run_id"]
+    _run_until(at, lambda a: "failed" in _badge(a), "the page to show the failure")
+    texts = [shown(m.value) for m in at.markdown]
+    assert any(t.startswith(f"cannot write metrics of run {run_id}: the disk is full (status.json could not be "
+                            f"saved") for t in texts), texts
+    assert RunStore().read_status(run_id)["state"] == "running"
+    at.run()  # and it stays so
+    assert "failed" in _badge(at) and not at.get("progress")
+
+
+@pytest.mark.slow
+def test_a_read_only_runs_folder_turns_training_off_and_every_other_page_works(clean_streamlit_caches,
+                                                                             monkeypatch):
+    from tests.test_evaluation import write_run
+    from tests.test_runs import make_read_only
+
+    store = RunStore()
+    done = write_run(store, "iris")
+    make_read_only(monkeypatch, store.root)
+    reason = f"runs cannot be saved in {store.root}: the file system is read-only"
+    at = AppTest.from_file("../app.py", default_timeout=120)
+    at.session_state["dataset"] = "iris"
+    at.run()
+    assert not at.exception, at.exception
+    assert [shown(w.value) for w in at.warning if "Training is off" in shown(w.value)] == [
+        f"Training is off: {reason}. Set KERAS_LAB_RUNS to a folder this app can write to and restart it; "
+        f"exploring data, building models and the Learn pages work as usual."]
+    for page in ("pages/data.py", "pages/model.py", "pages/faq.py", "pages/backprop.py", "pages/evaluate.py"):
+        at.switch_page(page).run()
+        assert not at.exception, (page, at.exception)
+        assert not any("Training is off" in shown(w.value) for w in at.warning), page  # said once per session
+    at.switch_page("pages/runs.py").run()
+    assert not at.exception and list(at.dataframe[0].value["run_id"]) == [done]
+    at.switch_page("pages/train.py").run()
+    assert not at.exception, at.exception
+    assert [shown(e.value) for e in at.error] == [f"Cannot start a run: {reason}. Set KERAS_LAB_RUNS to a folder "
+                                                  f"this app can write to and restart the app."]
+    assert next(b for b in at.button if b.label == "Start training").disabled
+    assert [p.name for p in store.root.iterdir()] == [done]

@@ -32,6 +32,8 @@ from core.evaluation import (
     worst_cell,
 )
 from core.runs import RunInfo, RunStore
+from core.text import distinct
+from ui.text import md_literal
 
 __all__ = [
     "cached_evaluation",
@@ -127,7 +129,7 @@ def render_findings(findings: list[Finding]) -> None:
         box, icon = _SEVERITY[f.severity]
         url = faq_url(f.faq_id)
         more = f"  \n[Read more in the FAQ]({url})" if url else ""
-        box(f"**{f.title}** — {f.explanation}{more}", icon=icon)
+        box(f"**{md_literal(f.title)}** — {md_literal(f.explanation)}{more}", icon=icon)
 
 
 def _pick_cell(chart_key: str, names: tuple[str, ...], prefix: str) -> None:
@@ -185,7 +187,7 @@ def render_evaluation(ev: Evaluation, prefix: str,
             a.plotly_chart(charts.roc_figure(roc), key=f"{prefix}_roc")
             b.plotly_chart(charts.pr_figure(pr), key=f"{prefix}_pr")
             if len(names) == 2:
-                st.caption(f"Binary task: the curves treat {names[1]!r} as the positive class.")
+                st.caption(f"Binary task: the curves treat “{md_literal(names[1])}” as the positive class.")
     return cell
 
 
@@ -196,7 +198,7 @@ def _show_samples(ev: Evaluation, positions: np.ndarray, test_idx: np.ndarray, d
         st.info("No test samples in this cell.")
         return
     if data is None:
-        st.warning(f"The samples cannot be shown: {reason}. The metrics above are unaffected.",
+        st.warning(f"The samples cannot be shown: {md_literal(reason)}. The metrics above are unaffected.",
                    icon=":material/visibility_off:")
         return
     ds = data.dataset
@@ -206,13 +208,14 @@ def _show_samples(ev: Evaluation, positions: np.ndarray, test_idx: np.ndarray, d
         cols = st.columns(6)
         for n, pos in enumerate(shown):
             top = top_classes(ev.probs[pos], ev.class_names, k=3)
-            cap = (f"true {ev.class_names[ev.y_true[pos]]} → {top[0][0]} ({top[0][1]:.0%}); then "
-                   + ", ".join(f"{c} {p:.0%}" for c, p in top[1:]))
+            cap = (f"true {md_literal(ev.class_names[ev.y_true[pos]])} → {md_literal(top[0][0])} "
+                   f"({top[0][1]:.0%}); then " + ", ".join(f"{md_literal(c)} {p:.0%}" for c, p in top[1:]))
             cols[n % 6].image(to_display_image(ds.x[test_idx[pos]]), caption=cap, width=110)
         if len(positions) > len(shown):
             st.caption(f"Showing the {len(shown)} most confident of {len(positions)} samples.")
         return
-    frame = pd.DataFrame(ds.x[rows], columns=list(ds.feature_names) or None)
+    frame = pd.DataFrame(ds.x[rows], columns=distinct(ds.feature_names, ("row", "true", "predicted",
+                                                                          "probability")) or None)
     frame.insert(0, "row", rows)
     frame.insert(1, "true", [ev.class_names[i] for i in ev.y_true[positions]])
     frame.insert(2, "predicted", [ev.class_names[i] for i in ev.y_pred[positions]])
@@ -226,7 +229,8 @@ def render_cell_samples(ev: Evaluation, test_idx: np.ndarray, cell: tuple[int, i
     t, p = cell
     pos = cell_positions(ev.y_true, ev.probs, t, p)
     what = ("correct prediction" if t == p else "mistake") + ("" if len(pos) == 1 else "s")
-    st.subheader(f"True {ev.class_names[t]} → predicted {ev.class_names[p]}: {len(pos)} {what}")
+    st.subheader(f"True {md_literal(ev.class_names[t])} → predicted {md_literal(ev.class_names[p])}: "
+                 f"{len(pos)} {what}")
     _show_samples(ev, pos, test_idx, data, reason, key=f"{prefix}_cell_rows")
 
 
@@ -241,21 +245,24 @@ def render_confident_mistakes(ev: Evaluation, test_idx: np.ndarray, data: RunDat
 def evaluation_error(exc: Exception) -> None:
     """One place for the page's error box (never a traceback)."""
     msg = str(exc) if isinstance(exc, EvaluationError | ValueError | OSError) else f"{type(exc).__name__}: {exc}"
-    st.error(msg, icon=":material/error:")
+    st.error(md_literal(msg), icon=":material/error:")
 
 
 # ---- Runs page ------------------------------------------------------------------------------------------
 
 
 def _stamp(store: RunStore, infos: list[RunInfo]) -> tuple:
-    """What changes when any run changes: ids, status times and metrics file sizes."""
+    """What changes when any run changes: ids, states, status and config times, metrics file sizes."""
     out = []
     for i in infos:
-        try:
-            size = (i.path / "metrics.jsonl").stat().st_size
-        except OSError:
-            size = -1
-        out.append((i.run_id, i.updated, size))
+        sizes = []
+        for name in ("metrics.jsonl", "config.json"):
+            try:
+                stat = (i.path / name).stat()
+                sizes.append((stat.st_size, stat.st_mtime))
+            except OSError:
+                sizes.append(None)
+        out.append((i.run_id, i.updated, i.status, i.message, *sizes))
     return tuple(out)
 
 
@@ -263,12 +270,25 @@ def _stamp(store: RunStore, infos: list[RunInfo]) -> tuple:
 def _runs_table(root: str, stamp: tuple) -> pd.DataFrame:
     from core.compare import runs_table
 
-    return runs_table(RunStore(root))
+    store = RunStore(root)
+    infos = store.list_runs()
+    table = runs_table(store, infos)
+    # what is wrong with a run, so that it is seen instead of silently missing: a damaged config or status,
+    # or damaged lines in its metrics
+    table["problem"] = [f"damaged: {i.message}" if i.damaged else store.metrics_problem(i.run_id) for i in infos]
+    return table
 
 
 def cached_runs_table(store: RunStore, infos: list[RunInfo]) -> pd.DataFrame:
-    """core.compare.runs_table, recomputed only when a run changed."""
-    return _runs_table(str(store.root), _stamp(store, infos))
+    """core.compare.runs_table with a 'problem' column, recomputed only when a run changed; status and
+    message are those of `infos` (which may come from the job manager's memory)."""
+    table = _runs_table(str(store.root), _stamp(store, infos)).copy()
+    known = {i.run_id: i for i in infos}
+    for column, attr in (("status", "status"), ("message", "message")):
+        if column in table:
+            table[column] = [getattr(known[r], attr) if r in known else v
+                             for r, v in zip(table["run_id"], table[column], strict=True)]
+    return table
 
 
 def sync_selection(table_key: str, select_key: str, shown_key: str) -> None:
@@ -283,13 +303,18 @@ def sync_selection(table_key: str, select_key: str, shown_key: str) -> None:
 
 
 def delete_runs(store: RunStore, run_ids: list[str]) -> None:
-    """Button callback (runs before the script, so a rerun cannot lose the click): delete finished runs."""
+    """Button callback (runs before the script, so a rerun cannot lose the click): delete finished or
+    damaged runs; a run this server is training, or another process has queued or running, is kept."""
     from core.runs import ACTIVE_STATES
+    from ui.jobs import job_manager
 
+    manager = job_manager()
     errors = []
     for run_id in run_ids:
         try:
-            if store.read_status(run_id).get("state") in ACTIVE_STATES:
+            known = manager.live_status(run_id)
+            state = known[0] if known is not None else store.run_info(run_id).status
+            if state in ACTIVE_STATES:
                 errors.append(f"{run_id} is queued or running: stop it on the Train page first")
                 continue
             store.delete_run(run_id)
@@ -360,7 +385,8 @@ def render_compare(store: RunStore, chosen: list[RunInfo], table: pd.DataFrame, 
         if a.run_id == b.run_id:
             st.info("Choose two different runs.")
         elif reason:
-            st.info(f"A class-by-class comparison is only meaningful on the same dataset and classes: {reason}.")
+            st.info("A class-by-class comparison is only meaningful on the same dataset and classes: "
+                    f"{md_literal(reason)}.")
         else:
             try:
                 ev_a, _ = cached_evaluation(str(store.root), a.run_id, a.updated)
@@ -369,7 +395,7 @@ def render_compare(store: RunStore, chosen: list[RunInfo], table: pd.DataFrame, 
                 evaluation_error(exc)
                 return
             change = f1_change(ev_a, ev_b)
-            st.markdown(f"**{describe_change(change, 'run A', 'run B')}**")
+            st.markdown(f"**{md_literal(describe_change(change, 'run A', 'run B'))}**")
             st.caption(f"Test accuracy: A {ev_a.accuracy:.2%} → B {ev_b.accuracy:.2%}.")
             x, y = st.columns(2)
             x.plotly_chart(charts.f1_change_figure(change, "A", "B"), key="cmp_f1")
@@ -387,7 +413,7 @@ def render_cv_summaries(store: RunStore, table: pd.DataFrame) -> None:
     for group in groups:
         per_fold, summary = summarize_cv(store, group)
         runs = table[table["group"] == group]
-        with st.expander(f"Cross-validation {group}: {len(per_fold)} of {len(runs)} folds finished",
+        with st.expander(f"Cross-validation {md_literal(group)}: {len(per_fold)} of {len(runs)} folds finished",
                          icon=":material/stacks:", expanded=True):
             if summary.empty:
                 st.caption("No fold has finished yet.")
@@ -411,16 +437,22 @@ def render_cross_validate(store: RunStore, infos: list[RunInfo]) -> None:
         go = st.form_submit_button("Cross-validate", icon=":material/play_arrow:")
     if not go or info is None:
         return
+    from core.jobs import QueueFullError
+
     try:
         from core.specs import ModelSpec
         from core.training import TrainConfig
-        from ui.jobs import job_manager
+        from ui.jobs import job_manager, submit_key
 
         dataset = _dataset_of(info.config)
         group, run_ids = submit_cv(job_manager(), dataset, ModelSpec.from_dict(info.config["model"]),
-                                   TrainConfig.from_dict(info.config["training"]), int(k))
-        st.success(f"Queued {len(run_ids)} folds as group {group}; follow them on the Train page or here.",
+                                   TrainConfig.from_dict(info.config["training"]), int(k),
+                                   idempotency_key=submit_key("cv", info.run_id, int(k)))
+        st.success(f"Queued {len(run_ids)} folds as group {md_literal(group)}; follow them on the Train page or "
+                   f"here.",
                    icon=":material/check_circle:")
+    except QueueFullError as exc:
+        st.error(f"Cross-validation not started: {md_literal(exc)}.", icon=":material/block:")
     except (ValueError, KeyError, OSError, RuntimeError) as exc:
         evaluation_error(exc)
 

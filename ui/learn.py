@@ -18,6 +18,7 @@ import streamlit as st
 from core import backprop as bp
 from core.charts_learn import gradient_histograms, gradient_norms_figure, loss_steps_figure
 from core.compare import run_label
+from ui.text import md_literal
 
 __all__ = [
     "CONCEPTS",
@@ -143,7 +144,7 @@ def render_network_editor() -> bp.Network:
     """Every input, label, weight, bias and setting, editable; returns the current network."""
     net = current_network()
     if msg := st.session_state.pop(_ERR, None):
-        st.error(f"That edit was not applied: {msg}.", icon=":material/error:")
+        st.error(f"That edit was not applied: {md_literal(msg)}.", icon=":material/error:")
     c1, c2 = st.columns(2)
     c1.selectbox("Hidden activation", list(bp.ACTIVATIONS), index=list(bp.ACTIVATIONS).index(net.hidden),
                  format_func=bp.ACTIVATIONS.get, key=_key("hidden"), on_change=_on_field, args=("hidden",))
@@ -298,17 +299,20 @@ def render_run_gradients(run: Any, batch_size: int = 128) -> None:
         data, reason = cached_run_data(run.config, preds["test_idx"], preds["y_true"])
         if data is None or data.split is None:
             st.info(f"The test data of this run cannot be rebuilt here: "
-                    f"{reason or 'its split does not match the saved predictions'}.", icon=":material/info:")
+                    f"{md_literal(reason or 'its split does not match the saved predictions')}.",
+                    icon=":material/info:")
             return
         model = cached_run_model(str(store.root), run.run_id, run.updated)
         n = min(batch_size, len(data.split.y_test))
         with st.spinner("One batch through tf.GradientTape…"):
             records = bp.gradient_report(model, data.split.x_test[:n], data.split.y_test[:n])
     except (OSError, ValueError, KeyError) as exc:
-        st.error(f"Could not compute the gradient report of run {run.run_id}: {exc}", icon=":material/error:")
+        st.error(f"Could not compute the gradient report of run {run.run_id}: {md_literal(exc)}",
+                 icon=":material/error:")
         return
     first, last = records[0].grad_norm, records[-1].grad_norm
-    st.caption(f"{n} test samples of {data.dataset.name}, the trained model. First-layer gradient norm "
+    st.caption(f"{n} test samples of {md_literal(data.dataset.name)}, the trained model. "
+               f"First-layer gradient norm "
                f"{first:.3g}, last layer {last:.3g}. Small norms in early layers mean little learning there.")
     render_gradient_report(records, key=f"run_{run.run_id}")
 

@@ -28,6 +28,7 @@ from core.specs import (
     preset,
     validate_spec,
 )
+from ui.text import md_literal
 
 __all__ = ["SPEC_KEY", "cached_summary", "current_spec", "editing_spec", "layer_editor", "set_spec",
            "spec_problem", "spec_uploader"]
@@ -228,6 +229,6 @@ def spec_uploader(dataset: Any) -> None:
     result = st.session_state.get(_UPLOAD_KEY)
     if result and st.session_state.get("model_spec_file") is not None:
         if result[0] == "success":
-            st.success(result[1], icon=":material/check_circle:")
+            st.success(md_literal(result[1]), icon=":material/check_circle:")
         else:
-            st.error(result[1], icon=":material/block:")
+            st.error(md_literal(result[1]), icon=":material/block:")

@@ -11,6 +11,7 @@ import streamlit as st
 from core.charts_training import batch_figure, history_figure, lr_figure, metric_names
 from core.jobs import JobManager
 from ui.jobs import remember_run
+from ui.text import md_literal
 
 __all__ = ["render_run"]
 
@@ -81,25 +82,41 @@ def render_run(manager: JobManager, run_id: str) -> bool:
         else:
             st.progress(snap.fraction, text=(
                 f"epoch {max(snap.epoch, 1)}/{snap.epochs} · batch {snap.batch}/{snap.batches_per_epoch} · "
-                f"{snap.samples_per_s:,.0f} samples/s · ETA {_fmt_eta(snap.eta_s)} · {snap.message}"))
+                f"{snap.samples_per_s:,.0f} samples/s · ETA {_fmt_eta(snap.eta_s)} · "
+                f"{md_literal(snap.message)}"))
         st.button("Stop" if snap.state == "running" else "Remove from queue", icon=":material/stop:",
                   key=f"stop-{run_id}", on_click=manager.stop, args=(run_id,))
         _others(manager, manager.active_run_ids(), run_id)
         _charts(run_id, snap.records, snap.batch_losses)
         return True
-    try:
-        status = manager.store.read_status(run_id)
-    except (OSError, ValueError):
-        st.warning(f"Run `{run_id}` cannot be read (deleted or unfinished).", icon=":material/warning:")
-        return False
-    state = str(status.get("state", "failed"))
+    # what this process knows comes first: status.json may not have been writable (disk full, read-only)
+    known = manager.live_status(run_id)
+    if known is None:
+        try:
+            info = manager.store.run_info(run_id)
+        except (OSError, ValueError) as exc:
+            st.warning(f"Run `{run_id}` cannot be shown: {md_literal(exc)}.", icon=":material/warning:")
+            return False
+        if info.damaged:
+            st.warning(f"Run `{run_id}` is damaged: {md_literal(info.message)}. You can download or delete it on "
+                       f"Compare runs.", icon=":material/broken_image:")
+            st.page_link("pages/runs.py", label="Compare runs", icon=":material/compare:")
+            return False
+        known = info.status, info.message
+    state, message = known
     color, icon = _BADGES.get(state, ("gray", ":material/help:"))
-    st.markdown(f"#### Run `{run_id}` :{color}-badge[{icon} {state}]")
-    st.write(status.get("message", ""))
+    st.markdown(f"#### Run `{run_id}` :{color}-badge[{icon} {md_literal(state)}]")
+    st.markdown(md_literal(message))
     if state in ("completed", "stopped"):
         st.page_link("pages/evaluate.py", label="Evaluate this run", icon=":material/target:")
     _others(manager, manager.active_run_ids(), run_id)
-    batches = snap.batch_losses if snap is not None else [
-        (r["step"], r["loss"]) for r in manager.store.read_metrics(run_id, kind="batch") if r.get("loss") is not None]
-    _charts(run_id, manager.store.read_metrics(run_id), batches)
+    records, problem = manager.store.read_metrics_checked(run_id)
+    if problem:
+        st.warning(md_literal(problem), icon=":material/warning:")
+    if snap is not None:  # the worker's own records: complete even if some lines never reached the disk
+        records, batches = snap.records, snap.batch_losses
+    else:
+        batches = [(r["step"], r["loss"]) for r in manager.store.read_metrics(run_id, kind="batch")
+                   if r.get("loss") is not None]
+    _charts(run_id, records, batches)
     return False
