@@ -2,12 +2,13 @@
 
 Training must outlive the Streamlit script run that started it: a click, a page change or a reload stops
 a script run at its next `st.*` call. So the page only submits a `TrainRequest`; a worker thread owned by
-the process-wide manager trains it (core.training.train_run), and the page polls `snapshot()`.
+the process-wide manager hands it to its runner, and the page polls `snapshot()`.
 
-Workers are threads in the app process, behind `_run_job` (one call per run). A spawned process per run
-would isolate Keras state and memory better but costs an extra TensorFlow import (~0.5 GB, seconds) per
-run; with threads, Keras' per-thread global state and the process-wide seed are handled by running one
-fit at a time (core.training.FIT_LOCK) and seeding/building inside the worker.
+Each worker thread has a runner (core.worker): by default a warm training process, so an out-of-memory kill
+or a crash costs only that run, memory returns to the operating system after each run, and "force stop" can
+end a fit that does not stop. The manager keeps the queue, the quotas (per server and per workspace) and the
+in-memory state; the runner only trains. On a shared server each request names its workspace and every
+call that reads or changes a job checks it, so one visitor cannot see or stop another's runs.
 """
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.datasets import dataset_fingerprint
-from core.runs import ACTIVE_STATES, RunInfo, RunStore, RunStoreError, plain_reason
-from core.training import LiveProgress, TrainConfig, library_versions, train_run
+from core.runs import ACTIVE_STATES, RunInfo, RunStore, plain_reason
+from core.training import LiveProgress, TrainConfig, library_versions
+from core.worker import ProcessRunner, ThreadRunner
+from core.workspaces import workspace_root, workspace_roots
 
 __all__ = ["JobManager", "JobSnapshot", "QueueFullError", "TrainRequest", "dataset_fingerprint", "run_config"]
 
@@ -34,6 +37,7 @@ _log = logging.getLogger(__name__)
 _DEDUPE_S = 5.0  # a second submission with the same idempotency key within this window is a double click
 _KEEP_FINISHED = 32  # finished jobs kept in memory for snapshots; older ones are read from the store
 _MANAGERS: weakref.WeakSet[JobManager] = weakref.WeakSet()  # every manager of this process
+_RUNNERS = {"process": ProcessRunner, "thread": ThreadRunner}  # where fits run: see core.worker
 
 
 class QueueFullError(RuntimeError):
@@ -56,6 +60,7 @@ class TrainRequest:
     split_info: dict[str, Any] | None = None  # how `split` was made, stored in config.json (e.g. a CV fold)
     group: str | None = None  # groups runs (e.g. the folds of one cross-validation)
     label: str | None = None  # a short name for the user
+    workspace: str | None = None  # whose run it is on a shared server; None: the one local lab
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,9 @@ class JobSnapshot:
     label: str | None = None
     epoch_ended_at: float | None = None  # time.time() when the newest epoch record was added
     group: str | None = None  # e.g. the cross-validation the run belongs to
+    stop_requested_s: float | None = None  # seconds since Stop was pressed, while the run is still active
+    can_force: bool = False  # the runner can end the training process now ("Force stop")
+    stop_within_s: float | None = None  # measured seconds per step call: how long Stop takes to land
 
     @property
     def active(self) -> bool:
@@ -94,10 +102,13 @@ class JobSnapshot:
 
 
 class _Job:
-    def __init__(self, run_id: str, request: TrainRequest) -> None:
+    def __init__(self, run_id: str, request: TrainRequest, store: RunStore) -> None:
         self.run_id = run_id
         self.request = request
+        self.store = store  # the run store of the request's workspace
         self.progress = LiveProgress(request.config.epochs)
+        self.force = threading.Event()  # "force stop": the runner ends the training process
+        self.stop_requested_at: float | None = None  # time.monotonic() of the first Stop
         self.state = "queued"
         self.message = "waiting for a worker"
         self.finished_at: float | None = None
@@ -156,14 +167,21 @@ class JobManager:
     """
 
     def __init__(self, store: RunStore | None = None, max_concurrent: int = 1, max_queue: int = 8, *,
-                 build_model: Callable[[Any, Any], Any] | None = None) -> None:
+                 build_model: Callable[[Any, Any], Any] | None = None, runner: str = "thread",
+                 max_per_workspace: int | None = None) -> None:
         if max_concurrent < 1:
             raise ValueError(f"max_concurrent must be >= 1, got {max_concurrent}")
         if max_queue < 0:
             raise ValueError(f"max_queue must be >= 0, got {max_queue}")
+        if runner not in _RUNNERS:
+            raise ValueError(f"runner must be one of {', '.join(_RUNNERS)}, got {runner!r}")
+        if max_per_workspace is not None and max_per_workspace < 1:
+            raise ValueError(f"max_per_workspace must be >= 1, got {max_per_workspace}")
         self.store = store if store is not None else RunStore()
         self.max_concurrent = max_concurrent
         self.max_queue = max_queue
+        self.max_per_workspace = max_per_workspace  # queued + running runs one workspace may have
+        self.runner = runner
         self._build_model = build_model
         self._cond = threading.Condition()
         self._jobs: dict[str, _Job] = {}
@@ -171,6 +189,7 @@ class JobManager:
         self._running: set[str] = set()
         self._keys: dict[str, tuple[list[str], float]] = {}
         self._workers: list[threading.Thread] = []
+        self._runners: list[Any] = []  # one per worker thread (core.worker)
         self._closed = False
         self._unsaved: dict[str, tuple[str, str]] = {}  # run id -> (state, message) not written to disk
         self.store_problem = self.store.check_writable()  # '' or why runs cannot be saved, in words
@@ -184,24 +203,27 @@ class JobManager:
         """Runs left queued/running by a dead process become 'interrupted' (live ones are left alone)."""
         live: set[str] = set()
         for manager in list(_MANAGERS):
-            live.update(manager.active_run_ids())
+            live.update(manager.active_run_ids(every_workspace=True))
         me = (os.getpid(), socket.gethostname())
         orphans: dict[str, str] = {}
-        for info in self.store.list_runs():
-            if info.status in ACTIVE_STATES:
-                try:
-                    status = self.store.read_status(info.run_id)
-                except (OSError, ValueError):
-                    continue
-                owner = (status.get("pid"), status.get("host"))
-                if owner != me and owner[1] == me[1] and _pid_alive(owner[0]):
-                    live.add(info.run_id)  # another app process on this machine is training it
-                else:
-                    orphans[info.run_id] = info.status
-        try:
-            changed = self.store.mark_interrupted(live)
-        except OSError:
-            changed = []
+        changed: list[str] = []
+        stores = [self.store, *(RunStore(root) for root in workspace_roots(self.store.root))]
+        for store in stores:
+            for info in store.list_runs():
+                if info.status in ACTIVE_STATES:
+                    try:
+                        status = store.read_status(info.run_id)
+                    except (OSError, ValueError):
+                        continue
+                    owner = (status.get("pid"), status.get("host"))
+                    if owner != me and owner[1] == me[1] and _pid_alive(owner[0]):
+                        live.add(info.run_id)  # another app process on this machine is training it
+                    else:
+                        orphans[info.run_id] = info.status
+            try:
+                changed += store.mark_interrupted(live)
+            except OSError:
+                pass
         for run_id, was in orphans.items():  # e.g. a read-only store: say so from memory instead
             if run_id not in changed:
                 self._unsaved[run_id] = ("interrupted", f"the app stopped while this run was {was} (this "
@@ -229,6 +251,10 @@ class JobManager:
             raise ValueError("nothing to queue")
         for request in requests:
             request.config.validate()
+        workspaces = {r.workspace for r in requests}
+        if len(workspaces) != 1:
+            raise ValueError("runs queued together must belong to one workspace")
+        workspace = workspaces.pop()
         configs = [run_config(r) for r in requests]
         with self._cond:
             if self._closed:
@@ -237,10 +263,11 @@ class JobManager:
             self._keys = {k: v for k, v in self._keys.items() if now - v[1] < _DEDUPE_S}
             if idempotency_key is not None and idempotency_key in self._keys:
                 return list(self._keys[idempotency_key][0])
-            self._check_room(len(requests))
-            run_ids = self._create_runs(configs)
+            self._check_room(len(requests), workspace)
+            store = self.store_for(workspace)
+            run_ids = self._create_runs(store, configs)
             for run_id, request in zip(run_ids, requests, strict=True):
-                self._jobs[run_id] = _Job(run_id, request)
+                self._jobs[run_id] = _Job(run_id, request, store)
                 self._pending.append(run_id)
             if idempotency_key is not None:
                 self._keys[idempotency_key] = (run_ids, now)
@@ -248,11 +275,25 @@ class JobManager:
             self._cond.notify_all()
         return run_ids
 
-    def _check_room(self, wanted: int) -> None:
+    def store_for(self, workspace: str | None) -> RunStore:
+        """The run store of a workspace (None: the local lab's, `self.store`); made per call, not kept, so
+        that many visitors cost no memory here."""
+        return self.store if workspace is None else RunStore(workspace_root(self.store.root, workspace))
+
+    def _check_room(self, wanted: int, workspace: str | None = None) -> None:
         """Called under the lock: QueueFullError unless `wanted` more runs fit (see the class docstring)."""
         capacity = self.max_concurrent + self.max_queue
         active = sum(1 for job in self._jobs.values() if job.state in ACTIVE_STATES)
         free = max(capacity - active, 0)
+        if self.max_per_workspace is not None:
+            mine = sum(1 for job in self._jobs.values()
+                       if job.state in ACTIVE_STATES and job.request.workspace == workspace)
+            if wanted > self.max_per_workspace - mine:
+                raise QueueFullError(
+                    f"your workspace already has {mine} runs queued or training; at most "
+                    f"{self.max_per_workspace} at a time on this shared server (so one visitor cannot fill "
+                    f"the queue for everyone): wait for one to finish or stop one", free=0,
+                    capacity=self.max_per_workspace)
         if wanted <= free:
             return
         waiting = max(active - self.max_concurrent, 0)
@@ -268,45 +309,71 @@ class JobManager:
                        f"running, at most {capacity}); nothing was queued: wait for runs to finish")
         raise QueueFullError(message, free=free, capacity=capacity)
 
-    def _create_runs(self, configs: Sequence[dict[str, Any]]) -> list[str]:
+    def _create_runs(self, store: RunStore, configs: Sequence[dict[str, Any]]) -> list[str]:
         """Called under the lock: one queued run folder per config, all or none."""
         created: list[str] = []
         try:
             for config in configs:
-                created.append(self.store.create_run(config, "waiting for a worker", pid=os.getpid(),
-                                                     host=socket.gethostname()))
+                created.append(store.create_run(config, "waiting for a worker", pid=os.getpid(),
+                                                host=socket.gethostname()))
         except BaseException:
             for run_id in created:
                 try:
-                    self.store.delete_run(run_id)
+                    store.delete_run(run_id)
                 except OSError:
                     _log.warning("could not remove run %s of a submit that failed", run_id, exc_info=True)
                     self._unsaved[run_id] = ("failed", "never queued: the submit it belonged to failed")
             raise
         return created
 
-    def stop(self, run_id: str) -> bool:
-        """Stop a running job after its current batch, or take a queued one off the queue."""
+    def _own(self, run_id: str, workspace: str | None) -> _Job | None:
+        """Called under the lock: the job, if it exists and belongs to `workspace`."""
+        job = self._jobs.get(run_id)
+        return job if job is not None and job.request.workspace == workspace else None
+
+    def stop(self, run_id: str, workspace: str | None = None) -> bool:
+        """Stop a running job after its current batch, or take a queued one off the queue.
+
+        Only the job's own workspace may stop it (another visitor's run id gets False)."""
         with self._cond:
-            job = self._jobs.get(run_id)
+            job = self._own(run_id, workspace)
             if job is None or job.state not in ACTIVE_STATES:
                 return False
+            if job.stop_requested_at is None:
+                job.stop_requested_at = time.monotonic()
             job.progress.request_stop()
             if job.state == "queued" and run_id in self._pending:
                 self._pending.remove(run_id)
                 self._finish(job, "stopped", "stopped before it started (taken off the queue)")
             else:
-                job.progress.update(message="stopping after the current batch…")
+                within = job.progress.read().get("stop_within_s")
+                when = f" (within about {within:.1f} s)" if within else ""
+                job.progress.update(message=f"stopping after the steps in progress{when}…")
         return True
 
-    def snapshot(self, run_id: str) -> JobSnapshot | None:
-        """The live state of a job this manager knows; None for other runs (read those from the store)."""
+    def force_stop(self, run_id: str, workspace: str | None = None) -> bool:
+        """End a running job's training process now (Stop did not land): the run ends 'stopped' without
+        a saved model. False when the job is not running or its runner cannot be killed (threads)."""
         with self._cond:
-            job = self._jobs.get(run_id)
+            job = self._own(run_id, workspace)
+            if job is None or job.state != "running" or self.runner != "process":
+                return False
+            job.progress.request_stop()
+            job.force.set()
+            job.progress.update(message="force-stopping: ending the training process…")
+        return True
+
+    def snapshot(self, run_id: str, workspace: str | None = None) -> JobSnapshot | None:
+        """The live state of a job this manager knows; None for other runs (read those from the store)
+        and for another workspace's jobs."""
+        with self._cond:
+            job = self._own(run_id, workspace)
             if job is None:
                 return None
             state, message = job.state, job.message
             position = self._pending.index(run_id) + 1 if run_id in self._pending else None
+            asked = job.stop_requested_at
+        stop_s = time.monotonic() - asked if asked is not None and state in ACTIVE_STATES else None
         live = job.progress.read()
         if state == "running" and live.get("message"):
             message = live["message"]
@@ -315,25 +382,32 @@ class JobManager:
                            samples_per_s=float(live["samples_per_s"] or 0.0), eta_s=live["eta_s"],
                            lr=live["lr"], message=message, records=live["records"], batch_losses=live["batches"],
                            queue_position=position, label=job.request.label,
-                           epoch_ended_at=live["epoch_ended_at"], group=job.request.group)
+                           epoch_ended_at=live["epoch_ended_at"], group=job.request.group,
+                           stop_requested_s=stop_s, can_force=self.runner == "process" and state == "running",
+                           stop_within_s=live.get("stop_within_s"))
 
-    def live_status(self, run_id: str) -> tuple[str, str] | None:
-        """(state, message) this process knows for a run, or None: prefer it to status.json, which may
-        not have been writable."""
+    def live_status(self, run_id: str, workspace: str | None = None) -> tuple[str, str] | None:
+        """(state, message) this process knows for a run of `workspace`, or None: prefer it to status.json,
+        which may not have been writable."""
         with self._cond:
-            job = self._jobs.get(run_id)
+            job = self._own(run_id, workspace)
             if job is None:
+                if run_id in self._jobs or not (root := self.store_for(workspace).root / run_id).is_dir() \
+                        or root.name != run_id:
+                    return None  # another workspace's run
                 return self._unsaved.get(run_id)
             state, message = job.state, job.message
         if state == "running" and (live := job.progress.read().get("message")):
             message = live
         return state, message
 
-    def overlay(self, infos: Iterable[RunInfo]) -> list[RunInfo]:
-        """Runs as listed from the store, with the state and message this process knows where it differs."""
+    def overlay(self, infos: Iterable[RunInfo], workspace: str | None = None) -> list[RunInfo]:
+        """Runs as listed from a workspace's store, with the state and message this process knows where
+        it differs."""
+        root = self.store_for(workspace).root
         out = []
         for info in infos:
-            known = self.live_status(info.run_id) if info.path == self.store.root / info.run_id else None
+            known = self.live_status(info.run_id, workspace) if info.path == root / info.run_id else None
             if known is not None and known != (info.status, info.message):
                 info = dataclasses.replace(info, status=known[0], message=known[1])
             out.append(info)
@@ -344,11 +418,17 @@ class JobManager:
         with self._cond:
             return self._pending.index(run_id) + 1 if run_id in self._pending else None
 
-    def active_run_ids(self) -> list[str]:
-        """Running runs first, then the queue in order."""
+    def active_run_ids(self, workspace: str | None = None, *, every_workspace: bool = False) -> list[str]:
+        """A workspace's running runs first, then its queued ones in order (every workspace's if asked)."""
         with self._cond:
-            running = sorted(self._running)
-            return running + list(self._pending)
+            ids = [*sorted(self._running), *self._pending]
+            if every_workspace:
+                return ids
+            return [i for i in ids if self._jobs[i].request.workspace == workspace]
+
+    def training_pids(self) -> list[int]:
+        """Process ids of the training processes busy with a run now (process runner only)."""
+        return [pid for r in list(self._runners) if (pid := getattr(r, "training_pid", lambda: None)()) is not None]
 
     def shutdown(self, timeout: float = 30.0) -> None:
         """Stop every job (queued ones become 'interrupted') and wait for the workers to finish."""
@@ -364,18 +444,24 @@ class JobManager:
         deadline = time.monotonic() + timeout
         for worker in workers:
             worker.join(max(0.0, deadline - time.monotonic()))
+        for runner in list(self._runners):
+            runner.close()  # ends training processes that did not stop in time, and the warm ones
 
     # ---- workers ----------------------------------------------------------------------------------
     def _start_workers(self) -> None:
-        """Called under the lock: start threads lazily, up to max_concurrent."""
+        """Called under the lock: start worker threads lazily, up to max_concurrent, each with its runner
+        (a warm training process, or the thread itself)."""
         self._workers = [w for w in self._workers if w.is_alive()]
         while len(self._workers) < self.max_concurrent:
-            worker = threading.Thread(target=self._worker_loop, name=f"keras-lab-worker-{len(self._workers)}",
-                                      daemon=True)
+            runner = _RUNNERS[self.runner](self._build_model)
+            self._runners.append(runner)
+            worker = threading.Thread(target=self._worker_loop, args=(runner,), daemon=True,
+                                      name=f"keras-lab-worker-{len(self._workers)}")
             self._workers.append(worker)
             worker.start()
 
-    def _worker_loop(self) -> None:
+    def _worker_loop(self, runner: Any) -> None:
+        runner.warm_up()  # a training process imports TensorFlow while the first job is being queued
         while True:
             with self._cond:
                 while not self._pending and not self._closed:
@@ -387,35 +473,21 @@ class JobManager:
                 job.state, job.message = "running", "starting"
                 self._running.add(run_id)
             try:
-                self._run_job(job)
+                self._run_job(job, runner)
             finally:
                 with self._cond:
                     self._running.discard(run_id)
                     self._forget_old()
 
-    def _run_job(self, job: _Job) -> None:
+    def _run_job(self, job: _Job, runner: Any) -> None:
         """One run from start to final status; never raises (the app stays up whatever happens)."""
-        request, run_id = job.request, job.run_id
         try:
-            self.store.write_status(run_id, "running", "training", pid=os.getpid(), host=socket.gethostname())
-            split = request.split
-            if split is None:
-                from core.datasets import split_dataset
-
-                cfg = request.config
-                split = split_dataset(request.dataset, seed=cfg.seed, val_fraction=cfg.val_fraction,
-                                      test_fraction=cfg.test_fraction)
-            outcome = train_run(self.store, run_id, dataset=request.dataset, split=split, spec=request.spec,
-                                config=request.config, progress=job.progress, build_model=self._build_model)
-            state, message, extra = outcome.state, outcome.message, outcome.extra
-        except RunStoreError as exc:
-            state, message, extra = "failed", str(exc), {}
+            job.store.write_status(job.run_id, "running", "training", pid=os.getpid(), host=socket.gethostname())
+            state, message, extra = runner.run(job.store, job.run_id, job.request, job.progress, job.force)
         except OSError as exc:
-            state, message, extra = "failed", f"a file could not be written or read: {exc}", {}
-        except ValueError as exc:  # settings, spec or dataset problems carry messages meant for the user
-            state, message, extra = "failed", str(exc), {}
+            state, message, extra = "failed", f"a file could not be written or read: {plain_reason(exc)}", {}
         except Exception as exc:  # noqa: BLE001 - a worker must never take the app down
-            _log.exception("run %s failed", run_id)
+            _log.exception("run %s failed", job.run_id)
             state, message, extra = "failed", f"{type(exc).__name__}: {exc}", {}
         with self._cond:
             self._finish(job, state, message, **extra)
@@ -425,7 +497,7 @@ class JobManager:
         job.state, job.message, job.finished_at = state, message, time.monotonic()
         job.progress.update(message=message)
         try:
-            self.store.write_status(job.run_id, state, message, **extra)
+            job.store.write_status(job.run_id, state, message, **extra)
         except OSError as exc:  # the disk refuses even the status: the page still shows it from memory
             job.message = (f"{message} (status.json could not be saved: {plain_reason(exc)}; after a "
                            f"restart this run shows as interrupted)")

@@ -352,21 +352,12 @@ def load_model_file(path: str | os.PathLike[str], *, isolate: bool = True) -> An
     """
     check_model_file(path)
     if not isolate:
-        return _load_here(path)
+        return _keras_load(path)
     from core.model_check import check_in_child, checking_turn
 
     with checking_turn():  # the server's load too: uploads are loaded one at a time
         check_in_child(path)
-        return _load_here(path)
-
-
-def _load_here(path: str | os.PathLike[str]) -> Any:
-    import keras  # noqa: F401 - imported first so that the heap can be frozen before the load
-
-    from core.training import freeze_import_heap
-
-    freeze_import_heap()  # TensorFlow is loaded now: keep Streamlit's per-run gc.collect cheap
-    return _keras_load(path)
+        return _keras_load(path)
 
 
 def load_model_bytes(data: bytes) -> Any:

@@ -118,7 +118,8 @@ def test_stop_takes_effect_within_one_batch_and_keeps_the_model(iris, mlp, manag
     _wait(lambda: _done(manager, run_id), "the stopped job to end")
     status = manager.store.read_status(run_id)
     assert status["state"] == "stopped" and "stopped by request" in status["message"]
-    assert status["steps_after_stop_request"] <= 1  # only the batch in flight when stop was asked
+    per_call = manager.store.read_config(run_id)["strategy"]["steps_per_call"]
+    assert status["steps_after_stop_request"] <= per_call  # only the step call in flight when stop was asked
     records = manager.store.read_metrics(run_id)
     assert 1 <= len(records) < 500 and records[-1].get("partial") is True
     assert manager.store.model_path(run_id).is_file()
@@ -248,7 +249,7 @@ class HeldManager(JobManager):
         self.gate = threading.Event()
         super().__init__(*args, **kwargs)
 
-    def _run_job(self, job):
+    def _run_job(self, job, runner):
         assert self.gate.wait(120), "the test never opened the gate"
         with self._cond:
             self._finish(job, "completed", "held, then done")
@@ -377,7 +378,7 @@ def test_a_failed_submit_leaves_no_folder_and_no_queued_job(iris, mlp, managers,
 def test_when_status_json_cannot_be_written_memory_has_the_outcome(iris, mlp, managers, tmp_path, monkeypatch):
     """The disk fills during training: the metrics write fails, so does the final status. status.json still
     says "running"; the manager (and so the pages) says failed, and why."""
-    import core.jobs
+    import core.worker
 
     store = RunStore(tmp_path / "runs")
     disk = DiskFull(monkeypatch, store.root)
@@ -389,7 +390,7 @@ def test_when_status_json_cannot_be_written_memory_has_the_outcome(iris, mlp, ma
         store.append_metrics(run_id, {"kind": "epoch", "epoch": 1, "loss": 1.0})
         raise AssertionError("unreachable: the disk is full")
 
-    monkeypatch.setattr(core.jobs, "train_run", train_run)
+    monkeypatch.setattr(core.worker, "train_run", train_run)
     manager = JobManager(store)
     managers.append(manager)
     run_id = manager.submit(_request(iris, mlp))

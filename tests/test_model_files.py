@@ -481,7 +481,7 @@ def server_never_loads(monkeypatch):
     def refuse(path):
         raise AssertionError(f"the server was about to load {path}, which the child should have refused")
 
-    monkeypatch.setattr(model_files, "_load_here", refuse)
+    monkeypatch.setattr(model_files, "_keras_load", refuse)  # the server's own load
 
 
 def _turn_is_free(model_check) -> bool:

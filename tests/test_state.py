@@ -1,6 +1,5 @@
-"""Streamlit-wide settings the app installs: Keras state of a training thread survives page reruns."""
+"""Process-wide settings the app installs on each run: start-up recovery and a cheap garbage collection."""
 
-import threading
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
@@ -8,29 +7,20 @@ from streamlit.testing.v1 import AppTest
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
 
-def test_page_reruns_leave_the_keras_state_of_a_training_thread_alone(clean_streamlit_caches):
-    import keras
-    from keras.src.backend.common import global_state
+def test_once_tensorflow_is_loaded_a_page_run_freezes_the_heap_for_cheap_collections(clean_streamlit_caches):
+    """Streamlit collects garbage after every script run; with TensorFlow's objects frozen that walk is cheap.
+    No private Streamlit internals are patched any more (trainings run in worker processes)."""
+    import gc
+
+    import tensorflow  # noqa: F401 - what an Evaluate or Model page visit does in this process
+
+    import ui.state
 
     at = AppTest.from_file(APP, default_timeout=30)
-    at.run()  # app.py installs its guard
-    ready, rerun_done, seen = threading.Event(), threading.Event(), {}
-
-    def worker():  # stands for the training thread: it sets its policy and seed, then trains
-        keras.config.set_dtype_policy("mixed_float16")
-        global_state.set_global_attribute("probe", 42)
-        ready.set()
-        rerun_done.wait(60)
-        seen["policy"], seen["probe"] = keras.config.dtype_policy().name, global_state.get_global_attribute("probe")
-
-    thread = threading.Thread(target=worker)
-    thread.start()
-    ready.wait(60)
-    at.run()  # a rerun of the page, as the Train page polls once a second
-    rerun_done.set()
-    thread.join()
+    at.run()
     assert not at.exception
-    assert seen == {"policy": "mixed_float16", "probe": 42}
+    assert gc.get_freeze_count() > 100_000, "TensorFlow's objects were not frozen"
+    assert ui.state.keep_gc_cheap() is False  # once per process
 
 
 def test_opening_any_page_marks_runs_of_a_dead_server_interrupted(clean_streamlit_caches, _isolated_run_store):

@@ -18,14 +18,18 @@ import json
 import logging
 import os
 import secrets
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
+from core.deployment import shared_deployment
 from core.jobs import JobManager
 from core.runs import RunStore, is_run_id
 from core.training import TrainConfig
 from ui.text import md_literal
+
+if TYPE_CHECKING:
+    from ui.workspace import WorkspaceJobs
 
 __all__ = ["RUN_KEY", "current_run_id", "job_manager", "remember_run", "saved_config", "store_problem_text",
            "submit_key"]
@@ -53,8 +57,14 @@ def _release(manager: JobManager) -> None:
 
 @st.cache_resource(show_spinner=False, on_release=_release)
 def _shared_manager() -> JobManager:
+    runner = os.environ.get("KERAS_LAB_RUNNER", "process").strip().lower() or "process"
+    if runner not in ("process", "thread"):
+        _log.warning("KERAS_LAB_RUNNER must be process or thread, got %r; using process", runner)
+        runner = "process"
+    per_workspace = _env_int("KERAS_LAB_MAX_PER_WORKSPACE", 5, 1) if shared_deployment() else None
     return JobManager(RunStore(), max_concurrent=_env_int("KERAS_LAB_MAX_JOBS", 1, 1),
-                      max_queue=_env_int("KERAS_LAB_MAX_QUEUE", 8, 0))
+                      max_queue=_env_int("KERAS_LAB_MAX_QUEUE", 8, 0), runner=runner,
+                      max_per_workspace=per_workspace)
 
 
 def store_problem_text(problem: str) -> str:
@@ -73,8 +83,11 @@ def job_manager() -> JobManager:
     return manager
 
 
-def current_run_id(manager: JobManager) -> str | None:
-    """The run this tab watches: ?run= in the URL, else the session's, else the first active job."""
+def current_run_id(manager: JobManager | WorkspaceJobs) -> str | None:
+    """The run this tab watches: ?run= in the URL, else the session's, else the first active job.
+
+    Pass ui.workspace.workspace_jobs(): on a shared server a ?run= link to another workspace's run is then
+    not found, so the page shows nothing of it."""
     from_url = st.query_params.get("run")
     if is_run_id(from_url) and (manager.live_status(from_url) is not None
                                 or manager.store.run_dir(from_url).is_dir()):
