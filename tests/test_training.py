@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,6 +17,7 @@ import pytest
 
 from core.datasets import load_builtin, split_dataset
 from core.runs import RunStore
+from core.specs import preset
 from core.training import LiveProgress, TrainConfig, TrainConfigError, train_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -110,7 +113,8 @@ def test_completed_run_writes_records_model_and_predictions(iris):
     np.testing.assert_array_equal(iris.y[pred["test_idx"]], pred["y_true"])
     assert float(pred["test_accuracy"]) == pytest.approx(outcome.extra["test_accuracy"])
     assert store.model_path(run_id).stat().st_size > 0
-    assert store.read_config(run_id)["strategy"] == {"name": "default", "replicas": 1, "global_batch": 16}
+    assert store.read_config(run_id)["strategy"] == {"name": "default", "replicas": 1, "global_batch": 16,
+                                                     "steps_per_call": 1}  # iris: too few batches to group
     live = progress.read()
     assert live["records"] == records and len(live["batches"]) == outcome.extra["steps"]
 
@@ -204,35 +208,44 @@ def test_two_logical_cpus_train_under_mirrored_strategy(tmp_path):
 
 
 @pytest.mark.slow
-def test_training_hides_tensorflows_objects_from_the_per_rerun_garbage_collection(tmp_path):
-    """Streamlit runs gc.collect(2) after every script run (twice once keras is imported); with
-    TensorFlow's ~400k objects tracked that held the GIL long enough to slow a watched run ~10x.
-    A fresh interpreter, so no other test has frozen the heap before."""
-    script = textwrap.dedent(f"""
-        import gc, json, sys
-        sys.path.insert(0, {str(ROOT)!r})
-        from core.datasets import load_builtin, split_dataset
-        from core.runs import RunStore
-        from core.specs import preset
-        from core.training import LiveProgress, TrainConfig, train_run
-        ds = load_builtin("iris")
-        store = RunStore({str(tmp_path / "runs")!r})
-        run_id = store.create_run({{}})
-        out = train_run(store, run_id, dataset=ds, split=split_dataset(ds), spec=preset("Small MLP", ds),
-                        config=TrainConfig(epochs=1, batch_size=16), progress=LiveProgress(1))
-        print(json.dumps({{"state": out.state, "frozen": gc.get_freeze_count(),
-                          "tracked": len(gc.get_objects()), "tf": "tensorflow" in sys.modules}}))
-    """)
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout.strip().splitlines()[-1])
-    assert result["state"] == "completed" and result["tf"]
-    assert result["frozen"] > 100_000  # TensorFlow's module objects sit in the permanent generation
-    assert result["tracked"] < result["frozen"] / 2  # what a full collection still walks
+def test_steps_per_call_groups_cheap_steps_and_keeps_stop_and_the_curve():
+    from core.training import steps_per_call
+
+    assert steps_per_call(100_000, 32, 1875) == 32  # a small model: the call's fixed cost dominates
+    assert steps_per_call(40_000_000_000, 32, 1875) == 1  # heavy steps: Stop must not wait for several
+    assert steps_per_call(100_000, 32, 100) == 5  # short epochs keep >= 20 points of the batch curve
+    assert steps_per_call(100_000, 16, 7) == 1
+    mid = steps_per_call(10_000_000, 32, 1875)  # 0.19 s per step at the assumed rate: two fit in 0.4 s
+    assert mid == 2
 
 
-# ---- the training charts (pure functions) -------------------------------------------------------------
+def test_grouped_steps_report_each_call_and_stop_lands_within_one_call(tmp_path, monkeypatch):
+    """With several steps per call the run reports every call, and Stop lands at the end of the call."""
+    import core.training as training
+
+    digits = load_builtin("digits")
+    spec = preset("Small MLP", digits)
+    store = RunStore(tmp_path / "runs")
+    split = split_dataset(digits, seed=0)
+    monkeypatch.setattr(training, "steps_per_call", lambda *a: 8)
+    progress = LiveProgress(3)
+    run_id = store.create_run({})
+    def stop_later():
+        while progress.read()["step"] < 20:
+            time.sleep(0.001)
+        progress.request_stop()
+
+    thread = threading.Thread(target=stop_later)
+    thread.start()
+    outcome = train_run(store, run_id, dataset=digits, split=split, spec=spec,
+                        config=TrainConfig(epochs=3, batch_size=8), progress=progress)
+    thread.join()
+    assert store.read_config(run_id)["strategy"]["steps_per_call"] == 8
+    assert outcome.state == "stopped"
+    assert 0 <= outcome.extra["steps_after_stop_request"] <= 8
+    steps = [s for s, _ in progress.read()["batches"]]
+    assert steps[:3] == [8, 16, 24]  # one report per call of 8 steps
+
 
 def test_history_figure_overlays_runs_with_training_and_validation():
     from core.charts_training import history_figure, metric_names
