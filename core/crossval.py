@@ -54,9 +54,11 @@ def fold_splits(dataset: Any, k: int, seed: int = 0, val_fraction: float = 0.15)
 
 
 def submit_cv(manager: Any, dataset: Any, spec: Any, config: Any, k: int, *, seed: int | None = None,
-              val_fraction: float = 0.15, idempotency_key: str | None = None) -> tuple[str, list[str]]:
-    """Queue one training job per fold, all or none (a partial set of folds has no meaningful mean ± std);
-    returns (group_id, run_ids). QueueFullError when the folds do not all fit, saying why."""
+              val_fraction: float = 0.15, idempotency_key: str | None = None,
+              workspace: str | None = None) -> tuple[str, list[str]]:
+    """Queue one training job per fold, all or none (a partial set of folds has no meaningful mean ± std),
+    in `workspace` (None: the local lab); returns (group_id, run_ids). QueueFullError when the folds do not
+    all fit, saying why."""
     from core.jobs import QueueFullError, TrainRequest
 
     seed = int(getattr(config, "seed", 0) if seed is None else seed)
@@ -67,7 +69,7 @@ def submit_cv(manager: Any, dataset: Any, spec: Any, config: Any, k: int, *, see
     for fold, split in enumerate(splits):
         info = {"kind": "cv", "k": k, "fold": fold, "seed": seed, "val_fraction": val_fraction}
         requests.append(TrainRequest(dataset=dataset, spec=spec, config=config, split=split, split_info=info,
-                                     group=group, label=f"{group} fold {fold + 1}/{k}"))
+                                     group=group, label=f"{group} fold {fold + 1}/{k}", workspace=workspace))
     try:
         run_ids = manager.submit_many(requests, idempotency_key=idempotency_key)
     except QueueFullError as exc:
@@ -80,7 +82,7 @@ def submit_cv(manager: Any, dataset: Any, spec: Any, config: Any, k: int, *, see
             hint = "the queue is full: wait for queued runs to finish, or remove some on the Train page"
         raise QueueFullError(f"no fold was queued: {k} folds do not fit in the job queue; {hint}",
                              free=exc.free, capacity=exc.capacity) from exc
-    snap = manager.snapshot(run_ids[0]) if hasattr(manager, "snapshot") else None
+    snap = manager.snapshot(run_ids[0], workspace) if hasattr(manager, "snapshot") else None
     if snap is not None and snap.group:  # a repeated submit (double click) returns the first one's runs
         group = snap.group
     return group, list(run_ids)

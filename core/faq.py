@@ -159,6 +159,17 @@ ENTRIES: tuple[FaqEntry, ...] = (
        "the Compare runs page.",
        ("runs", "storage", "folder", "directory", "keras_lab_runs", "disk", "save", "model.keras"),
        (("pages/runs.py", "Compare runs"),)),
+    _E("workspace", "practical", "On a shared server, who can see my runs?",
+       "On a shared deployment (such as Community Cloud) your runs live in your own workspace: other visitors "
+       "cannot list, open, evaluate, stop, delete or download them, not even with a link to one of them. "
+       "Without signing in, the workspace is the secret link shown in the sidebar under **Your workspace** "
+       "(the `?ws=` part of the address): keep it to come back to your runs, and share it only with people "
+       "who may see, stop and delete them. When the app offers **Sign in**, your runs belong to your account "
+       "instead, on any device. Each workspace may have a few runs queued or training at a time. On your own "
+       "computer there are no workspaces: the lab and its runs folder are yours.",
+       ("workspace", "private", "privacy", "share", "link", "ws", "sign in", "login", "account", "others",
+        "visitors", "shared"),
+       (("pages/runs.py", "Compare runs"),)),
     # --- diagnostics the Evaluate page links to ----------------------------------------------------
     _E("overfitting", "diagnostics", "Overfitting: validation loss rises while training loss falls",
        "The model is learning the training set by heart. Remedies, roughly in order: stop at the best "

@@ -22,15 +22,15 @@ from core.model_files import (
     read_image,
     should_invert,
 )
-from core.runs import RunStore
 from ui import evaluate as ui
 from ui.state import ensure_app_entry
 from ui.text import md_literal
+from ui.workspace import workspace_jobs
 
 ensure_app_entry()  # a direct link (/evaluate) must run through app.py's navigation
 
 st.title(":material/target: Evaluate")
-store = RunStore()
+store = workspace_jobs().store  # a shared server: this visitor's workspace only
 infos = ui.evaluable_runs(store)
 tab_run, tab_upload = st.tabs([":material/insights: A run of this app", ":material/upload_file: Upload a .keras model"])
 

@@ -4,17 +4,17 @@ import streamlit as st
 
 from core.compare import METRIC_COLUMNS, differing_settings, filter_runs, run_label
 from core.exports import all_metrics_csv
-from core.runs import ACTIVE_STATES, RunStore
+from core.runs import ACTIVE_STATES
 from ui import evaluate as ui
-from ui.jobs import job_manager
 from ui.state import ensure_app_entry
 from ui.text import md_literal
+from ui.workspace import workspace_jobs
 
 ensure_app_entry()  # a direct link (/evaluate) must run through app.py's navigation
 
 st.title(":material/compare: Compare runs")
-store = RunStore()
-manager = job_manager()
+manager = workspace_jobs()  # a shared server: this visitor's workspace only
+store = manager.store
 infos = manager.overlay(store.list_runs())  # this server's own jobs: their state in memory comes first
 if manager.store_problem:
     st.info(f"Runs are shown as far as they can be read, but cannot be deleted or started: "
@@ -88,11 +88,11 @@ if chosen:
             sure = st.checkbox(f"Yes, permanently delete {', '.join(chosen_ids)} (folder, model, metrics)",
                                key="runs_delete_sure")
             st.button("Delete", type="primary", disabled=not sure, icon=":material/delete_forever:",
-                      key="runs_delete", on_click=ui.delete_runs, args=(store, chosen_ids))
+                      key="runs_delete", on_click=ui.delete_runs, args=(manager, chosen_ids))
 for message in st.session_state.pop("_runs_delete_errors", []):
     st.error(md_literal(message), icon=":material/error:")
 
 st.header("Cross-validate")
 st.caption("Stratified k-fold: every sample is tested once; the table above groups the folds and shows "
            "each metric's mean ± std. Best for small datasets (digits, iris, wine, breast cancer).")
-ui.render_cross_validate(store, infos)
+ui.render_cross_validate(manager, infos)

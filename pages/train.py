@@ -8,20 +8,38 @@ from core.runs import RunStoreError
 from core.specs import analyse_spec
 from core.training import CLASS_WEIGHTS, MONITORS, TrainConfig, TrainConfigError
 from ui.data import current_dataset
-from ui.jobs import current_run_id, job_manager, remember_run, saved_config, submit_key
+from ui.jobs import current_run_id, remember_run, saved_config, submit_key
 from ui.model import current_spec, spec_problem
 from ui.state import ensure_app_entry
 from ui.text import md_literal
-from ui.train_view import render_run
+from ui.train_view import (
+    LOSSES,
+    OPTIMIZERS,
+    SCHEDULES,
+    apply_pending_settings,
+    prime_form,
+    render_run,
+    start_feedback,
+    started,
+)
+from ui.workspace import workspace_jobs
 
 ensure_app_entry()  # a direct link (/train) must run through app.py's navigation
 
-OPTIMIZERS = {"sgd": "SGD with momentum", "adam": "Adam", "adamw": "AdamW (weight decay)", "rmsprop": "RMSprop"}
-SCHEDULES = {"constant": "constant", "step": "step decay", "cosine": "cosine decay", "plateau": "reduce on plateau"}
-LOSSES = {"sparse_categorical_crossentropy": "cross-entropy", "mse": "mean squared error (teaching)"}
 st.title(":material/model_training: Train")
-manager = job_manager()
+manager = workspace_jobs()  # a shared server: this visitor's runs only (ui.workspace)
 dataset = current_dataset()
+if store_problem := manager.check_writable():  # checked on every full run: fixing it re-enables Start
+    st.error(f"Cannot start a run: {md_literal(store_problem)}. Set KERAS_LAB_RUNS to a folder this app can write to and "
+             f"restart the app.", icon=":material/folder_off:")
+
+# The watched run (its own model and settings) goes above the form: after Start, progress is on screen.
+run_slot = st.container()
+
+# Below it, what the next Start trains: the session's model and data, and the form. "Use these settings" of
+# the watched run is applied here, before the widgets exist (only then may their session keys be written).
+st.markdown("##### :material/play_circle: Next start")
+apply_pending_settings(manager, dataset)
 spec = current_spec(dataset)
 analysis = analyse_spec(spec, dataset.input_shape, dataset.n_classes, dataset.kind)
 c1, c2, c3 = st.columns([3, 1, 1], vertical_alignment="center")
@@ -31,35 +49,29 @@ c2.page_link("pages/data.py", label="Change data", icon=":material/bar_chart:")
 c3.page_link("pages/model.py", label="Change model", icon=":material/view_in_ar:")
 if problem := spec_problem(dataset):
     st.warning(md_literal(problem), icon=":material/warning:")
-if store_problem := manager.store.check_writable():  # checked on every full run: fixing it re-enables Start
-    st.error(f"Cannot start a run: {md_literal(store_problem)}. Set KERAS_LAB_RUNS to a folder this app can write to and "
-             f"restart the app.", icon=":material/folder_off:")
 
-run_slot = st.container()  # the watched run goes above the form: after Start, progress is on screen
-d = saved_config()
-# Keyed widgets: their ids must not depend on value=, which is the last submitted setting; unkeyed, a start
-# that changed a default gave the widget a new id and the next edits were dropped on the next start.
+# Keyed widgets without value=: each starts from its session key, set from the last submitted (or loaded)
+# settings when missing. Their ids never depend on a value, so edits made before Start are never dropped.
+prime_form(saved_config())
 with st.form("train_form"):
     a, b, c = st.columns(3)
-    optimizer = a.selectbox("Optimizer", list(OPTIMIZERS), list(OPTIMIZERS).index(d.optimizer),
-                            format_func=OPTIMIZERS.get, key="train_optimizer")
-    learning_rate = a.number_input("Learning rate", value=d.learning_rate, format="%g", step=1e-4, key="train_learning_rate")
-    momentum = a.number_input("Momentum (SGD)", value=d.momentum, format="%g", step=0.05, key="train_momentum")
-    weight_decay = a.number_input("Weight decay (AdamW)", value=d.weight_decay, format="%g", step=1e-3, key="train_weight_decay")
-    schedule = b.selectbox("Learning-rate schedule", list(SCHEDULES), list(SCHEDULES).index(d.schedule),
-                           format_func=SCHEDULES.get, key="train_schedule")
-    step_every = b.number_input("Step every / plateau patience (epochs)", value=d.step_every, step=1, key="train_step_every")
-    step_factor = b.number_input("Step / plateau factor", value=d.step_factor, format="%g", step=0.1, key="train_step_factor")
-    loss = b.selectbox("Loss", list(LOSSES), list(LOSSES).index(d.loss), format_func=LOSSES.get,
+    optimizer = a.selectbox("Optimizer", list(OPTIMIZERS), format_func=OPTIMIZERS.get, key="train_optimizer")
+    learning_rate = a.number_input("Learning rate", format="%g", step=1e-4, key="train_learning_rate")
+    momentum = a.number_input("Momentum (SGD)", format="%g", step=0.05, key="train_momentum")
+    weight_decay = a.number_input("Weight decay (AdamW)", format="%g", step=1e-3, key="train_weight_decay")
+    schedule = b.selectbox("Learning-rate schedule", list(SCHEDULES), format_func=SCHEDULES.get, key="train_schedule")
+    step_every = b.number_input("Step every / plateau patience (epochs)", step=1, key="train_step_every")
+    step_factor = b.number_input("Step / plateau factor", format="%g", step=0.1, key="train_step_factor")
+    loss = b.selectbox("Loss", list(LOSSES), format_func=LOSSES.get,
                        help="Mean squared error on one-hot targets is here to compare with cross-entropy.", key="train_loss")
-    batch_size = c.number_input("Batch size", value=d.batch_size, step=8, key="train_batch_size")
-    epochs = c.number_input("Epochs", value=d.epochs, step=1, key="train_epochs")
-    seed = c.number_input("Seed", value=d.seed, step=1, help="Same seed and settings: same curves (CPU).", key="train_seed")
-    class_weights = c.selectbox("Class weights", CLASS_WEIGHTS, CLASS_WEIGHTS.index(d.class_weights), key="train_class_weights")
+    batch_size = c.number_input("Batch size", step=8, key="train_batch_size")
+    epochs = c.number_input("Epochs", step=1, key="train_epochs")
+    seed = c.number_input("Seed", step=1, help="Same seed and settings: same curves (CPU).", key="train_seed")
+    class_weights = c.selectbox("Class weights", CLASS_WEIGHTS, key="train_class_weights")
     e1, e2, e3 = st.columns(3)
-    early = e1.toggle("Early stopping", value=d.early_stopping, key="train_early")
-    patience = e2.number_input("Patience (epochs)", value=d.patience, step=1, key="train_patience")
-    monitor = e3.selectbox("Monitored metric", MONITORS, MONITORS.index(d.monitor), key="train_monitor")
+    early = e1.toggle("Early stopping", key="train_early")
+    patience = e2.number_input("Patience (epochs)", step=1, key="train_patience")
+    monitor = e3.selectbox("Monitored metric", MONITORS, key="train_monitor")
     submitted = st.form_submit_button("Start training", icon=":material/play_arrow:", type="primary",
                                       disabled=bool(store_problem))
 
@@ -73,11 +85,17 @@ if submitted:
         if not analysis.ok:
             raise TrainConfigError(f"the model does not fit {md_literal(dataset.name)}: {analysis.errors[0]}")
         saved_config(config)
-        run_id = manager.submit(TrainRequest(dataset, spec, config, label=f"{spec.name} on {dataset.name}"),
+        label = f"{spec.name} on {dataset.name}"
+        run_id = manager.submit(TrainRequest(dataset, spec, config, label=label, workspace=manager.workspace),
                                 idempotency_key=submit_key(config, spec, dataset.name))
         remember_run(run_id)
+        started(manager, run_id, label)
     except (TrainConfigError, QueueFullError, RunStoreError) as exc:
         st.error(f"Cannot start training: {exc}", icon=":material/error:")  # our words; the name escaped above
+
+run_id = current_run_id(manager)
+remember_run(run_id)
+start_feedback(manager, run_id)  # right under the Start button: on a phone the run above is out of sight
 
 if analysis.ok:
     settings = saved_config()
@@ -86,22 +104,24 @@ if analysis.ok:
         data=export_code(spec, dataset, train_settings=settings.to_dict()),
         file_name=f"{export_file_stem(spec.name)}_{export_file_stem(dataset.name)}_train.py",
         help="Plain Keras: builds the model, compiles it with the optimizer, learning rate and loss, and fits "
-             "it for the epochs and batch size of your last start (the defaults before the first).")
-
-run_id = current_run_id(manager)
-remember_run(run_id)
+             "it for the epochs and batch size of your last start, or of the run whose settings you used (the "
+             "defaults before either).")
 
 
 @st.fragment(run_every=1)
-def _live(run_id):
-    """Polls while the job is queued or running; one full rerun when it ends switches polling off."""
-    if not render_run(manager, run_id):
+def _live(run_id, state):
+    """Polls while the job is queued or running; one full rerun when it ends switches polling off, and one
+    when it leaves the queue updates what the page says under the Start button."""
+    with st.container(border=True):  # the watched run, framed apart from the form for the next start
+        active = render_run(manager, run_id, dataset)
+    if not active or ((snap := manager.snapshot(run_id)) is not None and snap.state != state):
         st.rerun()
 
 
 @st.fragment
 def _final(run_id):
-    render_run(manager, run_id)
+    with st.container(border=True):
+        render_run(manager, run_id, dataset)
 
 
 if run_id is None:
@@ -110,6 +130,6 @@ if run_id is None:
 else:
     with run_slot:
         if (snap := manager.snapshot(run_id)) is not None and snap.active:
-            _live(run_id)
+            _live(run_id, snap.state)
         else:
             _final(run_id)

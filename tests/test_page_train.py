@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -42,13 +43,19 @@ def _run_until(at: AppTest, done, what: str, deadline_s: float = 240.0) -> None:
     pytest.fail(f"gave up waiting for: {what}; page says {[m.value for m in at.markdown]}")
 
 
+def _next_start(at: AppTest) -> str:
+    """The line above the form: what the next Start trains (the session's model and data)."""
+    return next(shown(m.value) for m in at.markdown if m.value.startswith("Trains "))
+
+
 def _badge(at: AppTest) -> str:
     return next((m.value for m in at.markdown if m.value.startswith("#### Run")), "")
 
 
 def test_invalid_settings_show_a_message_and_start_nothing(clean_streamlit_caches):
     at = _train_page()
-    assert "Small MLP" in at.markdown[0].value and "iris" in at.markdown[0].value
+    header = _next_start(at)
+    assert "Small MLP" in header and "iris" in header
     _number(at, "Batch size").set_value(0)
     _start(at)
     assert [shown(e.value) for e in at.error] == ["Cannot start training: batch size must be >= 1, got 0"]
@@ -96,7 +103,9 @@ def test_a_reloaded_tab_finds_the_running_job_and_can_stop_it(clean_streamlit_ca
     _run_until(other, lambda a: "stopped" in _badge(a), "the run to stop")
     run_id = other.session_state["train_run_id"]
     status = RunStore().read_status(run_id)
-    assert status["state"] == "stopped" and status["steps_after_stop_request"] <= 1
+    per_call = RunStore().read_config(run_id)["strategy"]["steps_per_call"]
+    # the call in flight, plus at most one more begun before the flag crossed to the training process
+    assert status["state"] == "stopped" and status["steps_after_stop_request"] <= 2 * per_call
     assert any(link.label == "Evaluate this run" for link in other.get("page_link"))
 
 
@@ -186,7 +195,7 @@ def test_a_queued_job_can_be_watched_from_the_running_ones_page(clean_streamlit_
 def test_when_the_disk_fills_the_page_shows_the_failure_not_running_forever(clean_streamlit_caches, monkeypatch):
     """The worker's metrics write fails on a full disk and so does its final status.json: the disk still says
     "running", and the page shows what the worker knows."""
-    import core.jobs
+    import core.worker
     from tests.test_runs import DiskFull
 
     disk = DiskFull(monkeypatch, RunStore().root)
@@ -195,7 +204,8 @@ def test_when_the_disk_fills_the_page_shows_the_failure_not_running_forever(clea
         disk.full = True
         store.append_metrics(run_id, {"kind": "epoch", "epoch": 1, "loss": 1.0})
 
-    monkeypatch.setattr(core.jobs, "train_run", train_run)
+    monkeypatch.setattr(core.worker, "train_run", train_run)
+    monkeypatch.setenv("KERAS_LAB_RUNNER", "thread")  # the replaced train_run lives in this process
     at = _train_page()
     _start(at)
     assert not at.error, [e.value for e in at.error]
@@ -238,3 +248,149 @@ def test_a_read_only_runs_folder_turns_training_off_and_every_other_page_works(c
                                                   f"this app can write to and restart the app."]
     assert next(b for b in at.button if b.label == "Start training").disabled
     assert [p.name for p in store.root.iterdir()] == [done]
+
+
+def _someone_elses_run(dataset: str = "iris") -> str:
+    """A finished run in the store with another model and other settings than a fresh session's."""
+    from tests.test_evaluation import write_run
+
+    store = RunStore()
+    run_id = write_run(store, dataset, epochs=7, training={
+        "optimizer": "sgd", "momentum": 0.8, "learning_rate": 0.05, "batch_size": 16, "schedule": "step",
+        "step_every": 2, "step_factor": 0.25, "early_stopping": True, "patience": 4, "seed": 11})
+    store.update_config(run_id, model={"name": "Wide *MLP* [run]", "layers": [
+        {"type": "Dense", "params": {"units": 48}}, {"type": "Dropout", "params": {"rate": 0.1}}]},
+        label=f"Wide *MLP* [run] on {dataset}")
+    return run_id
+
+
+def _watch(run_id: str, dataset: str = "iris") -> AppTest:
+    """A new tab opened on ?run=<id> (a reload: nothing in the session but the URL)."""
+    at = AppTest.from_file("../app.py", default_timeout=60)
+    at.session_state["dataset"] = dataset
+    at.run()
+    at.switch_page("pages/train.py")
+    at.query_params["run"] = run_id
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _widget(at: AppTest, kind: str, label: str):
+    return next(w for w in at.get(kind) if w.label == label)
+
+
+def test_a_watched_run_shows_its_own_model_and_settings_not_the_sessions(clean_streamlit_caches):
+    """A reload showed the session's default model above someone else's run."""
+    run_id = _someone_elses_run()
+    at = _watch(run_id)
+    texts = [shown(m.value) for m in at.markdown]
+    assert _badge(at).startswith(f"#### Run `{run_id}`") and "completed" in _badge(at)
+    head = texts.index(shown(_badge(at)))
+    # right under the run's heading: its model (name shown literally), parameters, data and settings
+    assert texts[head + 1] == ":material/view_in_ar: Model **Wide *MLP* [run]** (387 parameters) on **iris**", texts
+    assert texts[head + 2] == (":material/tune: SGD with momentum (momentum 0.8) · learning rate 0.05 · batch 16 · "
+                               "7 epochs · step decay ×0.25 every 2 epochs · early stopping on val_loss "
+                               "(patience 4) · seed 11")
+    assert not any("Trains" in t for t in texts[:head]), texts  # nothing of the session's above the run
+    assert "Small MLP" in _next_start(at)  # the form below still trains the session's own model
+    order = [e.type for e in at.main]
+    assert order.index("form") > head
+
+
+def test_use_these_settings_fills_the_form_and_makes_the_run_model_the_next_one(clean_streamlit_caches):
+    run_id = _someone_elses_run()
+    at = _watch(run_id)
+    assert _number(at, "Epochs").value == 10 and _widget(at, "selectbox", "Optimizer").value == "adam"
+    next(b for b in at.button if b.label == "Use these settings").click()
+    at.run()
+    assert not at.exception, at.exception
+    assert [_number(at, label).value for label in ("Epochs", "Batch size", "Learning rate", "Momentum (SGD)",
+                                                   "Step every / plateau patience (epochs)",
+                                                   "Step / plateau factor", "Patience (epochs)", "Seed")] == [
+        7, 16, 0.05, 0.8, 2, 0.25, 4, 11]
+    assert _widget(at, "selectbox", "Optimizer").value == "sgd"
+    assert _widget(at, "selectbox", "Learning-rate schedule").value == "step"
+    assert _widget(at, "toggle", "Early stopping").value is True
+    assert "Trains **Wide *MLP* [run]** (387 parameters) on **iris**" in _next_start(at)
+    assert at.session_state["model_spec"].name == "Wide *MLP* [run]"
+    assert [shown(s.value) for s in at.success] == [
+        f"Loaded the training settings of run `{run_id}` into the form below, and its model “Wide *MLP* [run]” "
+        f"as your model: Start training trains it again with these settings."]
+    assert [t.value for t in at.toast] == [f"Settings of run {run_id} loaded into the form."]
+
+    # Start trains exactly that: the run's model with the run's settings
+    _start(at)
+    assert not at.error, [e.value for e in at.error]
+    new = at.session_state["train_run_id"]
+    assert new != run_id
+    config = RunStore().read_config(new)
+    assert config["model"]["name"] == "Wide *MLP* [run]"
+    assert {k: config["training"][k] for k in ("optimizer", "momentum", "learning_rate", "batch_size", "epochs",
+                                               "schedule", "step_every", "step_factor", "early_stopping",
+                                               "patience", "seed")} == {
+        "optimizer": "sgd", "momentum": 0.8, "learning_rate": 0.05, "batch_size": 16, "epochs": 7,
+        "schedule": "step", "step_every": 2, "step_factor": 0.25, "early_stopping": True, "patience": 4,
+        "seed": 11}
+    _run_until(at, lambda a: "completed" in _badge(a) or "stopped" in _badge(a), "the new run to finish")
+
+
+def test_use_these_settings_of_a_run_on_other_data_keeps_the_model_and_says_so(clean_streamlit_caches):
+    run_id = _someone_elses_run("wine")
+    at = _watch(run_id, "iris")
+    next(b for b in at.button if b.label == "Use these settings").click()
+    at.run()
+    assert not at.exception, at.exception
+    assert _number(at, "Epochs").value == 7 and _widget(at, "selectbox", "Optimizer").value == "sgd"
+    assert "Small MLP" in _next_start(at) and "model_spec" not in at.session_state
+    assert [shown(w.value) for w in at.warning] == [
+        f"Loaded the training settings of run `{run_id}` into the form below. Its model “Wide *MLP* [run]” "
+        f"trained on **wine**, not on the data you have selected (**iris**), so your model is unchanged: select that "
+        f"dataset on the Data page and press Use these settings again to train its model too."]
+
+
+def test_start_confirms_next_to_the_button_with_the_run_and_its_queue_position(clean_streamlit_caches):
+    """The run's progress appears above the form, out of sight on a phone: Start answers beside itself."""
+    at = _train_page()
+    _number(at, "Epochs").set_value(2)
+    _start(at)
+    assert not at.error, [e.value for e in at.error]
+    run_id = at.session_state["train_run_id"]
+    nodes = list(at.main)  # every element in page order
+    start = next(i for i, e in enumerate(nodes) if e.type == "button" and e.label == "Start training")
+    after = nodes[start + 1]  # the element right after the Start button
+    assert after.type in ("success", "info") and run_id in after.value, [e.type for e in nodes]
+    text = shown(after.value)
+    assert f"run `{run_id}` (Small MLP on iris)" in text and text.startswith(("Started at", "Queued at")), text
+    assert [t.value for t in at.toast] and run_id in at.toast[0].value
+    _run_until(at, lambda a: "completed" in _badge(a), "the run to finish")
+    ended = shown(next(i.value for i in at.info if run_id in i.value))
+    assert ended.startswith(f"Run `{run_id}` (Small MLP on iris), started at ") and "has ended: **completed**" in ended
+
+
+def test_a_second_start_says_where_it_waits_in_the_queue(clean_streamlit_caches):
+    from ui.jobs import job_manager
+
+    at = _train_page()
+    _number(at, "Epochs").set_value(500)
+    _number(at, "Batch size").set_value(8)
+    _start(at)
+    first = at.session_state["train_run_id"]
+    _number(at, "Epochs").set_value(499)  # other settings: a second run, not a double click
+    _start(at)
+    second = at.session_state["train_run_id"]
+    assert second != first and not at.error
+    feedback = [shown(s.value) for s in at.success]
+    assert len(feedback) == 1, feedback
+    # next in line, or second while the first run still waited for the training process
+    said = re.fullmatch(rf"Queued at \d\d:\d\d:\d\d: run `{second}` \(Small MLP on iris\), (next in line for "
+                        r"training|position 2 in the queue \(1 run ahead of it\))\. Progress and Stop are at the top "
+                        r"of the page\.", feedback[0])
+    assert said, feedback
+    toast = "queued, next in line" if said.group(1).startswith("next") else "queued, position 2"
+    assert any(t.value.startswith(f"Run {second} {toast}: Small MLP on iris") for t in at.toast), \
+        [t.value for t in at.toast]
+    for run_id in (second, first):
+        job_manager().stop(run_id)
+    _run_until(at, lambda a: all(RunStore().read_status(r)["state"] == "stopped" for r in (first, second)),
+               "both runs to stop")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -34,6 +34,9 @@ from core.evaluation import (
 from core.runs import RunInfo, RunStore
 from core.text import distinct
 from ui.text import md_literal
+
+if TYPE_CHECKING:
+    from ui.workspace import WorkspaceJobs
 
 __all__ = [
     "cached_evaluation",
@@ -302,13 +305,13 @@ def sync_selection(table_key: str, select_key: str, shown_key: str) -> None:
     st.session_state[select_key] = [shown[r] for r in rows if 0 <= r < len(shown)]
 
 
-def delete_runs(store: RunStore, run_ids: list[str]) -> None:
+def delete_runs(manager: WorkspaceJobs, run_ids: list[str]) -> None:
     """Button callback (runs before the script, so a rerun cannot lose the click): delete finished or
-    damaged runs; a run this server is training, or another process has queued or running, is kept."""
+    damaged runs of the manager's workspace; a run this server is training, or another process has queued
+    or running, is kept."""
     from core.runs import ACTIVE_STATES
-    from ui.jobs import job_manager
 
-    manager = job_manager()
+    store = manager.store
     errors = []
     for run_id in run_ids:
         try:
@@ -423,8 +426,9 @@ def render_cv_summaries(store: RunStore, table: pd.DataFrame) -> None:
                 st.plotly_chart(charts.cv_figure(per_fold, "test_accuracy"), key=f"cv_fig_{group}")
 
 
-def render_cross_validate(store: RunStore, infos: list[RunInfo]) -> None:
-    """Start k folds with a finished run's dataset, model and settings, through the job engine."""
+def render_cross_validate(manager: WorkspaceJobs, infos: list[RunInfo]) -> None:
+    """Start k folds with a finished run's dataset, model and settings, through the job engine (in the
+    manager's workspace)."""
     from core.crossval import MAX_FOLDS, MIN_FOLDS, submit_cv
 
     finished = [i for i in infos if i.finished and (i.config.get("split") or {}).get("kind") != "cv"]
@@ -442,12 +446,13 @@ def render_cross_validate(store: RunStore, infos: list[RunInfo]) -> None:
     try:
         from core.specs import ModelSpec
         from core.training import TrainConfig
-        from ui.jobs import job_manager, submit_key
+        from ui.jobs import submit_key
 
         dataset = _dataset_of(info.config)
-        group, run_ids = submit_cv(job_manager(), dataset, ModelSpec.from_dict(info.config["model"]),
+        group, run_ids = submit_cv(manager.manager, dataset, ModelSpec.from_dict(info.config["model"]),
                                    TrainConfig.from_dict(info.config["training"]), int(k),
-                                   idempotency_key=submit_key("cv", info.run_id, int(k)))
+                                   idempotency_key=submit_key("cv", info.run_id, int(k)),
+                                   workspace=manager.workspace)
         st.success(f"Queued {len(run_ids)} folds as group {md_literal(group)}; follow them on the Train page or "
                    f"here.",
                    icon=":material/check_circle:")

@@ -273,11 +273,13 @@ def render_gradient_report(records: list[bp.LayerGradients], key: str = "grad") 
 
 
 def pick_completed_run() -> Any | None:
-    """A finished run (completed or stopped) with a saved model, picked from the run store; None if none."""
-    from core.runs import RunStore, RunStoreError
+    """A finished run (completed or stopped) with a saved model, picked from the workspace's run store; None
+    if none."""
+    from core.runs import RunStoreError
+    from ui.workspace import workspace_jobs
 
     try:
-        runs = [r for r in RunStore().list_runs() if r.status in ("completed", "stopped") and r.has_model]
+        runs = [r for r in workspace_jobs().store.list_runs() if r.status in ("completed", "stopped") and r.has_model]
     except (OSError, RunStoreError) as exc:
         st.error(f"Could not read the run store: {exc}", icon=":material/error:")
         return None
@@ -290,10 +292,10 @@ def pick_completed_run() -> Any | None:
 
 def render_run_gradients(run: Any, batch_size: int = 128) -> None:
     """One batch of a run's test split through its saved model and tf.GradientTape."""
-    from core.runs import RunStore
     from ui.evaluate import cached_run_data, cached_run_model
+    from ui.workspace import workspace_jobs
 
-    store = RunStore()
+    store = workspace_jobs().store  # the run was picked from this workspace's runs
     try:
         preds = store.read_predictions(run.run_id)
         data, reason = cached_run_data(run.config, preds["test_idx"], preds["y_true"])
