@@ -1,14 +1,24 @@
 """Dataset statistics and 2-D projections for the Data page (numpy / pandas / scikit-learn only, no TF).
 
 Everything here takes plain arrays or a `Dataset` and returns arrays or DataFrames, so it is tested without
-Streamlit and cached by the ui layer.
+Streamlit and cached by the ui layer. Slow work (t-SNE: seconds to a minute) runs through `TaskCache`: a
+process-wide memo that computes each key once in a background thread and publishes its progress, so a page
+can poll and draw a progress bar *outside* any cached function (Streamlit replays what a cached function
+drew, and a bar made outside it cannot be replayed), and a click or a page change during the run does not
+throw the work away.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+import sys
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Generic, Literal, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -18,9 +28,12 @@ from core.text import distinct
 
 __all__ = [
     "PCA_MAX_POINTS",
+    "TSNE_ITERATIONS",
     "TSNE_MAX_POINTS",
     "Progress",
     "Projection",
+    "Task",
+    "TaskCache",
     "class_counts",
     "class_sample_indices",
     "correlation",
@@ -36,6 +49,7 @@ TSNE_MAX_POINTS = 2000  # t-SNE is O(n log n) per step but slow on 2 cores; larg
 PCA_MAX_POINTS = 5000  # points drawn in the PCA scatter (PCA itself is fitted on every sample)
 
 Progress = Callable[[float, str], None]
+T = TypeVar("T")
 
 
 def class_counts(dataset: Dataset, split: Split | None = None) -> pd.DataFrame:
@@ -156,13 +170,182 @@ def project_2d(dataset: Dataset, method: Literal["pca", "tsne"] = "pca", *, seed
         report(1.0, "Done")
         return Projection(pca.transform(x), idx, "pca", "; ".join(notes))
     if x.shape[1] > 50:
-        report(0.1, f"Reducing {x.shape[1]} dimensions to 50 with PCA")
+        report(0.02, f"Reducing {x.shape[1]} dimensions to 50 with PCA")
         x = PCA(n_components=min(50, len(idx)), random_state=seed).fit_transform(x)
-    report(0.25, f"Running t-SNE on {len(idx):,} points")
     perplexity = float(min(30.0, max(2.0, (len(idx) - 1) / 3)))
-    coords = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed,
-                  max_iter=500).fit_transform(x)
+    report(0.05, f"t-SNE on {len(idx):,} points: finding each point's neighbours")
+    tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed, max_iter=TSNE_ITERATIONS,
+                verbose=2)  # verbose 2 prints "[t-SNE] Iteration 50: ..." every 50 steps: the real progress
+    with _stdout_of_this_thread(_TsneLog(report, len(idx), TSNE_ITERATIONS)):
+        coords = tsne.fit_transform(x)
     notes.insert(0, f"t-SNE (perplexity {perplexity:g}): cluster sizes and the gaps between them are not "
                     f"meaningful")
     report(1.0, "Done")
     return Projection(coords, idx, "tsne", "; ".join(notes))
+
+
+# --- t-SNE progress from scikit-learn's own log --------------------------------------------------------------
+# scikit-learn's TSNE has no callback; with verbose=2 it prints its stages and every 50th iteration to
+# sys.stdout. Those lines are read (only the computing thread's, so a server's other output is untouched)
+# and turned into fractions: neighbours 5-10 %, affinities 10-15 %, iterations 15-100 %.
+
+TSNE_ITERATIONS = 500
+_ITERATION = re.compile(r"\[t-SNE\] Iteration (\d+)")
+_AFFINITIES = re.compile(r"\[t-SNE\] Computed conditional probabilities for sample (\d+) / (\d+)")
+
+
+class _TsneLog:
+    """A write() sink that turns scikit-learn's t-SNE log lines into progress reports (others are ignored)."""
+
+    def __init__(self, report: Progress, n_points: int, max_iter: int) -> None:
+        self.report, self.n_points, self.max_iter = report, n_points, max_iter
+        self.pending = ""
+
+    def __call__(self, text: str) -> None:
+        self.pending += text
+        *lines, self.pending = self.pending.split("\n")
+        for line in lines:
+            self.line(line)
+
+    def line(self, line: str) -> None:
+        if m := _ITERATION.match(line):
+            i = min(int(m.group(1)), self.max_iter)
+            self.report(0.15 + 0.85 * i / self.max_iter * 0.999,
+                        f"t-SNE on {self.n_points:,} points: iteration {i} of {self.max_iter}")
+        elif m := _AFFINITIES.match(line):
+            done, total = int(m.group(1)), max(1, int(m.group(2)))
+            self.report(0.10 + 0.05 * done / total, f"t-SNE on {self.n_points:,} points: neighbour affinities")
+        elif line.startswith("[t-SNE] Computed neighbors"):
+            self.report(0.10, f"t-SNE on {self.n_points:,} points: neighbour affinities")
+
+
+class _StdoutRouter:
+    """sys.stdout while some threads capture their output: their writes go to their sink, all others pass."""
+
+    def __init__(self, fallback: Any) -> None:
+        self.fallback = fallback
+        self.sinks: dict[int, Callable[[str], None]] = {}
+
+    def write(self, text: str) -> int:
+        sink = self.sinks.get(threading.get_ident())
+        if sink is None:
+            return self.fallback.write(text)
+        sink(text)
+        return len(text)
+
+    def flush(self) -> None:
+        if threading.get_ident() not in self.sinks:
+            self.fallback.flush()
+
+    def __getattr__(self, name: str) -> Any:  # encoding, isatty, fileno...: those of the real stream
+        return getattr(self.fallback, name)
+
+
+_ROUTER_LOCK = threading.Lock()
+
+
+@contextmanager
+def _stdout_of_this_thread(sink: Callable[[str], None]) -> Iterator[None]:
+    """Send what this thread prints to `sink` (other threads print as before); nests and overlaps safely."""
+    me = threading.get_ident()
+    with _ROUTER_LOCK:
+        router = sys.stdout if isinstance(sys.stdout, _StdoutRouter) else _StdoutRouter(sys.stdout)
+        sys.stdout = router
+        router.sinks[me] = sink
+    try:
+        yield
+    finally:
+        with _ROUTER_LOCK:
+            router.sinks.pop(me, None)
+            if not router.sinks and sys.stdout is router:  # the last one out puts the real stream back
+                sys.stdout = router.fallback
+
+
+# --- background computations with progress, memoised per key -------------------------------------------------
+
+class Task(Generic[T]):
+    """One computation in a background thread: poll `fraction`, `text` and `elapsed`, `wait`, then `result`."""
+
+    def __init__(self, compute: Callable[[Progress], T], name: str = "keras-lab-task") -> None:
+        self.fraction = 0.0
+        self.text = "Starting…"
+        self.started = time.monotonic()
+        self.finished: float | None = None
+        self._value: T | None = None
+        self._error: BaseException | None = None
+        self._done = threading.Event()
+        self._compute: Callable[[Progress], T] | None = compute
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _report(self, fraction: float, text: str) -> None:
+        self.fraction = max(self.fraction, min(1.0, float(fraction)))  # never moves backwards
+        self.text = text
+
+    def _run(self) -> None:
+        try:
+            self._value = self._compute(self._report)  # type: ignore[misc]
+        except BaseException as exc:  # handed to whoever asks for the result
+            self._error = exc
+        finally:
+            self._compute = None  # let go of the dataset the closure holds
+            self.finished = time.monotonic()
+            self._done.set()
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the start (until the end, once finished)."""
+        return (self.finished or time.monotonic()) - self.started
+
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def failed(self) -> bool:
+        return self._done.is_set() and self._error is not None
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block up to `timeout` seconds; True once finished."""
+        return self._done.wait(timeout)
+
+    def result(self, timeout: float | None = None) -> T:
+        """The value (waiting for it); re-raises what the computation raised."""
+        if not self._done.wait(timeout):
+            raise TimeoutError(f"still running after {timeout} s")
+        if self._error is not None:
+            raise self._error
+        return self._value  # type: ignore[return-value]
+
+
+class TaskCache:
+    """Background computations memoised by key, for every session of a process.
+
+    The first caller of a key starts its Task; later callers (another click, another visitor) get the same
+    Task, running or finished. At most `max_entries` finished tasks are kept (least recently used go first;
+    running ones are never dropped). A task that failed with an exception not in `keep_errors` is forgotten,
+    so asking again retries; one that failed with a kept error (a DatasetError: the data cannot be projected)
+    is remembered like a result.
+    """
+
+    def __init__(self, max_entries: int = 16, keep_errors: tuple[type[BaseException], ...] = (DatasetError,)) -> None:
+        self.max_entries = max_entries
+        self.keep_errors = keep_errors
+        self._tasks: OrderedDict[Hashable, Task[Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable, compute: Callable[[Progress], T]) -> Task[T]:
+        """The task for `key`, started with `compute(progress)` when there is none (or the last one crashed)."""
+        with self._lock:
+            task = self._tasks.get(key)
+            if task is not None and task.failed() and not isinstance(task._error, self.keep_errors):
+                task = None
+            if task is None:
+                task = Task(compute)
+                self._tasks[key] = task
+            self._tasks.move_to_end(key)
+            finished = [k for k, t in self._tasks.items() if t.done() and k != key]
+            for k in finished[:max(0, len(self._tasks) - self.max_entries)]:
+                del self._tasks[k]
+            return task
+
+    def __len__(self) -> int:
+        return len(self._tasks)

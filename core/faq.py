@@ -242,39 +242,134 @@ def faq_link(entry_id: str) -> str:
     return f"/faq?q={quote(get(entry_id).id)}"
 
 
-def _haystack(e: FaqEntry) -> str:
-    return " ".join((e.id, e.question, e.answer, *e.keywords)).lower()
+# --- search --------------------------------------------------------------------------------------------
+# Text and query are cut into the same normalised terms, so "over-fitting", "overfitting", "over fitting",
+# "Overfit" and the "over- and under-fitting" of an answer find each other, and "energies" finds "energy":
+# - case folded; hyphen-like dashes and apostrophes unified;
+# - a word joined by hyphens or dots ("dp-sgd", "mnist.npz") is a term whole ("dpsgd") and part by part;
+#   two neighbouring words are also a term joined ("batch norm" -> "batchnorm"), and a suspended hyphen
+#   ("over- and under-fitting") lends its ending ("overfitting");
+# - a query term matches a text term that starts with it (so typing "overfit" already finds "overfitting"),
+#   or one that shares a light stem with it: plural -s / -es / -ies and -ing (and its doubled consonant).
+
+_DASHES = str.maketrans({c: "-" for c in "\u2010\u2011\u2012\u2013\u00ad"} | {"\u2019": "'", "\u2018": "'"})
+_WORD = re.compile(r"[^\W_]+(?:[-.][^\W_]+)*")  # alphanumeric runs joined by - or . (apostrophes are gone)
+_PARTS = re.compile(r"[^\W_]+")
+_SUSPENDED = re.compile(r"([^\W_]+)-\s+(?:and|or|to|&|,)\s+[^\W_]+-([^\W_]+)")
+
+
+def _stems(term: str) -> set[str]:
+    """The term and the bases it may come from, by light English rules; two terms match when these meet.
+
+    "energies" -> {energies, energie, energy}; "sizes" -> {sizes, size, siz}; "fitting" -> {fitting, fitt,
+    fit}. Several candidates instead of one guess, so "size" / "sizes" and "bias" / "biases" both meet.
+    """
+    out = {term}
+    if len(term) > 5 and term.endswith("ing"):
+        out.add(base := term[:-3])
+        if base[-1] == base[-2]:
+            out.add(base[:-1])  # fitting -> fit, stopping -> stop
+    if term.endswith("s") and not term.endswith("ss"):
+        out.add(term[:-1])
+        if term.endswith("es"):
+            out.add(term[:-2])
+        if term.endswith("ies"):
+            out.add(term[:-3] + "y")
+    return {t for t in out if len(t) >= 3} or {term}
+
+
+def _normalise(text: str) -> str:
+    return text.casefold().translate(_DASHES).replace("'s ", " ").replace("'", "")
+
+
+def _words(text: str) -> list[list[str]]:
+    """Each word of `text` as its parts ("over-fitting" -> ["over", "fitting"])."""
+    return [_PARTS.findall(w) for w in _WORD.findall(_normalise(text))]
+
+
+def _terms(text: str) -> set[str]:
+    """Every term a text can be found by: parts, whole hyphen / dot words, neighbours joined, suspended hyphens."""
+    words = _words(text)
+    parts = [p for w in words for p in w]
+    terms = set(parts) | {"".join(w) for w in words}
+    terms |= {a + b for a, b in zip(parts, parts[1:], strict=False)}
+    terms |= {a + b for a, b in _SUSPENDED.findall(_normalise(text))}
+    return terms
+
+
+@dataclass(frozen=True)
+class _Index:
+    terms: frozenset[str]
+    stems: frozenset[str]
+
+    @classmethod
+    def of(cls, text: str) -> _Index:
+        terms = _terms(text)
+        return cls(frozenset(terms), frozenset(s for t in terms for s in _stems(t)))
+
+    def has(self, term: str) -> bool:
+        return not _stems(term).isdisjoint(self.stems) or any(t.startswith(term) for t in self.terms)
+
+
+def _query_terms(query: str) -> list[str]:
+    """The query's words, each whole ("over-fitting" -> "overfitting", "mnist.npz" -> "mnistnpz")."""
+    return ["".join(w) for w in _words(query)]
+
+
+def _matches(index: _Index, terms: list[str]) -> bool:
+    """Every query term is found, or two neighbouring ones are found as one ("over fitting" -> "overfitting")."""
+    reach = [True] + [False] * len(terms)  # reach[i]: the first i terms are found
+    for i in range(len(terms)):
+        if not reach[i]:
+            continue
+        if index.has(terms[i]):
+            reach[i + 1] = True
+        if i + 1 < len(terms) and index.has(terms[i] + terms[i + 1]):
+            reach[i + 2] = True
+    return reach[-1]
+
+
+_INDEX: dict[str, tuple[_Index, _Index]] = {}  # id -> (question, id and keywords; everything), built once
+
+
+def _index(e: FaqEntry) -> tuple[_Index, _Index]:
+    if e.id not in _INDEX:
+        head = " ".join((e.id, e.question, *e.keywords))
+        _INDEX[e.id] = (_Index.of(head), _Index.of(f"{head} {e.answer}"))
+    return _INDEX[e.id]
 
 
 def search(query: str | None) -> list[FaqEntry]:
-    """Entries where every word of the query starts a word (case-insensitive; id, question, answer, keywords).
+    """Entries that contain every word of the query, normalised (see above); an empty query returns all.
 
-    An exact id comes first, then matches in the question or keywords, then in the answer only.
-    An empty query returns every entry.
+    An exact id comes first, then matches in the question, id or keywords, then in the answer only.
+    A query without a letter or digit (say "++") is looked for as it is.
     """
-    q = (query or "").strip().lower()
+    q = (query or "").strip()
     if not q:
         return list(ENTRIES)
-    patterns = [re.compile(r"(?<![a-z0-9])" + re.escape(w)) for w in re.findall(r"\S+", q)]  # word starts
-
-    def matches(text: str) -> bool:
-        return all(p.search(text) for p in patterns)
-
-    hits = [e for e in ENTRIES if matches(_haystack(e))]
+    terms = _query_terms(q)
+    if not terms:
+        folded = q.casefold()
+        return [e for e in ENTRIES if folded in " ".join((e.question, e.answer, *e.keywords)).casefold()]
+    hits = [e for e in ENTRIES if _matches(_index(e)[1], terms)]
 
     def rank(e: FaqEntry) -> int:
-        if e.id == q:
+        if e.id == q.lower():
             return 0
-        return 1 if matches(" ".join((e.id, e.question, *e.keywords)).lower()) else 2
+        return 1 if _matches(_index(e)[0], terms) else 2
 
     return sorted(hits, key=rank)  # stable: keeps the FAQ's order within a rank
 
 
 def by_group(entries: list[FaqEntry]) -> dict[str, list[FaqEntry]]:
-    """Entries bucketed by group, in GROUPS order, empty groups left out."""
+    """Entries bucketed by group, each keeping the order it has in `entries`, empty groups left out.
+
+    Groups come in the order of their first entry: the FAQ's own order for every entry, and for search
+    results (best match first) the group of the best match first, so "over-fitting" does not open with an
+    answer that merely mentions overfitting.
+    """
     out: dict[str, list[FaqEntry]] = {}
-    for g in GROUPS:
-        members = [e for e in entries if e.group == g]
-        if members:
-            out[g] = members
+    for e in entries:
+        out.setdefault(e.group, []).append(e)
     return out

@@ -142,16 +142,19 @@ with tabs[2]:
     method = st.segmented_control("Method", ["PCA", "t-SNE"], default="PCA", required=True, key="data_projection",
                                   help="t-SNE shows local clusters better but takes seconds to a minute.")
     method = (method or "PCA").lower().replace("-", "")
-    bar = st.progress(0.0, text="Projecting…") if method == "tsne" else None
+    # Computed in a background thread, once per dataset and method for the whole server; the bar is drawn
+    # here, outside any cached function. A click meanwhile stops only this drawing, not the computation.
+    task = ud.projection_task(key, ds, method)
+    if not task.wait(0.3):
+        bar = st.progress(task.fraction, text="Projecting…")
+        while not task.wait(0.25):
+            bar.progress(task.fraction, text=f"{task.text} · {task.elapsed:.0f} s")
+        bar.empty()
     try:
-        proj = ud.cached_projection(key, ds, method, 0,
-                                    _progress=(lambda f, t: bar.progress(f, text=t)) if bar else None)
+        proj = task.result()
     except DatasetError as exc:
         st.info(md_literal(exc), icon=":material/info:")
         st.stop()
-    finally:
-        if bar:
-            bar.empty()
     labels = [ds.class_names[k] for k in ds.y[proj.idx]]
     st.plotly_chart(charts.projection_figure(proj.coords, labels, names, f"{'t-SNE' if method == 'tsne' else 'PCA'}"
                                              f" of {ds.name}"), width="stretch")

@@ -9,18 +9,21 @@ from ui.text import md_literal
 ensure_app_entry()  # a direct link (/train) must run through app.py's navigation
 
 _QUERY = "faq_query"  # plain session key: survives visits to other pages, unlike widget keys
+_WRITTEN = "faq_url_written"  # the ?q= this page last put in the URL
 
 
 def _on_search() -> None:
     st.session_state[_QUERY] = st.session_state["faq_search_box"]
 
 
-# A link such as /faq?q=overfitting wins over what was typed before.
-if (from_url := st.query_params.get("q")) is not None and from_url != st.session_state.get("faq_url_seen"):
-    st.session_state["faq_url_seen"] = from_url
+# The box is the truth and the URL follows it. A ?q= is taken into the box only when it arrives from outside
+# (a link such as /faq?q=overfitting, on first load or from another page): one this page wrote itself is
+# stale by the time the next query is typed, and taking it back would undo that query.
+from_url = st.query_params.get("q")
+if from_url is not None and from_url != st.session_state.get(_WRITTEN):
     st.session_state[_QUERY] = from_url
 query = st.session_state.get(_QUERY, "")
-st.session_state["faq_search_box"] = query
+st.session_state["faq_search_box"] = query  # the widget key is dropped on other pages: restore it
 
 st.title(":material/help: Frequently asked questions")
 st.text_input("Search", key="faq_search_box", on_change=_on_search, icon=":material/search:",
@@ -29,6 +32,7 @@ if query:
     st.query_params["q"] = query
 elif "q" in st.query_params:
     del st.query_params["q"]
+st.session_state[_WRITTEN] = query or None
 
 hits = faq.search(query)
 if query:

@@ -96,6 +96,10 @@ def test_projection_subsamples_stratified_and_reports_progress():
     assert "200 of 3,000" in proj.note
     assert [f for f, _ in seen] == sorted(f for f, _ in seen) and seen[-1][0] == 1.0
     assert any("PCA" in t for _, t in seen)  # 60 dimensions are reduced before t-SNE
+    # the real iterations, read from scikit-learn's own log, not one fixed "25 %" for the whole run
+    iterations = [(f, t) for f, t in seen if "iteration" in t]
+    assert len(iterations) >= 5 and "iteration 50 of 500" in iterations[0][1]
+    assert 0.15 < iterations[0][0] < iterations[-1][0] < 1.0
     # two far-apart blobs stay apart: every point is nearer its own class centre
     c = np.array([proj.coords[ds.y[proj.idx] == k].mean(axis=0) for k in (0, 1)])
     nearest = np.argmin(((proj.coords[:, None, :] - c[None]) ** 2).sum(-1), axis=1)
@@ -142,3 +146,87 @@ def test_projection_of_fewer_than_three_samples_is_a_dataset_error():
                  "tabular", feature_names=("a", "b"))
     with pytest.raises(DatasetError, match="at least 3 samples"):
         explore.project_2d(ds, "pca")
+
+
+def test_tsne_log_lines_become_progress_and_other_threads_still_print(capsys):
+    """The t-SNE log is captured for the computing thread only; what other threads print reaches stdout."""
+    import sys
+    import threading
+
+    seen: list[tuple[float, str]] = []
+    log = explore._TsneLog(lambda f, t: seen.append((f, t)), 1797, 500)
+    real = sys.stdout
+    with explore._stdout_of_this_thread(log):
+        assert sys.stdout is not real
+        print("[t-SNE] Computed conditional probabilities for sample 1000 / 1797")
+        print("[t-SNE] Iteration 250: error = 61.3, gradient norm = 0.001 (50 iterations in 1.4s)")
+        sys.stdout.write("[t-SNE] Iteration 500: error = 0.8")  # a line in two writes
+        other = threading.Thread(target=lambda: print("from another thread"))
+        other.start()
+        other.join()
+        print(", gradient norm = 0.01")
+    assert sys.stdout is real
+    assert capsys.readouterr().out == "from another thread\n"
+    assert [round(f, 3) for f, _ in seen] == [0.128, 0.575, 0.999]
+    assert seen[1][1] == "t-SNE on 1,797 points: iteration 250 of 500"
+
+
+def test_task_runs_in_the_background_and_reports_progress():
+    gate = __import__("threading").Event()
+
+    def compute(progress):
+        progress(0.5, "half way")
+        gate.wait(5)
+        progress(0.2, "a stage that reports less must not move the bar back")
+        return 42
+
+    task = explore.Task(compute)
+    assert not task.wait(0.05) and not task.done()
+    assert task.fraction == 0.5 and task.text == "half way" and task.elapsed > 0
+    gate.set()
+    assert task.result(5) == 42 and task.done() and not task.failed()
+    assert task.fraction == 0.5  # never backwards
+    elapsed = task.elapsed
+    assert task.elapsed == elapsed  # frozen once finished
+
+
+def test_task_cache_computes_each_key_once_and_retries_only_crashes():
+    cache = explore.TaskCache(max_entries=2)
+    calls: list[str] = []
+
+    def make(value, error=None):
+        def compute(progress):
+            calls.append(value)
+            if error:
+                raise error
+            return value
+        return compute
+
+    a = cache.get("a", make("a"))
+    assert cache.get("a", make("other")) is a and a.result(5) == "a" and calls == ["a"]
+    assert cache.get("a", make("other")).result(5) == "a" and calls == ["a"]  # finished: kept
+
+    bad = cache.get("bad", make("bad", DatasetError("too few samples")))
+    with pytest.raises(DatasetError, match="too few"):
+        bad.result(5)
+    assert cache.get("bad", make("x")) is bad  # a DatasetError is the answer for that data: remembered
+
+    crash = cache.get("crash", make("crash", MemoryError()))
+    with pytest.raises(MemoryError):
+        crash.result(5)
+    retry = cache.get("crash", make("fixed"))
+    assert retry is not crash and retry.result(5) == "fixed"  # a crash is forgotten: asking again retries
+    assert len(cache) <= 2 and "crash" in cache._tasks  # least recently used finished tasks were dropped
+
+
+def test_task_cache_never_drops_a_running_task():
+    import threading
+
+    gate = threading.Event()
+    cache = explore.TaskCache(max_entries=1)
+    slow = cache.get("slow", lambda progress: gate.wait(5))
+    for k in range(3):
+        cache.get(k, lambda progress, k=k: k).result(5)
+    assert cache.get("slow", lambda progress: "again") is slow
+    gate.set()
+    assert slow.result(5) is True

@@ -24,7 +24,7 @@ def test_entries_are_well_formed():
         for page, label in e.links:
             assert (ROOT / page).is_file(), f"{e.id} links to missing {page}"
             assert label
-    assert set(faq.by_group(list(faq.ENTRIES))) == set(faq.GROUPS)
+    assert list(faq.by_group(list(faq.ENTRIES))) == list(faq.GROUPS)  # the FAQ's own order, unfiltered
 
 
 @pytest.mark.parametrize("entry_id", DIAGNOSTIC_IDS + ["data-privacy", "energy-cost", "explainability",
@@ -62,3 +62,41 @@ def test_practical_answers_carry_the_facts_users_need():
     assert "KERAS_LAB_RUNS" in faq.get("runs-storage").answer
     deploy = faq.get("deploy").answer
     assert "3.11" in deploy and "3.13" in deploy and "requirements.txt" in deploy
+
+
+@pytest.mark.parametrize("query", ["over-fitting", "overfitting", "Overfit", "OVER-FITTING", "over fitting",
+                                   "over\u2010fitting", "overfits"])
+def test_hyphens_spaces_case_and_endings_do_not_matter(query):
+    """ "over-fitting" once found nothing, although an answer asks about "over- and under-fitting"."""
+    hits = [e.id for e in faq.search(query)]
+    assert {"overfitting", "over-vs-underfitting"} <= set(hits), (query, hits)
+    assert len(hits) < len(faq.ENTRIES) / 3
+
+
+@pytest.mark.parametrize(("query", "entry_id"), [
+    ("energies", "energy-cost"), ("Energy", "energy-cost"), ("electricities", "energy-cost"),
+    ("batch sizes", "batch-size-learning-rate"), ("learning-rates", "batch-size-learning-rate"),
+    ("dp sgd", "data-privacy"), ("DPSGD", "data-privacy"), ("under fitting", "underfitting"),
+    ("under-fit", "underfitting"), ("imbalanced classes", "class-imbalance"), ("biases", "dead-relu"),
+])
+def test_plurals_and_compounds_find_their_answer(query, entry_id):
+    assert entry_id in [e.id for e in faq.search(query)], query
+
+
+def test_normalisation_stays_precise():
+    assert faq.search("energies privacy") == []  # still every word must be found
+    assert [e.id for e in faq.search("federated")] == ["data-privacy"]
+    assert faq.search("fit")[:1] and all("fit" in (e.id + e.question + e.answer + " ".join(e.keywords)).lower()
+                                           for e in faq.search("fit"))
+    assert faq.search("+++") == [] and faq.search("  ") == list(faq.ENTRIES)
+    assert faq._stems("energies") >= {"energy"} and faq._stems("fitting") >= {"fit"}
+    assert faq._stems("sizes") & faq._stems("size") and faq._stems("biases") & faq._stems("bias")
+    assert "overfitting" in faq._terms("What is the difference between over- and under-fitting?")
+
+
+def test_search_results_open_with_the_group_of_the_best_match():
+    hits = faq.search("over-fitting")
+    groups = faq.by_group(hits)
+    first = next(iter(groups.values()))[0]
+    assert first.id in {"overfitting", "over-vs-underfitting"}  # not "explainability", which only mentions it
+    assert [e for g in groups.values() for e in g if e.id == "explainability"]  # still listed, further down

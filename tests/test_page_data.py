@@ -60,6 +60,37 @@ def test_tsne_option_runs_on_iris():
     assert any("t-SNE (perplexity" in c.value for c in at.caption)
 
 
+def _projection_caption(at) -> str:
+    return next(c.value for c in at.caption if c.value.startswith(("t-SNE (perplexity", "PCA: the two")))
+
+
+@pytest.mark.parametrize("name", ["iris", "wine"])
+def test_tsne_shows_again_after_pca_and_for_a_second_visitor(name):
+    """t-SNE -> PCA -> t-SNE once raised CacheReplayClosureError: the cached projection drew into a progress
+    bar made outside it. Now the cached result is shown again, in this session and in a fresh one."""
+    from ui import data as ud
+
+    at = _data_page()
+    at.selectbox(key="data_pick").set_value(name).run()
+    for method in ["t-SNE", "PCA", "t-SNE", "PCA", "t-SNE"]:
+        at.segmented_control(key="data_projection").set_value(method).run()
+        assert not at.exception, (method, at.exception)
+        assert not at.error
+        assert _projection_caption(at).startswith("t-SNE" if method == "t-SNE" else "PCA"), method
+    computed = list(ud._projection_tasks()._tasks)
+    assert sorted(m for k, m, _ in computed if k.startswith(f"{name}|")) == ["pca", "tsne"]  # each once
+
+    second = _data_page()  # another visitor, once the result is cached
+    second.selectbox(key="data_pick").set_value(name).run()
+    second.segmented_control(key="data_projection").set_value("t-SNE").run()
+    assert not second.exception, second.exception
+    assert _projection_caption(second).startswith("t-SNE (perplexity")
+    second.segmented_control(key="data_projection").set_value("PCA").run()
+    second.segmented_control(key="data_projection").set_value("t-SNE").run()
+    assert not second.exception, second.exception
+    assert set(ud._projection_tasks()._tasks) == set(computed)  # served from the memo, not computed again
+
+
 def test_reshuffle_changes_the_sample_seed():
     at = _data_page()
     before = at.session_state["data_shuffle"]

@@ -98,6 +98,44 @@ def test_faq_link_filters_to_the_entry():
     assert at.text_input(key="faq_search_box").value == "dead-relu"
 
 
+def _faq_state(at: AppTest) -> tuple[str, str | None, str]:
+    """The search box, the URL's ?q= and the "n of m answers match" caption."""
+    caption = next((c.value for c in at.caption if "answers match" in c.value), "")
+    q = at.query_params.get("q")
+    return at.text_input(key="faq_search_box").value, q[-1] if isinstance(q, list) else q, caption
+
+
+def test_faq_every_query_takes_effect_and_the_url_follows_the_box():
+    """Typing "energy", then "privacy", once snapped the box back to "energy" (the ?q= it had written itself
+    was read back as a new link); every second query was lost."""
+    at = _open("pages/faq.py")
+    for query, first_question in [("energy", "How much energy"), ("privacy", "How can personal data"),
+                                  ("over-fitting", "What is the difference between over"),
+                                  ("energies", "How much energy"), ("dead-relu", "Dead ReLU units")]:
+        at.text_input(key="faq_search_box").input(query).run()
+        assert not at.exception, at.exception
+        box, url, caption = _faq_state(at)
+        assert (box, url) == (query, query), query
+        assert f"match “{query}”" in caption, (query, caption)
+        assert any(s.value.startswith(first_question) for s in at.subheader), query
+    at.run()  # a rerun for any other reason (a click elsewhere) keeps the query
+    assert _faq_state(at)[:2] == ("dead-relu", "dead-relu")
+    at.text_input(key="faq_search_box").input("").run()
+    assert "q" not in at.query_params and len(at.subheader) >= 20
+
+
+def test_faq_link_fills_the_box_on_arrival_then_typing_wins():
+    at = _open("pages/faq.py", q="dead-relu")
+    at.text_input(key="faq_search_box").input("energy").run()
+    assert _faq_state(at)[0] == "energy" and at.subheader[0].value.startswith("How much energy")
+    at.text_input(key="faq_search_box").input("privacy").run()
+    assert _faq_state(at)[0] == "privacy" and at.subheader[0].value.startswith("How can personal data")
+    at.switch_page("pages/backprop.py").run()  # another page, then a link to one answer
+    at.query_params["q"] = "overfitting"
+    at.switch_page("pages/faq.py").run()
+    assert _faq_state(at)[0] == "overfitting" and at.subheader[0].value.startswith("Overfitting")
+
+
 @pytest.mark.slow
 def test_gradient_report_of_a_finished_run(tmp_path, _isolated_run_store):
     """The Backprop page loads a run's saved model and its test split, and reports that model's gradients."""

@@ -26,7 +26,7 @@ __all__ = [
     "cached_inspect_csv",
     "cached_mean_images",
     "cached_pixel_histogram",
-    "cached_projection",
+    "projection_task",
     "current_dataset",
     "current_dataset_ref",
     "dataset_key",
@@ -142,8 +142,17 @@ def cached_correlation(key: str, _dataset: Dataset):
     return explore.correlation(_dataset)
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
-def cached_projection(key: str, _dataset: Dataset, method: str, seed: int = 0,
-                      _progress=None) -> explore.Projection:
-    """PCA / t-SNE, computed once per dataset and method; `_progress(fraction, text)` sees the stages."""
-    return explore.project_2d(_dataset, method, seed=seed, progress=_progress)  # type: ignore[arg-type]
+@st.cache_resource(show_spinner=False)
+def _projection_tasks() -> explore.TaskCache:
+    """One memo of projections for the whole server (it holds no Streamlit element, so nothing is replayed)."""
+    return explore.TaskCache(max_entries=16)
+
+
+def projection_task(key: str, dataset: Dataset, method: str, seed: int = 0) -> explore.Task[explore.Projection]:
+    """PCA / t-SNE of `dataset`, computed once per (data, method, seed) in a background thread.
+
+    The caller polls the task and draws its own progress bar; no Streamlit call happens inside the
+    computation, so a second showing or a second visitor just gets the finished result.
+    """
+    return _projection_tasks().get((key, method, seed), lambda progress: explore.project_2d(
+        dataset, method, seed=seed, progress=progress))  # type: ignore[arg-type]
