@@ -14,7 +14,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.datasets import KERAS_DATASETS
-from core.specs import LayerSpec, ModelSpec, SpecError, analyse_spec, describe_layer, make_layer
+from core.specs import (
+    DEFAULT_INITIALIZER,
+    LayerSpec,
+    ModelSpec,
+    SpecError,
+    analyse_spec,
+    describe_layer,
+    make_layer,
+)
 
 __all__ = ["BYTES_PER_PARAM", "ModelSummary", "build_model", "export_code", "export_file_stem", "model_summary"]
 
@@ -34,13 +42,17 @@ class _Reg:
 
 
 def _snake(type_: str) -> str:
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", type_).lower().replace("2_d", "2d")
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", type_).lower().replace("2_d", "2d").replace("re_lu", "relu")
 
 
 def _layer_call(layer: LayerSpec, index: int) -> tuple[str, list, dict]:
     """Keras layer class name, positional and keyword arguments for one (non-Backbone) spec layer."""
     p, name = layer.params, f"{_snake(layer.type)}_{index}"
-    reg = {"kernel_regularizer": _Reg(p["l1"], p["l2"])} if p.get("l1") or p.get("l2") else {}
+    # Keras' own default initializer is left out, so specs from before the setting build (and export) as before.
+    init = p.get("kernel_initializer", DEFAULT_INITIALIZER)
+    reg = {} if init == DEFAULT_INITIALIZER else {"kernel_initializer": init}
+    if p.get("l1") or p.get("l2"):
+        reg["kernel_regularizer"] = _Reg(p["l1"], p["l2"])
     match layer.type:
         case "Dense":
             return "Dense", [p["units"]], {"activation": p["activation"], **reg, "name": name}
@@ -48,6 +60,8 @@ def _layer_call(layer: LayerSpec, index: int) -> tuple[str, list, dict]:
             return "Conv2D", [p["filters"], p["kernel_size"]], {
                 "strides": p["strides"], "padding": p["padding"], "activation": p["activation"], **reg,
                 "name": name}
+        case "LeakyReLU":
+            return "LeakyReLU", [], {"negative_slope": p["negative_slope"], "name": name}
         case "MaxPooling2D" | "AveragePooling2D":
             return layer.type, [], {"pool_size": p["pool_size"], "padding": p["padding"], "name": name}
         case "Dropout":
@@ -205,7 +219,7 @@ def _layer_flops(layer: Any) -> int:
         return math.prod(inp)
     if name == "BatchNormalization":
         return 2 * n_out
-    if name == "ReLU" or (name == "Activation" and layer.get_config()["activation"] != "linear"):
+    if name in ("ReLU", "LeakyReLU") or (name == "Activation" and layer.get_config()["activation"] != "linear"):
         return n_out
     return 0
 

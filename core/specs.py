@@ -20,6 +20,8 @@ __all__ = [
     "ACTIVATIONS",
     "AUGMENTATION_TYPES",
     "BACKBONES",
+    "DEFAULT_INITIALIZER",
+    "INITIALIZERS",
     "LAYER_TYPES",
     "MAX_FEATURE_VALUES",
     "MAX_LAYERS",
@@ -40,6 +42,7 @@ __all__ = [
     "layer_types_for",
     "make_layer",
     "preset",
+    "preset_caption",
     "validate_spec",
 ]
 
@@ -49,7 +52,13 @@ MAX_FEATURE_VALUES = 8_000_000  # values in one layer's output for one example (
 MAX_SPEC_JSON_BYTES = 64_000  # an uploaded spec file; real specs are a few KB
 SCHEMA_VERSION = 1
 
-ACTIVATIONS = ("relu", "sigmoid", "tanh", "softmax", "gelu", "linear")
+# Keras 3 activation names. "leaky_relu" is keras.activations.leaky_relu with its default negative slope
+# 0.2; for another slope use the LeakyReLU layer type after a "linear" layer.
+ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "sigmoid", "tanh", "softmax", "linear")
+# Keras 3 kernel initializer names for Dense and Conv2D; glorot_uniform is Keras' own default, so a spec
+# that leaves kernel_initializer out builds exactly the model it built before the setting existed.
+INITIALIZERS = ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_uniform", "lecun_normal")
+DEFAULT_INITIALIZER = "glorot_uniform"
 
 
 class SpecError(ValueError):
@@ -90,19 +99,35 @@ class Param:
     low: float | None = None  # smallest allowed value (int / float)
     high: float | None = None  # largest allowed value (int / float)
     choices: tuple = ()  # allowed values ("choice")
+    labels: tuple = ()  # what the editor shows for each choice (same order); empty = the values themselves
+
+    def label(self, value: Any) -> str:
+        """The editor's text for one choice."""
+        if self.labels and value in self.choices:
+            return self.labels[self.choices.index(value)]
+        return str(value)
 
 
 def _reg(name: str) -> Param:
     return Param("float", 0.0, f"{name} weight penalty added to the loss (0 = off)", 0.0, 1.0)
 
 
-_ACT = Param("choice", "relu", "non-linearity applied to the output", choices=ACTIVATIONS)
+_ACT = Param("choice", "relu", "non-linearity applied to the output. leaky_relu (negative slope 0.2), elu "
+             "and gelu let a little gradient through for negative inputs, so a unit cannot 'die' as a ReLU can",
+             choices=ACTIVATIONS)
+_INIT = Param("choice", DEFAULT_INITIALIZER, "how the weights start. Glorot (Keras' default) suits tanh and "
+              "sigmoid; He is made for ReLU-family activations (it keeps the signal's size through deep ReLU "
+              "stacks); LeCun scales by the number of inputs only",
+              choices=INITIALIZERS,
+              labels=("glorot_uniform (Keras default)", "glorot_normal", "he_uniform (for ReLU)",
+                      "he_normal (for ReLU)", "lecun_uniform", "lecun_normal"))
 
 # Layer types a user may put in a spec, and every setting each one accepts.
 LAYER_TYPES: dict[str, dict[str, Param]] = {
     "Dense": {
         "units": Param("int", 64, "number of neurons", 1, 16_384),
         "activation": _ACT,
+        "kernel_initializer": _INIT,
         "l1": _reg("L1"),
         "l2": _reg("L2"),
     },
@@ -113,6 +138,7 @@ LAYER_TYPES: dict[str, dict[str, Param]] = {
         "padding": Param("choice", "valid", "'valid' shrinks the map by kernel-1, 'same' keeps its size",
                          choices=("valid", "same")),
         "activation": _ACT,
+        "kernel_initializer": _INIT,
         "l1": _reg("L1"),
         "l2": _reg("L2"),
     },
@@ -131,6 +157,9 @@ LAYER_TYPES: dict[str, dict[str, Param]] = {
     "Dropout": {"rate": Param("float", 0.2, "fraction of inputs zeroed during training", 0.0, 0.95)},
     "BatchNormalization": {},
     "Activation": {"activation": _ACT},
+    "LeakyReLU": {"negative_slope": Param("float", 0.2, "output = slope x input for negative inputs (0 = ReLU, "
+                                          "1 = no activation); put it after a layer with activation linear",
+                                          0.0, 1.0)},
     "RandomFlip": {
         "mode": Param("choice", "horizontal", "mirror images at random during training",
                       choices=("horizontal", "vertical", "horizontal_and_vertical")),
@@ -343,6 +372,8 @@ def describe_layer(layer: LayerSpec) -> str:
     """Its key settings in a few words, for lists and diagrams."""
     p = layer.params
     reg = "".join(f" {k.upper()}={p[k]:g}" for k in ("l1", "l2") if p.get(k))
+    init = p.get("kernel_initializer", DEFAULT_INITIALIZER)
+    reg = ("" if init == DEFAULT_INITIALIZER else f" {init} init") + reg  # the default is not worth a word
     match layer.type:
         case "Dense":
             return f"{p['units']} units {p['activation']}{reg}"
@@ -356,6 +387,8 @@ def describe_layer(layer: LayerSpec) -> str:
             return f"rate {p['rate']:g}"
         case "Activation":
             return p["activation"]
+        case "LeakyReLU":
+            return f"negative slope {p['negative_slope']:g}"
         case "RandomFlip":
             return p["mode"].replace("_", " ")
         case "RandomRotation":
@@ -469,9 +502,14 @@ def analyse_spec(spec: ModelSpec, input_shape: tuple[int, ...], n_classes: int, 
             params, trainable = 4 * c, 2 * c  # gamma, beta trained; moving mean and variance are not
             flops = 2 * n_in
             out = shape
-        elif t in ("Dropout", "Activation"):
+        elif t in ("Dropout", "Activation", "LeakyReLU"):
             out = shape
-            flops = n_in if t == "Activation" and p["activation"] != "linear" else 0
+            flops = n_in if t == "LeakyReLU" or (t == "Activation" and p["activation"] != "linear") else 0
+            if t == "LeakyReLU":
+                source = _non_negative_source(spec.layers, i)
+                if source:
+                    warnings.append(f"{where} only ever gets values ≥ 0 ({source}), so it changes nothing; set "
+                                    "that layer's activation to linear and let LeakyReLU be its activation.")
         elif t in AUGMENTATION_TYPES:
             out = shape
             if seen_trainable:
@@ -535,6 +573,25 @@ def analyse_spec(spec: ModelSpec, input_shape: tuple[int, ...], n_classes: int, 
     return SpecAnalysis(tuple(rows), tuple(errors), tuple(warnings))
 
 
+# Layers that keep every value's sign (≥ 0 in, ≥ 0 out), and activations whose output is never negative.
+_SIGN_KEEPING = {"Dropout", "Flatten", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D",
+                 *AUGMENTATION_TYPES}
+_NON_NEGATIVE = {"relu", "sigmoid", "softmax"}
+
+
+def _non_negative_source(layers: tuple[LayerSpec, ...], position: int) -> str:
+    """Why the input of the layer at 1-based `position` is never negative ("" when it can be)."""
+    for j in range(position - 1, 0, -1):
+        before = layers[j - 1]
+        if before.type in _SIGN_KEEPING:
+            continue
+        act = before.params.get("activation", "relu") if before.type in ("Dense", "Conv2D", "Activation") else None
+        if act in _NON_NEGATIVE:
+            return f"layer {j} {before.type} ends in {act}"
+        return ""
+    return ""
+
+
 def _shrink_message(where: str, hw: tuple[int, int], need: str, history: list[str],
                     input_shape: tuple[int, ...]) -> str:
     done = (f"the {input_shape[0]}x{input_shape[1]} input has been through {len(history)} shrinking "
@@ -557,8 +614,8 @@ def layer_types_for(kind: str) -> list[str]:
 # ---------------------------------------------------------------- presets
 
 PRESETS: dict[str, str] = {
-    "Article CNN": "The article's CIFAR-10 CNN: Conv 32 → pool → Conv 64 → pool → Conv 64 → Dense 64 "
-                   "(122,570 parameters on 32x32x3).",
+    "Article CNN": "The article's CIFAR-10 CNN: Conv 32 → pool → Conv 64 → pool → Conv 64 → Dense 64 → "
+                   "Dense 10 softmax (122,570 parameters on 32x32x3 with the article's 10-class head).",
     "Small CNN": "Two 'same' convolutions with pooling and a small dense layer; made for 8x8 digits.",
     "Stronger CNN": "Augmentation, BatchNorm, Dropout and global pooling: fewer parameters than the "
                     "Article CNN, meant to generalise better in the same training time.",
@@ -568,6 +625,29 @@ PRESETS: dict[str, str] = {
 }
 _PRESET_KINDS = {"Article CNN": ("image",), "Small CNN": ("image",), "Stronger CNN": ("image",),
                  "Transfer learning": ("image",), "Small MLP": ("image", "tabular")}
+
+
+_ARTICLE_PARAMS = 122_570  # the Article CNN on 32x32x3 with 10 classes, as in the article
+
+
+def preset_caption(name: str, dataset: Any) -> str:
+    """The preset's description plus its size on this dataset, saying why it differs from the article's.
+
+    Plain text: the dataset name may come from an upload, so the page shows it literally."""
+    text = PRESETS[name]
+    try:
+        spec = preset(name, dataset)
+    except SpecError:
+        return text
+    shape, k = tuple(dataset.input_shape), dataset.n_classes
+    total = analyse_spec(spec, shape, k, dataset.kind).total_params
+    size = f"{shape[0]} features" if dataset.kind == "tabular" else _shape_text(shape)
+    here = f"On your data ({dataset.name}: {size}, {k} classes) it has {total:,} parameters"
+    if name == "Article CNN" and total != _ARTICLE_PARAMS:
+        why = ([f"a {k}-class head instead of 10"] if k != 10 else []) + (
+            [f"{_shape_text(shape)} input instead of 32x32x3"] if shape != (32, 32, 3) else [])
+        here += f" ({' and '.join(why)})" if why else ""
+    return f"{text} {here}."
 
 
 def _L(type_: str, **params: Any) -> LayerSpec:

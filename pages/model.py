@@ -4,7 +4,7 @@ import streamlit as st
 
 from core.charts_model import architecture_figure
 from core.models import export_code, export_file_stem
-from core.specs import PRESETS, SpecError, analyse_spec, available_presets, layer_types_for, preset
+from core.specs import SpecError, analyse_spec, available_presets, layer_types_for, preset, preset_caption
 from ui.data import current_dataset
 from ui.model import cached_summary, editing_spec, layer_editor, set_spec, spec_uploader
 from ui.state import ensure_app_entry
@@ -33,7 +33,7 @@ if cols[1].button("Use preset", icon=":material/auto_awesome:", width="stretch")
         st.rerun()
     except SpecError as exc:
         st.error(md_literal(exc))
-st.caption(PRESETS[choice])
+st.caption(md_literal(preset_caption(choice, dataset)))  # names the dataset, which may come from an upload
 if dataset.kind != "image":
     st.caption(f":material/info: **{md_literal(dataset.name)}** is tabular (one row of numbers per sample), "
                "so only dense layers and the MLP preset are offered: convolution, pooling, augmentation and the "

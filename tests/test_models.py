@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
+import zipfile
 
 import numpy as np
 import pytest
@@ -134,21 +136,120 @@ def _run_script(code: str, tmp_path) -> str:
     return done.stdout
 
 
+def _exported_model_config(code: str, tmp_path) -> dict:
+    """The config of the model the exported script's build_model() makes, from a fresh interpreter."""
+    (tmp_path / "exported_module.py").write_text(code)
+    driver = tmp_path / "driver.py"
+    driver.write_text("import json, exported_module\n"
+                      "print('CONFIG=' + json.dumps(exported_module.build_model().get_config(), default=str))\n")
+    done = subprocess.run([sys.executable, str(driver)], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.split("CONFIG=", 1)[1])
+
+
 def test_exported_script_trains_and_rebuilds_the_same_model(datasets, tmp_path):
     from core.models import build_model, export_code
     from core.specs import ModelSpec
 
     digits = datasets["digits"]
     base = preset("Article CNN", digits)
-    spec = ModelSpec(base.layers[:-1] + (make_layer("Dense", units=64, activation="gelu", l1=1e-5, l2=1e-4),
-                                         make_layer("Dropout", rate=0.3)), "Article CNN (edited)")
+    conv = make_layer("Conv2D", **{**base.layers[0].params, "kernel_initializer": "he_normal",
+                                   "activation": "leaky_relu"})
+    spec = ModelSpec((conv,) + base.layers[1:-1] + (
+        make_layer("Dense", units=64, activation="linear", kernel_initializer="he_uniform", l1=1e-5, l2=1e-4),
+        make_layer("LeakyReLU", negative_slope=0.1),
+        make_layer("Dense", units=32, activation="gelu", kernel_initializer="lecun_normal"),
+        make_layer("Dropout", rate=0.3)), "Article CNN (edited)")
     code = export_code(spec, digits, {"optimizer": "adam", "learning_rate": 0.001, "batch_size": 64,
                                       "epochs": 1, "loss": "sparse_categorical_crossentropy", "seed": 3})
+    for text in ("activation='leaky_relu', kernel_initializer='he_normal'", "kernel_initializer='he_uniform'",
+                 "layers.LeakyReLU(negative_slope=0.1, name='leaky_relu_8')", "activation='gelu'",
+                 "kernel_initializer='lecun_normal'"):
+        assert text in code, text
     out = _run_script(code, tmp_path)
-    assert int(re.search(r"parameters: (\d+)", out).group(1)) == build_model(spec, digits).count_params()
+    model = build_model(spec, digits)
+    assert int(re.search(r"parameters: (\d+)", out).group(1)) == model.count_params()
     assert "data: 1797 examples of shape (8, 8, 1)" in out
     accuracy = float(re.search(r"test accuracy: ([0-9.]+)", out).group(1))
     assert 0.0 <= accuracy <= 1.0
+    # Not only the count: every layer's config (initializer, activation, slope, regularizer) is the same.
+    exported = _exported_model_config(code, tmp_path)
+    assert exported == json.loads(json.dumps(model.get_config(), default=str))
+    by_name = {layer["name"]: layer["config"] for layer in exported["layers"]}
+    assert by_name["conv2d_1"]["kernel_initializer"]["class_name"] == "HeNormal"
+    assert by_name["conv2d_1"]["activation"] == "leaky_relu"
+    assert by_name["leaky_relu_8"]["negative_slope"] == 0.1
+    assert by_name["dense_9"]["activation"] == "gelu"
+
+
+def test_initializers_and_activations_reach_keras_and_survive_a_model_file(datasets, tmp_path):
+    """Issue 11.5: He / LeCun / Glorot initializers, leaky_relu / gelu / elu and a LeakyReLU layer, checked
+    against Keras itself, then saved, passed by the upload check (allow-list and weight bound) and reloaded."""
+    import keras
+
+    from core.model_bound import bound_model
+    from core.model_files import check_model_file, load_model_file
+    from core.models import build_model, model_summary
+    from core.specs import ModelSpec
+
+    digits = datasets["digits"]
+    spec = ModelSpec((
+        make_layer("Conv2D", filters=8, padding="same", kernel_initializer="he_uniform", activation="gelu"),
+        make_layer("Conv2D", filters=8, kernel_initializer="lecun_normal", activation="linear"),
+        make_layer("LeakyReLU", negative_slope=0.1),
+        make_layer("MaxPooling2D"),
+        make_layer("Flatten"),
+        make_layer("Dense", units=16, kernel_initializer="he_normal", activation="leaky_relu"),
+        make_layer("Activation", activation="elu"),
+        make_layer("Dense", units=8, kernel_initializer="glorot_normal", activation="tanh"),
+        make_layer("Dense", units=8, kernel_initializer="lecun_uniform", activation="relu"),
+        make_layer("Dense", units=8)), "new settings")
+    model = build_model(spec, digits)
+    layers = {layer.name: layer for layer in model.layers}
+    init = {n: type(layers[n].kernel_initializer).__name__ for n in
+            ("conv2d_1", "conv2d_2", "dense_6", "dense_8", "dense_9", "dense_10", "classifier")}
+    assert init == {"conv2d_1": "HeUniform", "conv2d_2": "LecunNormal", "dense_6": "HeNormal",
+                    "dense_8": "GlorotNormal", "dense_9": "LecunUniform", "dense_10": "GlorotUniform",
+                    "classifier": "GlorotUniform"}
+    assert layers["conv2d_1"].activation is keras.activations.gelu
+    assert layers["dense_6"].activation is keras.activations.leaky_relu
+    assert layers["activation_7"].activation is keras.activations.elu
+    assert isinstance(layers["leaky_relu_3"], keras.layers.LeakyReLU)
+    assert layers["leaky_relu_3"].negative_slope == pytest.approx(0.1)
+    y = np.asarray(layers["leaky_relu_3"](np.array([[-1.0, 2.0]], dtype="float32")))
+    np.testing.assert_allclose(y, [[-0.1, 2.0]], rtol=1e-6)
+    # The initializer really draws differently: He normal's spread is sqrt(2 / fan_in) (truncated normal).
+    fan_in = int(layers["dense_6"].kernel.shape[0])
+    assert np.std(layers["dense_6"].kernel.numpy()) == pytest.approx(np.sqrt(2 / fan_in), rel=0.25)
+    analysis = analyse_spec(spec, digits.input_shape, digits.n_classes, digits.kind)
+    summary = model_summary(spec, digits)
+    assert model.count_params() == analysis.total_params == summary.total_params
+    assert summary.flops == analysis.flops
+    # A Keras Lab model with these settings is a model the upload check admits, with an exact bound.
+    path = tmp_path / "new_settings.keras"
+    model.save(path)
+    checked = check_model_file(path)
+    assert checked["params_estimate"] == model.count_params()
+    with zipfile.ZipFile(path) as zf:
+        config = json.loads(zf.read("config.json"))
+    assert bound_model(config, max_values=10_000_000, max_calls=5_000).params == model.count_params()
+    again = load_model_file(path, isolate=False)
+    assert type(again.get_layer("dense_6").kernel_initializer).__name__ == "HeNormal"
+    assert again.get_layer("leaky_relu_3").negative_slope == pytest.approx(0.1)
+    np.testing.assert_allclose(np.asarray(again(digits.x[:4])), np.asarray(model(digits.x[:4])), rtol=1e-5)
+
+
+def test_specs_without_the_new_settings_build_exactly_as_before(datasets):
+    """Default initializer: nothing extra is passed to Keras, and the exported code does not change."""
+    from core.models import build_model, export_code
+
+    cifar = datasets["cifar_like"]
+    spec = preset("Article CNN", cifar)
+    code = export_code(spec, cifar)
+    assert "kernel_initializer" not in code and "LeakyReLU" not in code
+    model = build_model(spec, cifar)
+    assert {type(layer.kernel_initializer).__name__ for layer in model.layers if hasattr(layer, "kernel")} == \
+        {"GlorotUniform"}
 
 
 def test_exported_script_for_other_data_uses_a_marked_placeholder(datasets, tmp_path):

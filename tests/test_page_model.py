@@ -109,3 +109,55 @@ def test_tabular_dataset_explains_why_image_layers_are_not_offered(clean_streaml
     assert any("only dense layers" in c.value and "need images" in c.value for c in at.caption)
     digits = _open("digits")
     assert not any("only dense layers" in c.value for c in digits.caption)
+
+
+def test_initializer_activation_and_leaky_relu_from_the_editor(clean_streamlit_caches):
+    """Issue 11.5: the dead-ReLU advice (He initialisation, LeakyReLU) can be followed in the layer editor."""
+    digits = load_builtin("digits")
+    at = _open()
+    spec = at.session_state["model_spec"]
+    dense = next(i for i, layer in enumerate(spec.layers) if layer.type == "Dense")
+    uid = at.session_state["model_spec_ids"][dense]
+    init = at.selectbox(key=f"layer_{uid}_kernel_initializer")
+    assert init.value == "glorot_uniform" and "he_normal" in init.options[3]  # labelled "he_normal (for ReLU)"
+    init.set_value("he_normal").run()
+    at.selectbox(key=f"layer_{uid}_activation").set_value("linear").run()
+    edited = at.session_state["model_spec"].layers[dense]
+    assert (edited.params["kernel_initializer"], edited.params["activation"]) == ("he_normal", "linear")
+    assert _metric(at, "Parameters") == _expected(spec, digits)  # an initializer adds no weight
+
+    next(s for s in at.selectbox if s.label == "Add a layer").set_value("LeakyReLU")
+    next(s for s in at.selectbox if s.label == "Position").set_value(dense + 1)
+    next(b for b in at.button if b.label == "Add").click()
+    at.run()
+    layers = at.session_state["model_spec"].layers
+    assert layers[dense + 1].type == "LeakyReLU" and layers[dense + 1].params == {"negative_slope": 0.2}
+    slope_uid = at.session_state["model_spec_ids"][dense + 1]
+    at.number_input(key=f"layer_{slope_uid}_negative_slope").set_value(0.1).run()
+    assert at.session_state["model_spec"].layers[dense + 1].params == {"negative_slope": 0.1}
+    assert _metric(at, "Parameters") == _expected(spec, digits)
+    code = next(c.value for c in at.code)
+    assert "kernel_initializer='he_normal'" in code and "layers.LeakyReLU(negative_slope=0.1" in code
+    assert not at.exception and not at.error and not at.warning
+
+
+def test_article_cnn_caption_names_the_ten_class_head_and_the_count_here(clean_streamlit_caches):
+    """Issue 11.8: a 3-class 32x32x3 upload has 122,115 parameters; the caption must say why not 122,570."""
+    import numpy as np
+
+    from core.datasets import Dataset
+
+    rng = np.random.default_rng(0)
+    three = Dataset("upload: three", rng.random((30, 32, 32, 3), dtype=np.float32), np.arange(30) % 3,
+                    ("a", "b", "c"), "image")
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["uploads"] = {three.name: three}
+    at.session_state["dataset"] = three.name
+    at.run()
+    at.switch_page("pages/model.py").run()
+    assert not at.exception, at.exception
+    assert at.session_state["model_spec"].name == "Article CNN"
+    caption = next(c.value for c in at.caption if "122,570" in c.value)
+    assert "with the article's 10" in caption and "class head" in caption
+    assert "3 classes) it has 122,115 parameters (a 3" in caption
+    assert _metric(at, "Parameters") == 122_115

@@ -9,6 +9,8 @@ import pytest
 
 from core.datasets import Dataset, load_builtin
 from core.specs import (
+    ACTIVATIONS,
+    INITIALIZERS,
     MAX_PARAMS,
     MAX_SPEC_JSON_BYTES,
     LayerSpec,
@@ -17,9 +19,11 @@ from core.specs import (
     analyse_spec,
     available_presets,
     default_preset_name,
+    describe_layer,
     layer_types_for,
     make_layer,
     preset,
+    preset_caption,
     validate_spec,
 )
 
@@ -182,8 +186,8 @@ def test_hostile_json_is_refused_with_a_message(text, expected):
 
 def test_from_json_fills_defaults_and_accepts_bytes():
     spec = ModelSpec.from_json(b'{"name": "mine", "layers": [{"type": "Dense", "params": {"units": 8}}]}')
-    assert spec.name == "mine" and spec.layers[0].params == {"units": 8, "activation": "relu", "l1": 0.0,
-                                                               "l2": 0.0}
+    assert spec.name == "mine" and spec.layers[0].params == {
+        "units": 8, "activation": "relu", "kernel_initializer": "glorot_uniform", "l1": 0.0, "l2": 0.0}
 
 
 @pytest.mark.parametrize("number", ["1e400", "-1e400", "1" * 5000, "-" + "9" * 40, "1e999999"],
@@ -212,3 +216,103 @@ def test_from_json_huge_numbers_elsewhere_get_messages():
     for text in ('{"name": 1e400, "layers": []}', '{"schema_version": ' + "7" * 5000 + ', "layers": []}'):
         with pytest.raises(SpecError):
             ModelSpec.from_json(text)
+
+
+# ---------------------------------------------------------------- initializers, LeakyReLU, GELU (issue 11.5)
+
+
+def test_a_spec_saved_before_initializers_existed_loads_as_it_built_then():
+    """An old file has no kernel_initializer: it gets Keras' default, and the counts do not change."""
+    old = {"schema_version": 1, "name": "old", "notes": [], "layers": [
+        {"type": "Conv2D", "params": {"filters": 8, "kernel_size": 3, "strides": 1, "padding": "same",
+                                      "activation": "relu", "l1": 0.0, "l2": 0.0}},
+        {"type": "Flatten", "params": {}},
+        {"type": "Dense", "params": {"units": 16, "activation": "relu", "l1": 0.0, "l2": 0.0}}]}
+    spec = ModelSpec.from_json(json.dumps(old))
+    assert [ly.params.get("kernel_initializer") for ly in spec.layers] == ["glorot_uniform", None, "glorot_uniform"]
+    assert ModelSpec.from_json(spec.to_json()) == spec
+    assert "init" not in describe_layer(spec.layers[0])  # the default is not worth a word
+    a = analyse_spec(spec, (8, 8, 1), 10, "image")
+    assert a.total_params == (9 * 8 + 8) + (512 * 16 + 16) + (16 * 10 + 10)
+
+
+def test_initializer_activation_and_leaky_relu_are_offered_and_round_trip():
+    assert {"glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_normal"} <= set(INITIALIZERS)
+    assert {"relu", "leaky_relu", "gelu", "elu"} <= set(ACTIVATIONS)
+    assert "LeakyReLU" in layer_types_for("tabular") and "LeakyReLU" in layer_types_for("image")
+    spec = _spec(("Conv2D", {"kernel_initializer": "he_normal", "activation": "leaky_relu"}), ("Flatten", {}),
+                 ("Dense", {"units": 32, "kernel_initializer": "he_uniform", "activation": "linear"}),
+                 ("LeakyReLU", {"negative_slope": 0.05}), ("Dense", {"units": 8, "activation": "gelu"}))
+    assert ModelSpec.from_json(spec.to_json()) == spec
+    assert spec.layers[3].params == {"negative_slope": 0.05}
+    assert make_layer("LeakyReLU").params == {"negative_slope": 0.2}  # = keras.activations.leaky_relu's slope
+    assert describe_layer(spec.layers[0]) == "32 filters 3x3 valid leaky_relu he_normal init"
+    assert describe_layer(spec.layers[3]) == "negative slope 0.05"
+
+
+def test_initializers_and_activations_change_no_shape_or_count_but_leaky_relu_costs_flops():
+    plain = _spec(("Flatten", {}), ("Dense", {"units": 32}), ("Dense", {"units": 8}))
+    fancy = _spec(("Flatten", {}), ("Dense", {"units": 32, "kernel_initializer": "he_normal", "activation": "linear"}),
+                  ("LeakyReLU", {"negative_slope": 0.1}),
+                  ("Dense", {"units": 8, "kernel_initializer": "lecun_normal", "activation": "gelu"}))
+    a, b = (analyse_spec(s, (8, 8, 1), 10, "image") for s in (plain, fancy))
+    assert a.ok and b.ok and not b.warnings
+    assert a.total_params == b.total_params == (64 * 32 + 32) + (32 * 8 + 8) + (8 * 10 + 10)
+    leaky = b.rows[2]
+    assert (leaky.type, leaky.output_shape, leaky.params, leaky.flops) == ("LeakyReLU", (32,), 0, 32)
+    assert b.flops == a.flops + 32
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ('{"layers": [{"type": "Dense", "params": {"kernel_initializer": "zeros"}}]}',
+     "layer 1 Dense: kernel_initializer must be one of glorot_uniform, glorot_normal, he_uniform, he_normal, "
+     "lecun_uniform, lecun_normal, got 'zeros'"),
+    ('{"layers": [{"type": "Conv2D", "params": {"kernel_initializer": {"class_name": "Lambda"}}}]}',
+     "kernel_initializer must be one of glorot_uniform"),
+    ('{"layers": [{"type": "Dense", "params": {"activation": "LeakyReLU"}}]}',
+     "activation must be one of relu, leaky_relu, elu, gelu, sigmoid, tanh, softmax, linear, got 'LeakyReLU'"),
+    ('{"layers": [{"type": "LeakyReLU", "params": {"negative_slope": -0.1}}]}',
+     "layer 1 LeakyReLU: negative_slope must be between 0.0 and 1.0, got -0.1"),
+    ('{"layers": [{"type": "LeakyReLU", "params": {"alpha": 0.3}}]}',
+     "layer 1 LeakyReLU: unknown setting 'alpha'; allowed: negative_slope"),
+    ('{"layers": [{"type": "Flatten", "params": {"kernel_initializer": "he_normal"}}]}',
+     "layer 1 Flatten: unknown setting 'kernel_initializer'; allowed: none"),
+])
+def test_unknown_initializers_and_activations_are_refused_with_the_allowed_list(text, expected):
+    with pytest.raises(SpecError) as info:
+        ModelSpec.from_json(text)
+    assert expected in str(info.value)
+
+
+@pytest.mark.parametrize(("before", "warned"), [
+    ((("Dense", {"activation": "relu"}),), "layer 2 Dense ends in relu"),
+    ((("Dense", {"activation": "sigmoid"}), ("Dropout", {})), "layer 2 Dense ends in sigmoid"),
+    ((("Dense", {"activation": "linear"}), ("Activation", {"activation": "relu"})), "layer 3 Activation ends in relu"),
+    ((("Dense", {"activation": "linear"}),), None),
+    ((("Dense", {"activation": "relu"}), ("BatchNormalization", {})), None),  # BatchNorm makes negatives again
+    ((("Dense", {"activation": "tanh"}),), None),
+])
+def test_leaky_relu_after_a_non_negative_output_is_called_useless(before, warned):
+    spec = _spec(("Flatten", {}), *before, ("LeakyReLU", {}))
+    a = analyse_spec(spec, (8, 8, 1), 10, "image")
+    found = [w for w in a.warnings if "LeakyReLU only ever gets values ≥ 0" in w]
+    assert a.ok
+    if warned:
+        assert len(found) == 1 and warned in found[0] and "activation to linear" in found[0], a.warnings
+    else:
+        assert not found, a.warnings
+
+
+def test_article_cnn_caption_says_its_count_assumes_ten_classes():
+    """Issue 11.8: a 3-class 32x32x3 upload showed 122,115 parameters under a caption saying 122,570."""
+    three = _images(32, 32, 3, classes=3, name="upload: three")
+    text = preset_caption("Article CNN", three)
+    assert "122,570 parameters on 32x32x3 with the article's 10-class head" in text
+    assert "On your data (upload: three: 32x32x3, 3 classes) it has 122,115 parameters" in text
+    assert "a 3-class head instead of 10" in text
+    assert analyse_spec(preset("Article CNN", three), (32, 32, 3), 3, "image").total_params == 122_115
+    ten = preset_caption("Article CNN", _images(32, 32, 3))
+    assert ten.endswith("10 classes) it has 122,570 parameters.")
+    digits = preset_caption("Article CNN", load_builtin("digits"))
+    assert "(digits: 8x8x1, 10 classes)" in digits and "8x8x1 input instead of 32x32x3" in digits
+    assert "(iris: 4 features, 3 classes)" in preset_caption("Small MLP", load_builtin("iris"))

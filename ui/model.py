@@ -145,7 +145,7 @@ def _param_widget(uid: int, name: str, p: Param, value: Any) -> None:
     if p.kind == "bool":
         st.toggle(name, value=value, **common)
     elif p.kind == "choice":
-        st.selectbox(name, list(p.choices), index=list(p.choices).index(value), **common)
+        st.selectbox(name, list(p.choices), index=list(p.choices).index(value), format_func=p.label, **common)
     elif p.kind == "int":
         st.number_input(name, min_value=int(p.low), max_value=int(p.high), value=int(value), step=1, **common)
     else:
