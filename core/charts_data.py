@@ -11,6 +11,7 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
+from core.charts_style import LEGEND_BELOW, tidy
 from core.text import LABEL_CHARS, plain, plain_all
 
 __all__ = [
@@ -33,8 +34,10 @@ def class_balance_figure(counts: pd.DataFrame) -> go.Figure:
     many = counts["class"].nunique() > 20
     fig.update_traces(textposition="outside" if not many else "none", cliponaxis=False)
     fig.update_xaxes(type="category", title=None)
-    fig.update_layout(margin=_MARGIN, legend_title_text="", height=360)
-    return fig
+    # counts too small to read on a narrow screen (a phone) are left out rather than drawn over each other
+    fig.update_layout(margin=_MARGIN, legend={**LEGEND_BELOW, "title_text": ""}, height=380,
+                      uniformtext={"minsize": 9, "mode": "hide"})
+    return tidy(fig)
 
 
 def image_mosaic_figure(picture: np.ndarray, *, tile: tuple[int, int], cols: int, titles: list[str] | None = None,
@@ -60,7 +63,7 @@ def image_mosaic_figure(picture: np.ndarray, *, tile: tuple[int, int], cols: int
     fig.update_layout(title=plain(title) if title else None, margin={**_MARGIN, "t": 40 + (14 if titles else 0)},
                       height=int(width_px * picture.shape[0] / picture.shape[1]) + 60 + extra,
                       hovermode=False)
-    return fig
+    return tidy(fig)
 
 
 def pixel_histogram_figure(hist: pd.DataFrame) -> go.Figure:
@@ -72,8 +75,8 @@ def pixel_histogram_figure(hist: pd.DataFrame) -> go.Figure:
                     width=float((part["right"] - part["left"]).iloc[0]), marker_color=colors.get(channel),
                     opacity=0.6 if hist["channel"].nunique() > 1 else 1.0)
     fig.update_layout(barmode="overlay", title="Pixel values", xaxis_title="value (0 = black, 1 = white)",
-                      yaxis_title="pixels", margin=_MARGIN, height=330, legend_title_text="")
-    return fig
+                      yaxis_title="pixels", margin=_MARGIN, height=350, legend={**LEGEND_BELOW, "title_text": ""})
+    return tidy(fig)
 
 
 def feature_histogram_figure(values: np.ndarray, labels: list[str], feature: str,
@@ -83,8 +86,9 @@ def feature_histogram_figure(values: np.ndarray, labels: list[str], feature: str
     frame = pd.DataFrame({"value": values, "class": [short[c] for c in labels]})
     fig = px.histogram(frame, x="value", color="class", barmode="overlay", opacity=0.6, nbins=30,
                        category_orders={"class": list(short.values())}, title=f"{plain(feature, 80)} by class")
-    fig.update_layout(margin=_MARGIN, height=360, yaxis_title="samples", xaxis_title=plain(feature, 80))
-    return fig
+    fig.update_layout(margin=_MARGIN, height=380, yaxis_title="samples", xaxis_title=plain(feature, 80),
+                      legend={**LEGEND_BELOW, "title_text": "class"})
+    return tidy(fig)
 
 
 def correlation_figure(corr: pd.DataFrame) -> go.Figure:
@@ -95,7 +99,8 @@ def correlation_figure(corr: pd.DataFrame) -> go.Figure:
     fig = px.imshow(corr, zmin=-1, zmax=1, color_continuous_scale="RdBu_r", text_auto=".2f" if n <= 12 else False,
                     title="Feature correlation (Pearson)", aspect="auto")
     fig.update_layout(margin=_MARGIN, height=min(900, max(360, 28 * n + 120)))
-    return fig
+    fig.update_coloraxes(colorbar_thickness=12)  # a slim scale leaves the matrix room on a phone
+    return tidy(fig)
 
 
 def projection_figure(coords: np.ndarray, labels: list[str], class_order: list[str], title: str) -> go.Figure:
@@ -105,5 +110,5 @@ def projection_figure(coords: np.ndarray, labels: list[str], class_order: list[s
     fig = px.scatter(frame, x="dim 1", y="dim 2", color="class", category_orders={"class": list(short.values())},
                      title=plain(title), opacity=0.75)
     fig.update_traces(marker={"size": 5 if len(frame) > 1000 else 7})
-    fig.update_layout(margin=_MARGIN, height=480, legend_title_text="class")
-    return fig
+    fig.update_layout(margin=_MARGIN, height=520, legend={**LEGEND_BELOW, "title_text": "class"})
+    return tidy(fig)

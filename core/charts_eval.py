@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from core.charts_style import LEGEND_BELOW, tidy
 from core.text import LABEL_CHARS, plain, plain_all
 
 __all__ = [
@@ -23,22 +24,28 @@ __all__ = [
     "pr_figure",
     "probabilities_figure",
     "roc_figure",
+    "setting_label",
 ]
 
 _MARGIN = {"l": 10, "r": 10, "t": 40, "b": 10}  # every chart here but the parallel coordinates
 
 
 def _square_axes(fig: go.Figure, n: int, x_title: str, y_title: str, names: Sequence[str] = ()) -> go.Figure:
-    """Square cells; the figure grows by the height of the (slanted) class names under it."""
-    fig.update_layout(
-        xaxis={"title": x_title, "type": "category", "side": "bottom", "showgrid": False},
-        yaxis={"title": y_title, "type": "category", "autorange": "reversed", "scaleanchor": "x",
-               "showgrid": False},
+    """Square cells; the figure grows by the height of the (slanted) class names under it.
+
+    Keeping the cells square shrinks the axes' domains ("constrain": "domain"), not widens their ranges, and
+    the ranges end at the outer cells: with widened or padded ranges the matrix sat in the middle of a wide
+    plot and its class names stayed at the far edges, a long way from the rows and columns they name."""
+    fig.update_layout(  # fixed ranges: autorange would pad them for the click layer's big markers
+        xaxis={"title": x_title, "type": "category", "side": "bottom", "showgrid": False, "constrain": "domain",
+               "range": [-0.5, n - 0.5], "autorange": False},
+        yaxis={"title": y_title, "type": "category", "range": [n - 0.5, -0.5], "autorange": False,
+               "scaleanchor": "x", "showgrid": False, "constrain": "domain", "constraintoward": "top"},
         height=_height(n) + 7 * min(LABEL_CHARS, max((len(str(c)) for c in names), default=0)),
         margin=_MARGIN,
         plot_bgcolor="white", clickmode="event+select", dragmode=False,
     )
-    return fig
+    return tidy(fig)
 
 
 def _height(n: int) -> int:
@@ -75,7 +82,7 @@ def confusion_figure(cm: np.ndarray, class_names: Sequence[str], *, normalised: 
     heat = go.Heatmap(z=values, x=names, y=names, colorscale="Blues", zmin=0,
                       zmax=1 if normalised else max(1.0, float(values.max())),
                       text=_cell_text(values, normalised), texttemplate="%{text}",
-                      hoverinfo="skip", colorbar={"title": "share" if normalised else "count"})
+                      hoverinfo="skip", colorbar={"title": "share" if normalised else "count", "thickness": 12})
     hover = np.vectorize(lambda v: f"{v:.1%}" if normalised else f"{int(v)} sample{'' if v == 1 else 's'}")(values)
     fig = go.Figure([heat, _click_layer(names, hover, plain_all(class_names))])
     fig.update_layout(title=plain(title))
@@ -102,7 +109,8 @@ def confusion_diff_figure(diff: np.ndarray, class_names: Sequence[str], label_a:
     fig = go.Figure(go.Heatmap(
         z=gain, x=names, y=names, colorscale="RdBu", zmid=0, zmin=-lim, zmax=lim, text=text,
         texttemplate="%{text}", customdata=np.dstack([diff, np.array(verdict, dtype=object)]),
-        colorbar={"title": f"for {label_b}", "tickvals": [-lim, 0, lim], "ticktext": ["worse", "same", "better"]},
+        colorbar={"title": f"for {label_b}", "tickvals": [-lim, 0, lim], "ticktext": ["worse", "same", "better"],
+                  "thickness": 12},
         hovertemplate="true %{y} → predicted %{x}: %{customdata[0]:+.3f} %{customdata[1]}<extra></extra>"))
     fig.update_layout(title=f"Confusion change, {label_b} minus {label_a} (row shares)")
     fig = _square_axes(fig, len(names), "predicted class", "true class", class_names)
@@ -120,7 +128,7 @@ def f1_change_figure(change: pd.Series, label_a: str, label_b: str) -> go.Figure
     fig.update_layout(title=f"Per-class F1 change, {label_b} minus {label_a}",
                       xaxis={"title": "class", "type": "category"}, yaxis={"title": "ΔF1", "zeroline": True},
                       height=340, margin=_MARGIN)
-    return fig
+    return tidy(fig)
 
 
 def roc_figure(curves: dict[str, dict]) -> go.Figure:
@@ -131,9 +139,9 @@ def roc_figure(curves: dict[str, dict]) -> go.Figure:
                         name=f"{plain(name, LABEL_CHARS)} (AUC {c['auc']:.3f})")
     fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance", line={"dash": "dot", "color": "grey"})
     fig.update_layout(title="ROC (one class vs the rest)", xaxis={"title": "false positive rate"},
-                      yaxis={"title": "true positive rate"}, height=420,
+                      yaxis={"title": "true positive rate"}, height=460, legend=LEGEND_BELOW,
                       margin=_MARGIN)
-    return fig
+    return tidy(fig)
 
 
 def pr_figure(curves: dict[str, dict]) -> go.Figure:
@@ -143,9 +151,9 @@ def pr_figure(curves: dict[str, dict]) -> go.Figure:
         fig.add_scatter(x=c["recall"], y=c["precision"], mode="lines",
                         name=f"{plain(name, LABEL_CHARS)} (AP {c['ap']:.3f})")
     fig.update_layout(title="Precision-recall (one class vs the rest)", xaxis={"title": "recall"},
-                      yaxis={"title": "precision", "range": [0, 1.05]}, height=420,
+                      yaxis={"title": "precision", "range": [0, 1.05]}, height=460, legend=LEGEND_BELOW,
                       margin=_MARGIN)
-    return fig
+    return tidy(fig)
 
 
 def probabilities_figure(top: Sequence[tuple[str, float]], title: str = "Predicted probabilities") -> go.Figure:
@@ -157,33 +165,51 @@ def probabilities_figure(top: Sequence[tuple[str, float]], title: str = "Predict
     fig.update_layout(title=plain(title), xaxis={"range": [0, 1], "tickformat": ".0%"},
                       yaxis={"type": "category"}, height=80 + 34 * len(names),
                       margin=_MARGIN)
-    return fig
+    return tidy(fig)
+
+
+_SETTING_WORDS = {"dataset.name": "dataset", "model.name": "model", "model.n_layers": "layers",
+                  "model.layer_types": "layer types", "epochs_run": "epochs run"}
+
+
+def setting_label(column: str) -> str:
+    """A settings or metrics column as words: 'training.batch_size' → 'batch size', 'model.name' → 'model',
+    'split.seed' → 'split seed', 'best_val_accuracy' → 'best val accuracy'."""
+    if column in _SETTING_WORDS:
+        return _SETTING_WORDS[column]
+    section, _, rest = column.partition(".")
+    words = rest if section == "training" and rest else column
+    return words.replace(".", " ").replace("_", " ").strip() or column
 
 
 def parcoords_figure(table: pd.DataFrame, settings: Sequence[str], metric: str) -> go.Figure:
-    """Parallel coordinates of settings against a metric; text settings get one tick per value."""
+    """Parallel coordinates of settings against a metric; text settings get one tick per value.
+
+    Axes are named in words (setting_label). The lines are coloured by the metric, whose own axis is the
+    last one, so no colour bar takes a third of a phone's width."""
     dims = []
     for col in [*settings, metric]:
         values = table[col]
         numeric = pd.to_numeric(values, errors="coerce")
+        label = plain(setting_label(str(col)), LABEL_CHARS)
         if numeric.notna().all() and not pd.api.types.is_bool_dtype(values):
-            dims.append({"label": plain(col), "values": numeric.to_numpy(dtype=float)})
+            dims.append({"label": label, "values": numeric.to_numpy(dtype=float)})
         else:
             text = values.astype(str)
             cats = sorted(text.unique())
             codes = text.map({c: i for i, c in enumerate(cats)}).to_numpy(dtype=float)
-            dims.append({"label": plain(col), "values": codes, "tickvals": list(range(len(cats))),
+            dims.append({"label": label, "values": codes, "tickvals": list(range(len(cats))),
                          "ticktext": plain_all(cats, LABEL_CHARS),
                          "range": [-0.5, len(cats) - 0.5] if len(cats) == 1 else None})
     for d in dims:
         if d.get("range") is None:
             d.pop("range", None)
     color = pd.to_numeric(table[metric], errors="coerce").to_numpy(dtype=float)
-    fig = go.Figure(go.Parcoords(line={"color": color, "colorscale": "Viridis", "showscale": True,
-                                       "colorbar": {"title": plain(metric)}}, dimensions=dims))
-    fig.update_layout(title=f"Settings against {plain(metric)}", height=440,  # axis names sit above the axes:
-                      margin={"l": 60, "r": 60, "t": 110, "b": 30})  # room for them under the title
-    return fig
+    fig = go.Figure(go.Parcoords(line={"color": color, "colorscale": "Viridis", "showscale": False},
+                                 dimensions=dims, labelangle=-20 if len(dims) > 3 else 0, labelside="top"))
+    fig.update_layout(title=f"Settings against {plain(setting_label(metric))}", height=440,  # axis names sit above the axes: room for them under the title
+                      margin={"l": 60, "r": 60, "t": 80, "b": 30})
+    return tidy(fig)
 
 
 def cv_figure(per_fold: pd.DataFrame, metric: str) -> go.Figure:
@@ -192,4 +218,4 @@ def cv_figure(per_fold: pd.DataFrame, metric: str) -> go.Figure:
     fig = go.Figure(go.Bar(x=[f"fold {int(f) + 1}" for f in per_fold["fold"]], y=vals, name=plain(metric)))
     fig.add_hline(y=float(vals.mean()), line_dash="dash", annotation_text=f"mean {vals.mean():.3f}")
     fig.update_layout(title=f"{plain(metric)} per fold", height=320, margin=_MARGIN)
-    return fig
+    return tidy(fig)

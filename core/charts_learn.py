@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
+from core.charts_style import LEGEND_BELOW, integer_axis, tidy
 from core.text import plain
 
 __all__ = ["gradient_histograms", "gradient_norms_figure", "loss_steps_figure"]
@@ -22,11 +23,12 @@ def loss_steps_figure(losses: Sequence[float]) -> go.Figure:
     """The loss after each SGD step (step 0 is the network as edited)."""
     fig = go.Figure(go.Scatter(x=list(range(len(losses))), y=list(losses), mode="lines+markers",
                                marker={"size": 5}, name="loss"))
-    fig.update_layout(height=300, margin={**_MARGIN, "t": 30}, title="Loss after each SGD step",
+    fig.update_layout(height=300, margin=_MARGIN, title="Loss after each SGD step",
                       xaxis_title="step", yaxis_title="loss")
-    fig.update_xaxes(rangemode="tozero")
+    # whole steps, from half a step before step 0 (its dot is not cut by the edge), room for at least 5 steps
+    fig.update_xaxes(range=[-0.5, max(len(losses) - 1, 5) + 0.5])
     fig.update_yaxes(rangemode="tozero")
-    return fig
+    return tidy(integer_axis(fig))
 
 
 def gradient_norms_figure(records: Sequence[Any]) -> go.Figure:
@@ -34,11 +36,11 @@ def gradient_norms_figure(records: Sequence[Any]) -> go.Figure:
     names = [plain(r.name) for r in records]
     fig = go.Figure([go.Bar(name="weight norm", x=names, y=[r.weight_norm for r in records]),
                      go.Bar(name="gradient norm", x=names, y=[r.grad_norm for r in records])])
-    fig.update_layout(barmode="group", height=320, margin=_MARGIN,
-                      title="L2 norms per layer (log scale), input side on the left",
-                      legend={"orientation": "h", "y": -0.25})
+    fig.update_layout(barmode="group", height=340, margin=_MARGIN, title="L2 norm per layer (log scale)",
+                      xaxis_title="layer (input side on the left)",  # a title this long is cut on a phone
+                      legend=LEGEND_BELOW)
     fig.update_yaxes(type="log", exponentformat="power")
-    return fig
+    return tidy(fig)
 
 
 def gradient_histograms(records: Sequence[Any]) -> tuple[go.Figure, go.Figure]:
@@ -52,6 +54,7 @@ def gradient_histograms(records: Sequence[Any]) -> tuple[go.Figure, go.Figure]:
                                      nbinsx=40))
     for fig, title, axis in ((weights, "Weights", "weight value"),
                              (grads, "Gradient sizes", "log10 |gradient|")):
-        fig.update_layout(barmode="overlay", height=300, title=title, xaxis_title=axis,
-                          yaxis_title="share of the layer", margin=_MARGIN)
+        fig.update_layout(barmode="overlay", height=360, title=title, xaxis_title=axis,
+                          yaxis_title="share of the layer", margin=_MARGIN, legend=LEGEND_BELOW)
+        tidy(fig)
     return weights, grads

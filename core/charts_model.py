@@ -31,7 +31,7 @@ def _family(type_: str) -> str:
         return "reshape"
     if t.startswith("Random"):
         return "augment"
-    if t in ("Dropout", "BatchNormalization", "Activation"):
+    if t in ("Dropout", "BatchNormalization", "Activation", "LeakyReLU"):
         return "regularise"
     return "dense"
 

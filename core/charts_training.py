@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
+from core.charts_style import LEGEND_BELOW, integer_axis, tidy
 from core.text import plain
 
 __all__ = ["batch_figure", "history_figure", "lr_figure", "metric_names", "smooth"]
@@ -21,7 +22,7 @@ __all__ = ["batch_figure", "history_figure", "lr_figure", "metric_names", "smoot
 _NOT_METRICS = frozenset({"kind", "epoch", "lr", "time", "samples_per_s", "partial", "batch", "step"})
 _COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
            "#bcbd22", "#17becf")
-_HEIGHT = 340
+_HEIGHT = 360
 
 
 def metric_names(records: Iterable[dict[str, Any]]) -> list[str]:
@@ -53,12 +54,13 @@ def smooth(values: Sequence[float], weight: float = 0.9) -> list[float]:
 
 
 def _layout(fig: go.Figure, title: str, x_title: str, y_title: str, log_y: bool) -> go.Figure:
-    fig.update_layout(title=title, height=_HEIGHT, margin={"l": 10, "r": 10, "t": 40, "b": 40},
-                      legend={"orientation": "h", "yanchor": "top", "y": -0.22, "xanchor": "left", "x": 0},
+    fig.update_layout(title=title, height=_HEIGHT, margin={"l": 10, "r": 10, "t": 40, "b": 10},
+                      legend=LEGEND_BELOW,  # long run names wrap there instead of squeezing the plot
                       hovermode="x unified")  # no template: Streamlit themes the chart (and templates cost ~20 ms)
     fig.update_xaxes(title_text=x_title)
     fig.update_yaxes(title_text=y_title, type="log" if log_y else "linear")
-    return fig
+    integer_axis(fig)  # epochs and steps: never 1.2, 1.4, …
+    return tidy(fig)
 
 
 def history_figure(histories: dict[str, list[dict[str, Any]]], metric: str, log_y: bool = False) -> go.Figure:

@@ -2,25 +2,36 @@
 
 Each check returns a `Finding` (or None) linked to an FAQ entry, so a learner reads *what* happened, *why*
 it matters and where to learn more. The thresholds are rules of thumb, stated in each docstring.
+
+`diagnose` runs the checks as one ordered table, `RULES`: each rule names one cause, and a rule that fires
+rules out the causes it explains or would contradict (a loss stuck at chance because a frozen backbone has
+random weights is not also "learning rate too low"), so a run never gets two opposite pieces of advice.
+The run's final message (core.training) names the first of these findings, so it says the same thing.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
 __all__ = [
+    "RULES",
+    "Evidence",
     "Finding",
+    "Rule",
     "Severity",
+    "backbone_weights_file",
     "check_class_imbalance",
     "check_dead_relu",
     "check_divergence",
     "check_learning_rate",
     "check_overfitting",
+    "check_random_backbone",
     "check_underfitting",
     "dead_relu_shares",
     "diagnose",
@@ -111,10 +122,10 @@ def check_overfitting(history: Sequence[dict[str, Any]], *, min_epochs: int = 4,
     return None
 
 
-def check_underfitting(history: Sequence[dict[str, Any]], n_classes: int, *,
-                       loss_share: float = 0.8, acc_margin: float = 0.2) -> Finding | None:
-    """Final training loss ≥ 80 % of the loss of uniform guessing (ln k), or training accuracy within
-    20 % of the way from chance (1/k) to perfect: the model has not learned the signal yet."""
+def _underfit(history: Sequence[dict[str, Any]], n_classes: int, loss_share: float = 0.8,
+              acc_margin: float = 0.2) -> list[str] | None:
+    """What shows that the model has barely learned (final training loss >= 80 % of ln k, or training
+    accuracy within 20 % of the way from chance to perfect), in words; None when it has learned."""
     if not history or n_classes < 2:
         return None
     loss, acc = _series(history, "loss"), _series(history, "accuracy")
@@ -130,9 +141,86 @@ def check_underfitting(history: Sequence[dict[str, Any]], n_classes: int, *,
         parts.append(f"training loss {last_loss:.3f} vs {uniform_loss:.3f} for blind guessing")
     if np.isfinite(last_acc):
         parts.append(f"training accuracy {last_acc:.1%} vs {chance:.1%} by chance")
+    return parts
+
+
+def check_underfitting(history: Sequence[dict[str, Any]], n_classes: int, *,
+                       loss_share: float = 0.8, acc_margin: float = 0.2) -> Finding | None:
+    """Final training loss ≥ 80 % of the loss of uniform guessing (ln k), or training accuracy within
+    20 % of the way from chance (1/k) to perfect: the model has not learned the signal yet.
+
+    The advice leaves the learning rate out: a rate too high or too low is a cause of its own (checked
+    before this one in RULES), and naming it here too would repeat or contradict that finding."""
+    parts = _underfit(history, n_classes, loss_share, acc_margin)
+    if parts is None:
+        return None
     return Finding("warning", "Underfitting: the model has barely learned",
-                   f"After {len(history)} epoch(s): {'; '.join(parts)}. Train longer, raise the learning "
-                   f"rate, or use a bigger model.", "underfitting")
+                   f"After {len(history)} epoch(s): {'; '.join(parts)}. Train longer, or give the model more "
+                   f"capacity (more units, filters or layers).", "underfitting")
+
+
+def backbone_weights_file(params: dict[str, Any]) -> Path | None:
+    """Where Keras looks for a backbone's ImageNet weights before downloading them (None if unknown):
+    <KERAS_HOME>/models/<file>, the file Keras Applications names for that width and input size."""
+    from core.datasets import keras_cache_dir
+
+    if params.get("name", "MobileNetV2") != "MobileNetV2":
+        return None
+    try:
+        alpha = float(params.get("alpha", 0.35))
+        size = int(params.get("input_size", 32))
+    except (TypeError, ValueError):
+        return None
+    rows = size if size in (96, 128, 160, 192, 224) else 224  # Keras loads the 224 weights for other sizes
+    name = f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{alpha}_{rows}_no_top.h5"
+    return keras_cache_dir().parent / "models" / name
+
+
+def _weights_unavailable(notes: Any) -> bool:
+    """A build note says the ImageNet weights could not be had (so the backbone got random weights)."""
+    if not isinstance(notes, list | tuple):
+        return False
+    for note in notes:
+        text = str(note).lower()
+        if "imagenet" in text and any(w in text for w in ("unavailable", "could not", "random")):
+            return True
+    return False
+
+
+def check_random_backbone(history: Sequence[dict[str, Any]], n_classes: int,
+                          run_config: dict[str, Any] | None) -> Finding | None:
+    """The model has barely learned (as check_underfitting) and it sits on a frozen backbone with random
+    weights (its ImageNet weights were unavailable — the run's "build_notes" say so — or 'none' was
+    chosen): such a backbone's features carry no information, whatever the learning rate."""
+    if not run_config or _underfit(history, n_classes) is None:
+        return None
+    layers = (run_config.get("model") or {}).get("layers") or []
+    for layer in layers:
+        if not isinstance(layer, dict) or layer.get("type") != "Backbone":
+            continue
+        p = layer.get("params") or {}
+        if p.get("trainable", False):
+            continue
+        chosen_random = p.get("weights", "imagenet") == "none"
+        if not (chosen_random or _weights_unavailable(run_config.get("build_notes"))):
+            continue
+        name = str(p.get("name", "MobileNetV2"))
+        loss = _series(history, "loss")[-1]
+        uniform = math.log(n_classes)
+        where = (f"The training loss ended at {loss:.4f}; blind guessing between {n_classes} classes scores "
+                 f"ln {n_classes} = {uniform:.4f}. " if np.isfinite(loss) else "")
+        path = backbone_weights_file(p)
+        file = f"the file {path}" if path is not None else "the file in Keras's models folder"
+        if chosen_random:
+            why = (f"The {name} backbone is frozen and set to start from random weights (weights: none), so "
+                   f"its features carry no information")
+            fix = f"Unfreeze it (Backbone: trainable on) or choose ImageNet weights (offline, Keras reads {file})"
+        else:
+            why = (f"The ImageNet weights of {name} were unavailable when this run was built, so the frozen "
+                   f"backbone has random weights and its features carry no information")
+            fix = f"Unfreeze it (Backbone: trainable on) or provide the ImageNet weights: {file}"
+        return Finding("warning", "The frozen backbone has random weights", f"{where}{why}. {fix}.")
+    return None
 
 
 def check_learning_rate(history: Sequence[dict[str, Any]], *, min_epochs: int = 3,
@@ -161,10 +249,18 @@ def check_learning_rate(history: Sequence[dict[str, Any]], *, min_epochs: int = 
 
 def check_class_imbalance(counts: Sequence[int], class_names: Sequence[str], *,
                           ratio: float = 3.0) -> Finding | None:
-    """The largest class has ≥ 3× the samples of the smallest: accuracy then flatters the model."""
+    """The largest class has ≥ 3× the samples of the smallest: accuracy then flatters the model. A class
+    with no samples at all is an error of its own."""
     counts = np.asarray(counts, dtype=float)
     if counts.size < 2 or counts.min() < 0:
         return None
+    if (counts == 0).any():  # not a matter of degree: the model can never predict these classes
+        missing = [str(class_names[i]) for i in np.flatnonzero(counts == 0)]
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        return Finding("error", "Classes missing from the training data",
+                       f"{shown} {'has' if len(missing) == 1 else 'have'} no training samples, so the model "
+                       f"can never predict {'it' if len(missing) == 1 else 'them'}. Check the labels of the "
+                       f"data, or give every class training samples.", "class-imbalance")
     lo, hi = int(counts.argmin()), int(counts.argmax())
     r = counts[hi] / max(counts[lo], 1.0)
     if r < ratio:
@@ -199,8 +295,9 @@ def check_dead_relu(shares: dict[str, float], *, warn: float = 0.5, note: float 
     listing = ", ".join(f"{k}: {v:.0%}" for k, v in shares.items())
     return Finding("warning" if worst >= warn else "info", f"Dead ReLU units ({worst:.0%} in {layer})",
                    f"Share of units that output 0 for every test sample — {listing}. A dead unit gets no "
-                   f"gradient and stops learning. Lower the learning rate, use He initialisation, or try "
-                   f"LeakyReLU.", "dead-relu")
+                   f"gradient and stops learning. Lower the learning rate, or on Build a model set the layer's "
+                   f"kernel_initializer to he_normal and its activation to leaky_relu (or add a LeakyReLU "
+                   f"layer).", "dead-relu")
 
 
 def relu_activations(model: Any, x: np.ndarray, max_samples: int = 256) -> dict[str, np.ndarray]:
@@ -223,18 +320,88 @@ def relu_activations(model: Any, x: np.ndarray, max_samples: int = 256) -> dict[
     return {layer.name: np.asarray(o) for layer, o in zip(layers, outs, strict=True)}
 
 
+@dataclass(frozen=True)
+class Evidence:
+    """What the rules read about one run."""
+
+    history: Sequence[dict[str, Any]]  # epoch records of metrics.jsonl
+    n_classes: int
+    status: str | None = None  # the run's state, e.g. "diverged"
+    class_counts: Sequence[int] | None = None  # training samples per class
+    class_names: Sequence[str] | None = None
+    relu_shares: dict[str, float] | None = None  # dead_relu_shares of the trained model
+    run_config: dict[str, Any] | None = None  # config.json: the model spec and the build notes
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One cause: how to find it, and the causes it rules out once found (they would repeat or contradict
+    it: a finding that explains a flat loss leaves no room for 'learning rate too low')."""
+
+    cause: str
+    check: Callable[[Evidence], Finding | None]
+    rules_out: frozenset[str] = frozenset()
+
+
+def _dead_relu(e: Evidence, most: bool) -> Finding | None:
+    f = check_dead_relu(e.relu_shares or {})
+    return f if f is not None and (f.severity == "warning") == most else None
+
+
+def _learning_rate(e: Evidence, faq_id: str) -> Finding | None:
+    f = check_learning_rate(e.history)
+    return f if f is not None and f.faq_id == faq_id else None
+
+
+def _class_imbalance(e: Evidence) -> Finding | None:
+    if e.class_counts is None:
+        return None
+    names = e.class_names or [str(i) for i in range(len(e.class_counts))]
+    return check_class_imbalance(e.class_counts, names)
+
+
+_LOSS_SHAPE = frozenset({"learning-rate-too-high", "learning-rate-too-low", "underfitting", "overfitting"})
+
+# Ordered: the first rule that explains a symptom names its cause; rules_out keeps later ones from naming
+# another cause of the same symptom or giving advice that contradicts it.
+RULES: tuple[Rule, ...] = (
+    # NaN weights: every later number is meaningless
+    Rule("divergence", lambda e: check_divergence(e.history, e.status),
+         _LOSS_SHAPE | {"random-backbone"}),
+    # a loss at chance on features that carry no information: no learning rate, epoch count or model size helps
+    Rule("random-backbone", lambda e: check_random_backbone(e.history, e.n_classes, e.run_config),
+         _LOSS_SHAPE | {"dead-relu", "some-dead-relu"}),
+    # most units dead: the flat loss follows from it ("lower the learning rate", never "raise" it)
+    Rule("dead-relu", lambda e: _dead_relu(e, most=True),
+         frozenset({"learning-rate-too-low", "underfitting", "some-dead-relu"})),
+    # overshooting steps: the cause of a bumpy or rising loss, and of a high one
+    Rule("learning-rate-too-high", lambda e: _learning_rate(e, "learning-rate-too-high"),
+         frozenset({"learning-rate-too-low", "underfitting"})),
+    # steps too small: the cause of a flat loss (a few dead units would say "lower the rate": left out)
+    Rule("learning-rate-too-low", lambda e: _learning_rate(e, "learning-rate-too-low"),
+         frozenset({"underfitting", "some-dead-relu"})),
+    # still learning, or too small a model; a model that cannot fit its training data is not overfitting
+    Rule("underfitting", lambda e: check_underfitting(e.history, e.n_classes), frozenset({"overfitting"})),
+    Rule("overfitting", lambda e: check_overfitting(e.history)),
+    Rule("some-dead-relu", lambda e: _dead_relu(e, most=False)),
+    Rule("class-imbalance", _class_imbalance),
+)
+
+
 def diagnose(history: Sequence[dict[str, Any]], n_classes: int, *, class_counts: Sequence[int] | None = None,
              class_names: Sequence[str] | None = None, relu_shares: dict[str, float] | None = None,
-             status: str | None = None) -> list[Finding]:
-    """Every check that applies, most severe first."""
-    found = [check_divergence(history, status)]
-    if found[0] is None:  # the other history checks read finite losses only
-        found += [check_overfitting(history), check_underfitting(history, n_classes),
-                  check_learning_rate(history)]
-    if class_counts is not None:
-        names = class_names or [str(i) for i in range(len(class_counts))]
-        found.append(check_class_imbalance(class_counts, names))
-    if relu_shares:
-        found.append(check_dead_relu(relu_shares))
+             status: str | None = None, run_config: dict[str, Any] | None = None) -> list[Finding]:
+    """The findings of RULES, each rule skipped when an earlier finding ruled its cause out; most severe
+    first, table order among equals (so the first finding is the run's main diagnosis)."""
+    evidence = Evidence(history, n_classes, status, class_counts, class_names, relu_shares, run_config)
+    found: list[Finding] = []
+    ruled_out: set[str] = set()
+    for rule in RULES:
+        if rule.cause in ruled_out:
+            continue
+        finding = rule.check(evidence)
+        if finding is not None:
+            found.append(finding)
+            ruled_out |= rule.rules_out
     order = {"error": 0, "warning": 1, "info": 2}
-    return sorted((f for f in found if f is not None), key=lambda f: order[f.severity])
+    return sorted(found, key=lambda f: order[f.severity])

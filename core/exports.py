@@ -13,9 +13,11 @@ import zipfile
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-__all__ = ["all_metrics_csv", "csv_bytes", "history_csv", "neutralise_cell", "neutralise_frame", "run_zip"]
+__all__ = ["all_metrics_csv", "csv_bytes", "history_csv", "neutralise_cell", "neutralise_frame", "predictions_csv",
+           "report_csv", "run_zip"]
 
 _TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 _PLAIN_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
@@ -55,6 +57,34 @@ def csv_bytes(frame: pd.DataFrame) -> bytes:
 def history_csv(records: Sequence[dict[str, Any]]) -> bytes:
     """One run's epoch records as CSV (one row per epoch, one column per metric)."""
     return csv_bytes(pd.DataFrame.from_records(list(records)))
+
+
+def predictions_csv(probs: Any, y_true: Any, test_idx: Any, class_names: Sequence[str]) -> bytes:
+    """One row per test sample: its index in the dataset, true and predicted class (by name), and the
+    probability of each class (columns "P(<class>)", in class order)."""
+    from core.text import distinct
+
+    probs = np.asarray(probs, dtype=np.float64)
+    y_true = np.asarray(y_true, dtype=np.int64)
+    names = [str(c) for c in class_names]
+    if probs.ndim != 2 or probs.shape != (len(y_true), len(names)) or len(np.asarray(test_idx)) != len(y_true):
+        raise ValueError(f"predictions of shape {probs.shape} do not match {len(y_true)} labels and "
+                         f"{len(names)} classes")
+    frame = pd.DataFrame({"index": np.asarray(test_idx, dtype=np.int64),
+                          "true": [names[i] for i in y_true],
+                          "predicted": [names[i] for i in probs.argmax(axis=1)]})
+    columns = distinct([f"P({n})" for n in names], ("index", "true", "predicted"))
+    for j, column in enumerate(columns):
+        frame[column] = probs[:, j]
+    return csv_bytes(frame)
+
+
+def report_csv(report: pd.DataFrame) -> bytes:
+    """The per-class report of core.evaluation (precision, recall, F1, support per class, then the macro
+    and weighted averages) with the class in a first column "class"."""
+    frame = report.reset_index(names="class")
+    frame["class"] = frame["class"].astype(str)
+    return csv_bytes(frame)
 
 
 def all_metrics_csv(store: Any, infos: Sequence[Any] | None = None) -> bytes:

@@ -211,7 +211,9 @@ ENTRIES: tuple[FaqEntry, ...] = (
     _E("dead-relu", "diagnostics", "Dead ReLU units: neurons that output zero for every input",
        "A ReLU unit whose net input is negative for every sample outputs 0 and gets a gradient of exactly "
        "0, so it never recovers — often after a too-large update pushed its bias down. Lower the learning "
-       "rate, use He initialisation, or try LeakyReLU / ELU. On the Backpropagation page, make a hidden "
+       "rate, use He initialisation, or try LeakyReLU / ELU — on Build a model, a layer's settings offer "
+       "kernel_initializer he_normal and the activations leaky_relu and elu, and a LeakyReLU layer sets its "
+       "own slope. On the Backpropagation page, make a hidden "
        "unit's net input negative and see its gradients become 0.",
        ("relu", "dead", "dying relu", "zero gradient", "leaky relu", "inactive"),
        (("pages/backprop.py", "Backpropagation"), ("pages/model.py", "Build a model"))),

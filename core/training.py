@@ -583,16 +583,30 @@ def _train_locked(store: Any, run_id: str, dataset: Any, split: Any, spec: Any, 
     acc = extra.get("test_accuracy")
     message = f"{epochs_done} epochs" + (f", test accuracy {acc:.3f}" if acc is not None else "")
     notes = [*build_notes]
-    if acc is not None and len(split.y_test) and (note := _chance_note(acc, split.y_test, config)):
+    if acc is not None and len(split.y_test) and (note := _chance_note(
+            acc, split, dataset, reporter.records, model, {"model": spec.to_dict(), "build_notes": build_notes})):
         notes.insert(0, note)
     return TrainOutcome("completed", "; ".join([message, *notes]), extra)
 
 
-def _chance_note(accuracy: float, y_test: Any, config: TrainConfig) -> str | None:
-    """A run that finished without NaN can still have learned nothing (e.g. SGD at rate 10 kills every ReLU)."""
-    counts = np.bincount(np.asarray(y_test, dtype=np.int64))
+def _chance_note(accuracy: float, split: Any, dataset: Any, history: list[dict[str, Any]], model: Any,
+                 run_config: dict[str, Any]) -> str | None:
+    """A run that finished without NaN can still have learned nothing (e.g. SGD at rate 10 kills every ReLU,
+    a frozen backbone has random weights). The note names the main cause core.diagnostics finds from the same
+    evidence the Evaluate page's Diagnostics read, so the two never give different advice."""
+    counts = np.bincount(np.asarray(split.y_test, dtype=np.int64))
     baseline = float(counts.max() / counts.sum())
     if accuracy > baseline + 0.02:
         return None
-    return (f"no better than always guessing the most common class ({baseline:.3f}): the model did not learn; "
-            f"try a smaller learning rate than {config.learning_rate:g}")
+    from core.diagnostics import dead_relu_shares, diagnose, relu_activations
+
+    try:
+        shares = dead_relu_shares(relu_activations(model, split.x_test))
+    except Exception:  # noqa: BLE001 - the note must not fail a finished run; it then reads the history only
+        shares = {}
+    findings = diagnose(history, dataset.n_classes, class_names=list(dataset.class_names), relu_shares=shares,
+                        class_counts=np.bincount(np.asarray(split.y_train, dtype=np.int64),
+                                                 minlength=dataset.n_classes),
+                        status="completed", run_config=run_config)
+    note = f"no better than always guessing the most common class ({baseline:.3f}): the model did not learn"
+    return note + (f". {findings[0].title}: {findings[0].explanation.rstrip('.')}" if findings else "")

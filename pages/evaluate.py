@@ -52,7 +52,9 @@ with tab_run:
              ":material/psychology: Predict"])
         with metrics_tab:
             ui.render_evaluation(ev, prefix=f"ev_{info.run_id}", show_cell=lambda cell: ui.render_cell_samples(
-                ev, test_idx, cell, data, reason, prefix=f"ev_{info.run_id}"))
+                ev, test_idx, cell, data, reason, prefix=f"ev_{info.run_id}"),
+                downloads=lambda: ui.render_evaluation_downloads(ev, test_idx, info.run_id, f"ev_{info.run_id}",
+                                                                 store, info))
         with errors_tab:
             ui.render_confident_mistakes(ev, test_idx, data, reason, prefix=f"ev_{info.run_id}")
 
@@ -71,9 +73,12 @@ with tab_run:
             shares = {}
             if model is not None and data is not None:
                 x = data.split.x_test if data.split is not None else data.dataset.x[test_idx]
-                shares = dead_relu_shares(relu_activations(model, x))
+                try:
+                    shares = dead_relu_shares(relu_activations(model, x))
+                except (ValueError, TypeError):  # e.g. a model.keras replaced by one for other data
+                    st.caption("Dead ReLU units not checked: the run's model does not accept its test data.")
             findings = diagnose(history, ev.n_classes, class_counts=counts, class_names=ev.class_names,
-                                relu_shares=shares, status=info.status)
+                                relu_shares=shares, status=info.status, run_config=info.config)
             ui.render_findings(findings)
             if shares and check_dead_relu(shares) is None:
                 st.caption("Dead ReLU units per layer: " + ", ".join(f"{md_literal(k)} {v:.0%}"
@@ -137,6 +142,8 @@ with tab_upload:
             st.success(f"Model accepted and evaluated on {len(split.y_test)} test samples of "
                        f"{md_literal(dataset.name)}.",
                        icon=":material/verified:")
-            ui.render_evaluation(evaluate_predictions(probs, split.y_test, dataset.class_names), prefix="up")
+            uploaded = evaluate_predictions(probs, split.y_test, dataset.class_names)
+            ui.render_evaluation(uploaded, prefix="up", downloads=lambda: ui.render_evaluation_downloads(
+                uploaded, split.test_idx, "uploaded-model", "up"))
         except (ModelFileError, EvaluationError, ValueError, OSError) as exc:
             ui.evaluation_error(exc)

@@ -29,8 +29,10 @@ steps = [
      "the forward pass, loss and chain rule, exactly"),
     ("pages/faq.py", "7. FAQ", ":material/help:", "privacy, energy, explainability, practical answers"),
 ]
-grid = st.columns(2, gap="medium")
-for n, (page, label, icon, what) in enumerate(steps):
-    with grid[n % 2].container(border=True):
-        st.page_link(page, label=f"**{label}**", icon=icon)
-        st.caption(what)
+# Row by row: on a narrow screen Streamlit stacks each row's columns, so the cards keep their order 1..7
+# (two columns of cards would read 1, 3, 5, 7, 2, 4, 6 there).
+for row in range(0, len(steps), 2):
+    for column, (page, label, icon, what) in zip(st.columns(2, gap="small"), steps[row:row + 2], strict=False):
+        with column.container(border=True, height="stretch"):
+            st.page_link(page, label=f"**{label}**", icon=icon)
+            st.caption(what)

@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from core.charts_eval import setting_label
 from core.compare import METRIC_COLUMNS, differing_settings, filter_runs, run_label
 from core.exports import all_metrics_csv
 from core.runs import ACTIVE_STATES
@@ -24,6 +25,9 @@ if not infos:
     st.stop()
 table = ui.cached_runs_table(store, infos)
 by_id = {i.run_id: i for i in infos}
+active = {i.run_id: i.status for i in infos if i.status in ACTIVE_STATES}
+if active:  # polls while something is queued or training; a finished cross-validation then shows by itself
+    ui.watch_runs(manager, active, frozenset(by_id))
 
 f1, f2, f3, f4 = st.columns([2, 2, 3, 2])
 statuses = f1.multiselect("Status", sorted(table["status"].unique()), key="runs_status")
@@ -54,7 +58,8 @@ st.dataframe(
                    "last_val_loss": st.column_config.NumberColumn("last val loss", format="%.4f"),
                    "test_loss": st.column_config.NumberColumn("test loss", format="%.4f"),
                    "epochs_run": st.column_config.NumberColumn("epochs"),
-                   "duration_s": st.column_config.NumberColumn("duration (s)", format="%.1f")})
+                   "duration_s": st.column_config.NumberColumn("duration (s)", format="%.1f"),
+                   **{c: st.column_config.Column(setting_label(c)) for c in visible_settings}})
 st.caption(f"{len(shown)} of {len(table)} runs. Click a column title to sort; tick rows to select them."
            + ("" if only_diff or not settings else " Showing every setting."))
 

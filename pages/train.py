@@ -19,6 +19,7 @@ from ui.train_view import (
     apply_pending_settings,
     prime_form,
     render_run,
+    start_again_requested,
     start_feedback,
     started,
 )
@@ -75,7 +76,10 @@ with st.form("train_form"):
     submitted = st.form_submit_button("Start training", icon=":material/play_arrow:", type="primary",
                                       disabled=bool(store_problem))
 
-if submitted:
+# "Start another run with these settings" (offered after a double click) submits the form's settings again,
+# without the double-click guard
+again = start_again_requested() and not store_problem
+if submitted or again:
     try:
         config = TrainConfig(optimizer=optimizer, learning_rate=learning_rate, momentum=momentum,
                              weight_decay=weight_decay, schedule=schedule, step_every=int(step_every),
@@ -87,7 +91,7 @@ if submitted:
         saved_config(config)
         label = f"{spec.name} on {dataset.name}"
         run_id = manager.submit(TrainRequest(dataset, spec, config, label=label, workspace=manager.workspace),
-                                idempotency_key=submit_key(config, spec, dataset.name))
+                                idempotency_key=None if again else submit_key(config, spec, dataset.name))
         remember_run(run_id)
         started(manager, run_id, label)
     except (TrainConfigError, QueueFullError, RunStoreError) as exc:

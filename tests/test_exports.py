@@ -57,3 +57,37 @@ def test_run_zip_holds_the_run_files_only(tmp_path):
         names = set(zf.namelist())
         assert names == {f"{run_id}/{n}" for n in ("config.json", "metrics.jsonl", "status.json", "predictions.npz")}
         assert zf.read(f"{run_id}/config.json") == (store.run_dir(run_id) / "config.json").read_bytes()
+
+
+def test_predictions_csv_one_row_per_test_sample():
+    import numpy as np
+    import pytest
+
+    from core.exports import predictions_csv
+
+    probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6], [0.25, 0.5, 0.25]], dtype=np.float32)
+    data = predictions_csv(probs, [0, 1, 1], [40, 7, 13], ["=cmd()", "b", "b"])
+    rows = list(csv.reader(io.StringIO(data.decode())))
+    assert rows[0] == ["index", "true", "predicted", "P(=cmd())", "P(b)", "P(b) (2)"]  # names kept apart
+    assert [r[:3] for r in rows[1:]] == [["40", "'=cmd()", "'=cmd()"], ["7", "b", "b"], ["13", "b", "b"]]
+    frame = pd.read_csv(io.BytesIO(data))
+    assert frame.iloc[:, 3:].to_numpy() == pytest.approx(probs.astype(float), rel=1e-6)
+    with pytest.raises(ValueError, match="do not match"):
+        predictions_csv(probs, [0, 1], [1, 2], ["a", "b", "c"])
+
+
+def test_report_csv_is_the_evaluation_report_with_a_class_column():
+    import numpy as np
+    from sklearn.metrics import precision_recall_fscore_support
+
+    from core.evaluation import evaluate_predictions
+    from core.exports import report_csv
+
+    y = np.array([0, 0, 1, 1, 2, 2, 2, 0, 1, 2])
+    probs = np.eye(3)[[0, 1, 1, 2, 2, 0, 2, 0, 1, 1]]
+    ev = evaluate_predictions(probs, y, ["-x", "b", "c"])
+    frame = pd.read_csv(io.BytesIO(report_csv(ev.report)))
+    assert list(frame["class"]) == ["'-x", "b", "c", "macro avg", "weighted avg"]
+    p, r, f, s = precision_recall_fscore_support(y, probs.argmax(1), zero_division=0)
+    assert np.allclose(frame[["precision", "recall", "f1-score"]].to_numpy()[:3], np.c_[p, r, f])
+    assert list(frame["support"]) == [*s, 10, 10]

@@ -152,3 +152,105 @@ def test_a_digit_drawn_on_paper_is_inverted_before_prediction(clean_streamlit_ca
     assert any("Inverted automatically" in c.value for c in at.caption)
     shown = next(i for i in at.get("image") if any("as the model sees it" in c for c in i.captions))
     assert shown is not None
+
+
+# ---- downloads where the numbers are shown --------------------------------------------------------------
+
+HOSTILE_NAMES = ["=HYPERLINK(\"http://x\",\"a\")", "+cmd|' /C calc'!A0", "@SUM(1)", *map(str, range(3, 10))]
+
+
+@pytest.fixture
+def deferred_files(monkeypatch):
+    """file name -> the callable a deferred download button registered (AppTest serves no files)."""
+    from streamlit.runtime.media_file_manager import MediaFileManager
+
+    files = {}
+    original = MediaFileManager.add_deferred
+
+    def spy(self, data_callable, mimetype, coordinates, file_name=None, **kwargs):
+        files[file_name] = data_callable
+        return original(self, data_callable, mimetype, coordinates, file_name, **kwargs)
+
+    monkeypatch.setattr(MediaFileManager, "add_deferred", spy)
+    return files
+
+
+def test_evaluate_offers_the_model_the_predictions_and_the_report(clean_streamlit_caches, tiny_model_bytes,
+                                                                  deferred_files):
+    import pandas as pd
+    from sklearn.metrics import classification_report, precision_recall_fscore_support
+
+    store = RunStore()
+    run_id = write_run(store, "digits", accuracy=0.7, seed=3)
+    dataset = dict(store.read_config(run_id)["dataset"], class_names=HOSTILE_NAMES)  # names a spreadsheet runs
+    store.update_config(run_id, dataset=dataset)
+    store.model_path(run_id).write_bytes(tiny_model_bytes)
+    at = _app()
+    metrics_tab = next(tab for tab in at.tabs if "Metrics" in tab.label)
+    labels = [b.proto.label for b in metrics_tab.get("download_button")]
+    assert labels == ["Per-class report (.csv)", "Test predictions (.csv)", "Model (.keras)"], labels
+    assert {f"{run_id}-report.csv", f"{run_id}-predictions.csv", f"{run_id}.keras"} <= set(deferred_files)
+
+    pred = store.read_predictions(run_id)
+    y, probs = pred["y_true"], pred["probs"]
+    y_pred = probs.argmax(1)
+    safe = ["'" + n if n[0] in "=+@" else n for n in HOSTILE_NAMES]  # neutralised: a leading apostrophe
+
+    report = pd.read_csv(io.BytesIO(deferred_files[f"{run_id}-report.csv"]()), keep_default_na=False)
+    assert list(report.columns) == ["class", "precision", "recall", "f1-score", "support"]
+    assert list(report["class"]) == [*safe, "macro avg", "weighted avg"]
+    p, r, f, s = precision_recall_fscore_support(y, y_pred, labels=range(10), zero_division=0)
+    np.testing.assert_allclose(report[["precision", "recall", "f1-score"]].to_numpy()[:10], np.c_[p, r, f])
+    np.testing.assert_array_equal(report["support"].to_numpy()[:10], s)
+    sk = classification_report(y, y_pred, labels=range(10), output_dict=True, zero_division=0)
+    for row, avg in ((10, "macro avg"), (11, "weighted avg")):
+        np.testing.assert_allclose(report.loc[row, ["precision", "recall", "f1-score", "support"]].astype(float),
+                                   [sk[avg][m] for m in ("precision", "recall", "f1-score", "support")])
+
+    rows = pd.read_csv(io.BytesIO(deferred_files[f"{run_id}-predictions.csv"]()), keep_default_na=False)
+    assert list(rows.columns) == ["index", "true", "predicted", *[f"P({n})" for n in HOSTILE_NAMES]]
+    np.testing.assert_array_equal(rows["index"], pred["test_idx"])
+    assert list(rows["true"]) == [safe[i] for i in y] and list(rows["predicted"]) == [safe[i] for i in y_pred]
+    np.testing.assert_allclose(rows.iloc[:, 3:].to_numpy(), probs, rtol=1e-6)
+
+    assert deferred_files[f"{run_id}.keras"]() == tiny_model_bytes
+
+
+def test_a_frozen_random_backbone_gets_one_diagnosis_in_the_message_and_the_panel(clean_streamlit_caches,
+                                                                                   monkeypatch, tmp_path):
+    """The reported run: Transfer learning offline, stuck at loss 2.3026 on 10 classes. Its message said
+    "try a smaller learning rate", its Diagnostics "learning rate probably too low, try 3-10x larger"."""
+    from types import SimpleNamespace
+
+    import core.diagnostics as D
+    from core.training import _chance_note
+    from tests.test_diagnostics import STUCK, backbone_config
+    from tests.test_page_runs import shown
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    monkeypatch.setattr(D, "relu_activations", lambda model, x: {})  # the note's relu probe: no model here
+    store = RunStore()
+    run_id = write_run(store, "digits", accuracy=0.1, seed=5, epochs=0)
+    config = backbone_config()
+    store.update_config(run_id, model=config["model"], build_notes=config["build_notes"])
+    for record in STUCK:
+        store.append_metrics(run_id, record)
+    from core.datasets import load_builtin, split_dataset
+
+    digits = load_builtin("digits")
+    split = split_dataset(digits, seed=0)
+    note = _chance_note(0.1, SimpleNamespace(y_test=split.y_test, y_train=split.y_train, x_test=split.x_test),
+                        digits, STUCK, None, config)
+    store.write_status(run_id, "completed", f"5 epochs, test accuracy 0.100; {note}; {config['build_notes'][0]}")
+    at = _app()
+    diag = next(tab for tab in at.tabs if "Diagnostics" in tab.label)
+    alerts = [shown(a.value) for kind in ("error", "warning", "info") for a in diag.get(kind)]
+    assert len(alerts) == 1 and alerts[0].startswith("**The frozen backbone has random weights** — "), alerts
+    explanation = alerts[0].split(" — ", 1)[1]
+    assert "ln 10 = 2.3026" in explanation and "Unfreeze it" in explanation
+    assert str(tmp_path / "models" / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5") in explanation
+    caption = next(shown(c.value) for c in at.caption if c.value.startswith("completed"))
+    # the same words in the message (which goes on after them: "; ImageNet weights for …")
+    assert f"The frozen backbone has random weights: {explanation.rstrip('.')}; " in caption
+    for text in (*alerts, caption.split("; ImageNet weights for")[0]):
+        assert "learning rate" not in text.lower()

@@ -58,7 +58,7 @@ def test_step_ten_times_lowers_the_loss():
     history = at.session_state["bp_history"]
     assert len(history) == 11
     assert all(b < a for a, b in zip(history, history[1:], strict=False))
-    caption = next(c.value for c in at.caption if "steps since the last edit" in c.value)
+    caption = next(c.value for c in at.caption if "since the last edit" in c.value)
     first, last = map(float, re.search(r"loss (\S+) → (\S+?)\. ", caption).groups())
     assert caption.startswith("10 steps") and last < first
     assert len(at.get("plotly_chart")) >= 1

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from sklearn.metrics import f1_score
 
 from core.compare import describe_change
@@ -141,9 +142,11 @@ def test_settings_chart_shows_what_differs_among_the_chosen_runs(clean_streamlit
     at.multiselect(key="runs_selected").set_value([adam, sgd]).run()
     assert not at.exception, at.exception
     spec = next(json.loads(c.proto.spec) for c in at.get("plotly_chart") if c.proto.spec and "parcoords" in c.proto.spec)
+    from core.charts_eval import setting_label
+
     labels = [d["label"] for d in spec["data"][0]["dimensions"]]
-    assert "training.optimizer" in labels and "training.learning_rate" in labels, labels
-    assert "training.batch_size" not in labels and "training.epochs" not in labels, labels
+    assert setting_label("training.optimizer") in labels and setting_label("training.learning_rate") in labels, labels
+    assert setting_label("training.batch_size") not in labels and setting_label("training.epochs") not in labels, labels
 
 
 # ---- run store faults are visible, never silent --------------------------------------------------------
@@ -229,3 +232,111 @@ def test_a_read_only_runs_folder_still_lists_runs_and_says_why_nothing_can_chang
     assert [shown(e.value) for e in at.error] == [f"Could not delete {keep}: cannot delete run {keep}: the file "
                                                   f"system is read-only"]
     assert store.run_info(keep).status == "completed"
+
+
+# ---- the page follows queued and running runs by itself ----------------------------------------------
+
+def _busy(store: RunStore, run_id: str, state: str) -> None:
+    """Queued or training in another live app process on this machine (start-up recovery leaves it)."""
+    store.write_status(run_id, state, "training" if state == "running" else "", pid=os.getppid(),
+                       host=socket.gethostname())
+
+
+def _cv_label(at, group: str) -> str:
+    return next((e.proto.label for e in at.expander if group in e.proto.label), "")
+
+
+def _polling(at) -> bool:
+    return any("this page updates by itself" in c.value for c in at.caption)
+
+
+def test_a_cross_validation_in_progress_is_followed_until_its_summary_shows(clean_streamlit_caches):
+    """The page used to show a finished cross-validation only after a manual reload. While a fold is queued
+    or running it polls (a run_every fragment AppTest does not tick: each at.run() stands for a tick), and
+    the summary fills in as the folds finish."""
+    store = RunStore()
+    group = "cv-iris-2fold-0a1b2c"
+    folds = [write_run(store, "iris", accuracy=acc, seed=i, epochs=1, group=group,
+                       split={"kind": "cv", "k": 2, "fold": i, "seed": 0}) for i, acc in enumerate((0.6, 0.8))]
+    _busy(store, folds[0], "running")
+    _busy(store, folds[1], "queued")
+    at = _app()
+    assert "0 of 2 folds finished" in _cv_label(at, group)
+    assert _polling(at), [c.value for c in at.caption]
+    line = next(shown(c.value) for c in at.caption if "this page updates by itself" in c.value)
+    assert "2 run(s) queued or training" in line and f"{folds[0]} running" in line and f"{folds[1]} queued" in line
+    for n, run_id in enumerate(folds, start=1):
+        store.write_status(run_id, "completed", "1 epochs")
+        at.run()
+        assert not at.exception, at.exception
+        assert f"{n} of 2 folds finished" in _cv_label(at, group)
+    summary = next(d.value for d in at.dataframe if "mean ± std" in d.value.columns).set_index("metric")
+    accs = [np.mean(store.read_predictions(r)["probs"].argmax(1) == store.read_predictions(r)["y_true"])
+            for r in folds]
+    assert summary.loc["test_accuracy", "mean ± std"] == f"{np.mean(accs):.4f} ± {np.std(accs):.4f}"
+    assert not _polling(at)  # nothing active: the polling fragment is no longer drawn
+    assert set(at.dataframe[0].value["status"]) == {"completed"}
+
+
+class _Manager:
+    """What runs_changed reads of ui.workspace.WorkspaceJobs."""
+
+    def __init__(self, store, live=None, active=()):
+        self.store, self.live, self.active = store, dict(live or {}), list(active)
+
+    def live_status(self, run_id):
+        return (self.live[run_id], "") if run_id in self.live else None
+
+    def active_run_ids(self):
+        return self.active
+
+
+def test_runs_changed_sees_state_changes_new_runs_and_deletions():
+    from ui.evaluate import runs_changed
+
+    store = RunStore()
+    a = write_run(store, "iris", seed=1)
+    _busy(store, a, "running")
+    b = write_run(store, "iris", seed=2)
+    seen = {a: "running", b: "queued"}
+    # this server's job manager knows b; a is trained by another process (its status.json)
+    assert not runs_changed(_Manager(store, {b: "queued"}, [b]), seen, {a, b})
+    assert runs_changed(_Manager(store, {b: "running"}, [b]), seen, {a, b})  # b left the queue
+    assert runs_changed(_Manager(store, {b: "queued"}, [b, "20990101-000000-abcdef"]), seen, {a, b})  # a new run
+    store.write_status(a, "completed", "done")
+    assert runs_changed(_Manager(store, {b: "queued"}, [b]), seen, {a, b})  # a finished elsewhere
+    store.delete_run(a)
+    assert runs_changed(_Manager(store, {b: "queued"}, [b]), {a: "running"}, {a, b})  # deleted
+
+
+@pytest.mark.slow
+def test_cross_validate_from_the_form_and_watch_the_summary_arrive(clean_streamlit_caches):
+    """The real thing: 2 folds of 1 epoch on iris, trained by the job manager's worker process."""
+    import time
+
+    from ui.jobs import job_manager
+
+    store = RunStore()
+    base = write_run(store, "iris", epochs=1, training={"batch_size": 16})
+    at = _app()
+    at.selectbox(key="cv_run").set_value(base)
+    at.number_input(key="cv_k").set_value(2)
+    next(b for b in at.button if b.label == "Cross-validate").click()
+    at.run()
+    assert not at.exception, at.exception
+    assert not at.error, [shown(e.value) for e in at.error]
+    message = next(shown(s.value) for s in at.success if s.value.startswith("Queued 2 folds"))
+    group = message.split("as group ")[1].split(".")[0]
+    assert "0 of 2 folds finished" in _cv_label(at, group) and _polling(at)
+    end = time.monotonic() + 240
+    while "2 of 2 folds finished" not in _cv_label(at, group):
+        assert time.monotonic() < end, f"gave up: {_cv_label(at, group)}"
+        time.sleep(1)
+        at.run()
+        assert not at.exception, at.exception
+    summary = next(d.value for d in at.dataframe if "mean ± std" in d.value.columns).set_index("metric")
+    assert summary.loc["test_accuracy", "folds"] == 2
+    at.run()  # the run after the last change draws no polling fragment
+    assert not _polling(at) and not any(s.value.startswith("Queued 2 folds") for s in at.success)
+    for run in store.list_runs():
+        job_manager().stop(run.run_id)

@@ -394,3 +394,73 @@ def test_a_second_start_says_where_it_waits_in_the_queue(clean_streamlit_caches)
         job_manager().stop(run_id)
     _run_until(at, lambda a: all(RunStore().read_status(r)["state"] == "stopped" for r in (first, second)),
                "both runs to stop")
+
+
+def test_a_double_start_says_so_names_the_run_and_can_start_another(clean_streamlit_caches):
+    """The same settings a moment after Start are a double click: nothing new starts, and the page says so
+    beside the button, names the run, and offers a deliberate second start."""
+    at = _train_page()
+    _number(at, "Epochs").set_value(300)
+    _number(at, "Batch size").set_value(8)
+    _start(at)
+    first = at.session_state["train_run_id"]
+    _start(at)  # unchanged settings, within the double-click window
+    assert at.session_state["train_run_id"] == first
+    assert [r.run_id for r in RunStore().list_runs()] == [first]
+    said = [shown(w.value) for w in at.warning]
+    assert len(said) == 1 and f"a few seconds after it started run `{first}` (Small MLP on iris)" in said[0], said
+    assert "that counts as a double click, so nothing new started" in said[0]
+    assert not at.success  # no "Started at …" as if this press had started something
+    assert any(t.value.startswith(f"Nothing new started: run {first}") for t in at.toast), [t.value for t in at.toast]
+    nodes = list(at.main)
+    start = next(i for i, e in enumerate(nodes) if e.type == "button" and e.label == "Start training")
+    assert nodes[start + 1].type == "warning"  # right under the Start button
+
+    next(b for b in at.button if b.label == "Start another run with these settings").click()
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    second = at.session_state["train_run_id"]
+    assert second != first and {r.run_id for r in RunStore().list_runs()} == {first, second}
+    assert RunStore().read_config(second)["training"] == RunStore().read_config(first)["training"]
+    assert not at.warning and any(second in shown(s.value) for s in at.success)
+    from ui.jobs import job_manager
+
+    for run_id in (second, first):
+        job_manager().stop(run_id)
+    _run_until(at, lambda a: all(RunStore().read_status(r)["state"] in ("stopped", "completed")
+                                 for r in (first, second)), "both runs to stop")
+
+
+def test_the_same_settings_after_the_double_click_window_start_a_new_run(clean_streamlit_caches, monkeypatch):
+    """Only a repeat within a few seconds is a double click: a deliberate Start later trains again."""
+    import core.jobs
+
+    monkeypatch.setattr(core.jobs, "_DEDUPE_S", 0.0)  # as if the few seconds had passed
+    at = _train_page()
+    _number(at, "Epochs").set_value(2)
+    _start(at)
+    first = at.session_state["train_run_id"]
+    _start(at)
+    second = at.session_state["train_run_id"]
+    assert second != first and {r.run_id for r in RunStore().list_runs()} == {first, second}
+    assert not at.warning and any(second in shown(s.value) for s in at.success), [s.value for s in at.success]
+    _run_until(at, lambda a: all(RunStore().read_status(r)["state"] == "completed" for r in (first, second)),
+               "both runs to finish")
+
+
+def test_a_training_process_started_during_a_page_run_does_not_run_the_app(tmp_path):
+    """A spawned training process re-imports the script that __main__ was when it started, and a page run
+    can be app.py itself (run through runpy on a first direct link, and in every AppTest run): there app.py
+    must do nothing, not build a job manager and scan the run store in every training process."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    app = Path(__file__).resolve().parents[1] / "app.py"
+    probe = ("import runpy, sys; runpy.run_path(sys.argv[1], run_name='__mp_main__'); "
+             "print(sorted(m for m in ('ui.jobs', 'core.jobs') if m in sys.modules and "
+             "getattr(sys.modules[m], '_MANAGERS', None)))")
+    out = subprocess.run([sys.executable, "-c", probe, str(app)], capture_output=True, text=True, timeout=120,
+                         cwd=app.parent)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]", out.stdout

@@ -6,7 +6,7 @@ Everything numeric comes from core.evaluation / core.compare; this module only l
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -48,7 +48,9 @@ __all__ = [
     "render_cell_samples",
     "render_confident_mistakes",
     "render_evaluation",
+    "render_evaluation_downloads",
     "render_findings",
+    "render_model_download",
     "run_picker",
     "cached_runs_table",
     "delete_runs",
@@ -57,9 +59,14 @@ __all__ = [
     "render_cv_summaries",
     "render_downloads",
     "sync_selection",
+    "runs_changed",
+    "watch_runs",
+    "REFRESH_S",
 ]
 
 _EVALUABLE = ("completed", "stopped")
+_REPORT_ROWS_SHOWN = 24  # a per-class report up to this many rows is shown whole, without a scroll bar
+_CV_STARTED = "_runs_cv_started"  # the message of a cross-validation just queued, shown after the rerun
 _SEVERITY = {"error": (st.error, ":material/error:"), "warning": (st.warning, ":material/warning:"),
              "info": (st.info, ":material/info:")}
 
@@ -150,18 +157,32 @@ def _pick_cell(chart_key: str, names: tuple[str, ...], prefix: str) -> None:
             return
 
 
+def _label_width(labels: Any) -> int:
+    """Pixels for a column of short labels to show whole ("weighted avg" included), capped for long names."""
+    return int(min(320, max(90, 8 * max((len(str(x)) for x in labels), default=0) + 28)))
+
+
 def render_evaluation(ev: Evaluation, prefix: str,
-                      show_cell: Callable[[tuple[int, int]], None] | None = None) -> tuple[int, int]:
-    """Test metrics, per-class report, clickable confusion matrix (show_cell draws the chosen cell's
-    samples right under it), ROC/PR; returns the chosen cell."""
+                      show_cell: Callable[[tuple[int, int]], None] | None = None,
+                      downloads: Callable[[], None] | None = None) -> tuple[int, int]:
+    """Test metrics, per-class report (downloads draws its buttons right under it), clickable confusion
+    matrix (show_cell draws the chosen cell's samples right under it), ROC/PR; returns the chosen cell."""
     cols = st.columns(2 + len(ev.top_k))
     cols[0].metric("Test accuracy", f"{ev.accuracy:.2%}")
     cols[1].metric("Test loss (cross-entropy)", f"{ev.loss:.4f}")
     for col, (k, v) in zip(cols[2:], ev.top_k.items(), strict=True):
         col.metric(f"Top-{k} accuracy", f"{v:.2%}")
     st.subheader("Per-class precision, recall and F1")
-    st.dataframe(ev.report, column_config={c: st.column_config.NumberColumn(format="%.3f")
-                                           for c in ("precision", "recall", "f1-score")})
+    # every row in sight, the macro / weighted averages included; with many classes (CIFAR-100) the table
+    # scrolls, so the two averages come first there
+    many = len(ev.report) > _REPORT_ROWS_SHOWN
+    report = pd.concat([ev.report.tail(2), ev.report.iloc[:-2]]) if many else ev.report
+    st.dataframe(report.reset_index(names="class"), height="auto" if many else "content", hide_index=True,
+                 column_config={"class": st.column_config.TextColumn(pinned=True, width=_label_width(report.index)),
+                                **{c: st.column_config.NumberColumn(format="%.3f")
+                                   for c in ("precision", "recall", "f1-score")}})
+    if downloads is not None:
+        downloads()
     st.subheader("Confusion matrix")
     normalised = st.toggle("Row-normalised (share of each true class)", key=f"{prefix}_norm")
     cm = normalise_rows(ev.confusion) if normalised else ev.confusion
@@ -294,6 +315,51 @@ def cached_runs_table(store: RunStore, infos: list[RunInfo]) -> pd.DataFrame:
     return table
 
 
+REFRESH_S = 2  # how often the Runs page looks for changes while a run of the workspace is queued or running
+
+
+def runs_changed(manager: Any, seen: dict[str, str], known: Collection[str]) -> bool:
+    """Whether the workspace's runs changed since the page was drawn: a run that was queued or running
+    (`seen`: run id -> state) is in another state or gone, or a run not listed then (`known`) is active now.
+    Reads the manager's memory, and status.json only for the runs in `seen` (not every run folder)."""
+    from core.runs import RunStoreError
+
+    for run_id, state in seen.items():
+        live = manager.live_status(run_id)
+        if live is None:
+            try:
+                now = manager.store.run_info(run_id).status  # trained by another process, or finished
+            except (RunStoreError, OSError, ValueError):
+                return True  # deleted meanwhile
+        else:
+            now = live[0]
+        if now != state:
+            return True
+    return any(run_id not in known for run_id in manager.active_run_ids())
+
+
+@st.fragment(run_every=REFRESH_S)
+def watch_runs(manager: WorkspaceJobs, seen: dict[str, str], known: frozenset[str]) -> None:
+    """Drawn only while a run of the workspace is queued or running: says so with each one's progress, and
+    every REFRESH_S seconds reruns the whole page once the runs changed (a fold finished, a run started or
+    ended), so the table, the cross-validation summaries and the pickers catch up by themselves. The full
+    run that finds nothing active no longer draws this fragment, which ends the polling."""
+    if runs_changed(manager, seen, known):
+        st.rerun()
+    parts = []
+    for run_id in seen:
+        snap = manager.snapshot(run_id)
+        if snap is None:
+            parts.append(f"{run_id} {seen[run_id]}")
+        elif snap.state == "running":
+            parts.append(f"{run_id} epoch {snap.epoch} of {snap.epochs}" if snap.epoch else f"{run_id} starting")
+        else:
+            where = f" (#{snap.queue_position} in line)" if snap.queue_position else ""
+            parts.append(f"{run_id} {snap.state}{where}")
+    st.caption(f":material/autorenew: {len(seen)} run(s) queued or training — this page updates by itself "
+               f"every {REFRESH_S} s: " + md_literal("; ".join(parts)))
+
+
 def sync_selection(table_key: str, select_key: str, shown_key: str) -> None:
     """on_select callback: rows clicked in the runs table become the 'Selected runs' choice."""
     state = st.session_state.get(table_key)
@@ -328,6 +394,38 @@ def delete_runs(manager: WorkspaceJobs, run_ids: list[str]) -> None:
         st.session_state.pop(key, None)
 
 
+def render_model_download(container: Any, store: RunStore, info: RunInfo, key: str) -> None:
+    """The run's model.keras as <run_id>.keras (read when clicked), or why there is none."""
+    if info.has_model:
+        container.download_button("Model (.keras)", data=lambda: store.model_path(info.run_id).read_bytes(),
+                                  file_name=f"{info.run_id}.keras", mime="application/octet-stream",
+                                  icon=":material/deployed_code:", on_click="ignore", key=key)
+    else:
+        container.caption("No model.keras saved.")
+
+
+def render_evaluation_downloads(ev: Evaluation, test_idx: np.ndarray, stem: str, prefix: str,
+                                store: RunStore | None = None, info: RunInfo | None = None) -> None:
+    """The per-class report and the test predictions as CSV (files <stem>-report.csv and
+    <stem>-predictions.csv), and the run's model when a run is given; each file is made when clicked."""
+    from core.exports import predictions_csv, report_csv
+
+    cols = st.columns(3)
+    cols[0].download_button("Per-class report (.csv)", data=lambda: report_csv(ev.report),
+                            file_name=f"{stem}-report.csv", mime="text/csv", icon=":material/table:",
+                            on_click="ignore", key=f"{prefix}_dl_report",
+                            help="Precision, recall, F1 and support per class, then the macro and weighted "
+                                 "averages.")
+    cols[1].download_button("Test predictions (.csv)",
+                            data=lambda: predictions_csv(ev.probs, ev.y_true, test_idx, ev.class_names),
+                            file_name=f"{stem}-predictions.csv", mime="text/csv", icon=":material/list_alt:",
+                            on_click="ignore", key=f"{prefix}_dl_predictions",
+                            help="One row per test sample: its index in the dataset, the true and the predicted "
+                                 "class, and the probability of every class.")
+    if store is not None and info is not None:
+        render_model_download(cols[2], store, info, key=f"{prefix}_dl_model")
+
+
 def render_downloads(store: RunStore, info: RunInfo) -> None:
     """Zip of the run folder, its model.keras and its history as CSV."""
     from core.exports import history_csv, run_zip
@@ -336,12 +434,7 @@ def render_downloads(store: RunStore, info: RunInfo) -> None:
     c1.download_button("Run folder (.zip)", data=lambda: run_zip(store, info.run_id),
                        file_name=f"{info.run_id}.zip", mime="application/zip", icon=":material/folder_zip:",
                        on_click="ignore", key=f"dl_zip_{info.run_id}")
-    if info.has_model:
-        c2.download_button("Model (.keras)", data=lambda: store.model_path(info.run_id).read_bytes(),
-                           file_name=f"{info.run_id}.keras", mime="application/octet-stream",
-                           icon=":material/deployed_code:", on_click="ignore", key=f"dl_model_{info.run_id}")
-    else:
-        c2.caption("No model.keras saved.")
+    render_model_download(c2, store, info, key=f"dl_model_{info.run_id}")
     c3.download_button("History (.csv)", data=lambda: history_csv(store.read_metrics(info.run_id)),
                        file_name=f"{info.run_id}-history.csv", mime="text/csv", icon=":material/table:",
                        on_click="ignore", key=f"dl_hist_{info.run_id}")
@@ -368,7 +461,7 @@ def render_compare(store: RunStore, chosen: list[RunInfo], table: pd.DataFrame, 
     with par:
         rows = table[table["run_id"].isin([i.run_id for i in chosen])]
         metric = st.selectbox("Metric", [m for m in METRIC_COLUMNS if rows[m].notna().any()] or ["epochs_run"],
-                              key="cmp_par_metric")
+                              format_func=charts.setting_label, key="cmp_par_metric")
         # only what differs among the chosen runs: settings differing elsewhere in the table would crowd
         # out (past the 8-axis cap) the ones that tell these runs apart
         dims = [s for s in differing_settings(rows, settings) if rows[s].notna().all()][:8]
@@ -430,8 +523,12 @@ def render_cross_validate(manager: WorkspaceJobs, infos: list[RunInfo]) -> None:
     """Start k folds with a finished run's dataset, model and settings, through the job engine (in the
     manager's workspace)."""
     from core.crossval import MAX_FOLDS, MIN_FOLDS, submit_cv
+    from core.runs import ACTIVE_STATES
 
     finished = [i for i in infos if i.finished and (i.config.get("split") or {}).get("kind") != "cv"]
+    started = st.session_state.get(_CV_STARTED)  # (group, message): shown while a fold is queued or running
+    if started and not any(i.config.get("group") == started[0] and i.status in ACTIVE_STATES for i in infos):
+        started = st.session_state.pop(_CV_STARTED) and None
     if not finished:
         st.caption("Train a run first: cross-validation repeats its settings on k folds.")
         return
@@ -439,6 +536,8 @@ def render_cross_validate(manager: WorkspaceJobs, infos: list[RunInfo]) -> None:
         info = run_picker(finished, "Reuse the dataset, model and settings of", key="cv_run")
         k = st.number_input("Folds (k)", min_value=MIN_FOLDS, max_value=MAX_FOLDS, value=5, step=1, key="cv_k")
         go = st.form_submit_button("Cross-validate", icon=":material/play_arrow:")
+    if started:
+        st.success(started[1], icon=":material/check_circle:")
     if not go or info is None:
         return
     from core.jobs import QueueFullError
@@ -453,13 +552,18 @@ def render_cross_validate(manager: WorkspaceJobs, infos: list[RunInfo]) -> None:
                                    TrainConfig.from_dict(info.config["training"]), int(k),
                                    idempotency_key=submit_key("cv", info.run_id, int(k)),
                                    workspace=manager.workspace)
-        st.success(f"Queued {len(run_ids)} folds as group {md_literal(group)}; follow them on the Train page or "
-                   f"here.",
-                   icon=":material/check_circle:")
     except QueueFullError as exc:
         st.error(f"Cross-validation not started: {md_literal(exc)}.", icon=":material/block:")
+        return
     except (ValueError, KeyError, OSError, RuntimeError) as exc:
         evaluation_error(exc)
+        return
+    # the whole page again, so that the list above has the new folds and watches them until they finish
+    st.session_state[_CV_STARTED] = (group, f"Queued {len(run_ids)} folds as group {md_literal(group)}. Their "
+                                            f"summary (mean ± std) fills in above as folds finish: this page "
+                                            f"updates by itself. Each fold's training can also be followed on "
+                                            f"the Train page.")
+    st.rerun()
 
 
 def _dataset_of(config: dict[str, Any]) -> Any:

@@ -145,19 +145,21 @@ def render_network_editor() -> bp.Network:
     net = current_network()
     if msg := st.session_state.pop(_ERR, None):
         st.error(f"That edit was not applied: {md_literal(msg)}.", icon=":material/error:")
-    c1, c2 = st.columns(2)
+    # the output-and-loss names are long ("sigmoid output + binary cross-entropy"): a row of their own, so a
+    # half-width column never cuts them short
+    st.selectbox("Output and loss", list(bp.HEADS), index=list(bp.HEADS).index(net.head),
+                 format_func=bp.HEADS.get, key=_key("head"), on_change=_on_field, args=("head",))
+    c1, c2, c3 = st.columns(3)
     c1.selectbox("Hidden activation", list(bp.ACTIVATIONS), index=list(bp.ACTIVATIONS).index(net.hidden),
                  format_func=bp.ACTIVATIONS.get, key=_key("hidden"), on_change=_on_field, args=("hidden",))
-    c2.selectbox("Output and loss", list(bp.HEADS), index=list(bp.HEADS).index(net.head),
-                 format_func=bp.HEADS.get, key=_key("head"), on_change=_on_field, args=("head",))
-    c1, c2, c3, c4 = st.columns(4)
-    c1.number_input("Inputs", 1, bp.MAX_INPUTS, net.n_inputs, key=_key("n_inputs"), on_change=_on_shape)
-    c2.number_input("Hidden width", 1, bp.MAX_WIDTH, net.width, key=_key("width"), on_change=_on_shape)
-    c3.number_input("Label y", value=net.y, step=1.0 if net.head == "sigmoid_bce" else 0.1, format="%.6g",
+    c2.number_input("Inputs", 1, bp.MAX_INPUTS, net.n_inputs, key=_key("n_inputs"), on_change=_on_shape)
+    c3.number_input("Hidden width", 1, bp.MAX_WIDTH, net.width, key=_key("width"), on_change=_on_shape)
+    c1, c2 = st.columns(2)
+    c1.number_input("Label y", value=net.y, step=1.0 if net.head == "sigmoid_bce" else 0.1, format="%.6g",
                     min_value=0.0 if net.head == "sigmoid_bce" else None,
                     max_value=1.0 if net.head == "sigmoid_bce" else None,
                     key=_key("y"), on_change=_on_field, args=("y",))
-    c4.number_input("Learning rate η", 0.0001, 10.0, net.lr, step=0.01, format="%.6g", key=_key("lr"),
+    c2.number_input("Learning rate η", 0.0001, 10.0, net.lr, step=0.01, format="%.6g", key=_key("lr"),
                     on_change=_on_field, args=("lr",))
     cols = st.columns(net.n_inputs)
     for i, col in enumerate(cols):
@@ -178,11 +180,10 @@ def render_network_editor() -> bp.Network:
                        column_config={"weight W2": number})
     c2.number_input("Output bias b2", value=net.b2, step=0.1, format="%.6g", key=_key("b2"),
                     on_change=_on_field, args=("b2",))
-    c1, c2 = st.columns(2)
-    c1.button("Article's example", icon=":material/restart_alt:", on_click=_set,
-              args=(bp.default_example(),), width="stretch")
+    row = st.container(horizontal=True)  # side by side, also on a phone
+    row.button("Article's example", icon=":material/restart_alt:", on_click=_set, args=(bp.default_example(),))
     seed = st.session_state.get(_VER, 0)
-    c2.button("Random weights", icon=":material/casino:", width="stretch", on_click=lambda: _set(
+    row.button("Random weights", icon=":material/casino:", on_click=lambda: _set(
         bp.random_network(seed, net.n_inputs, net.width, net.hidden, net.head)))
     return current_network()
 
@@ -208,22 +209,22 @@ def render_chain(net: bp.Network) -> None:
     c2.number_input(f"Value of {name}", value=value, step=0.01, format="%.6g", key=_key(f"pv_{name}"),
                     on_change=_on_param)
     factors, _ = bp.chain_factors(net, name)
-    table = pd.DataFrame([{"factor": f"{n}. {f.meaning}", "value": f.value} for n, f in enumerate(factors, 1)])
-    st.dataframe(table, hide_index=True, column_config={"value": st.column_config.NumberColumn(format="%.6g")})
+    # a list, not a two-column table: on a phone the table cut the numbers off behind the long meanings
+    st.markdown("\n".join(f"{n}. {md_literal(f.meaning)}: **{f.value:.6g}**" for n, f in enumerate(factors, 1)))
     for line in bp.chain_formulas(net, name):
         st.latex(line)
 
 
 def render_training(net: bp.Network) -> None:
     """Step buttons and the loss over the SGD steps taken since the last edit."""
-    c1, c2, c3 = st.columns(3)
-    c1.button("Step", icon=":material/skip_next:", on_click=_steps, args=(1,), width="stretch")
-    c2.button("10 steps", icon=":material/fast_forward:", on_click=_steps, args=(10,), width="stretch")
-    c3.button("100 steps", icon=":material/double_arrow:", on_click=_steps, args=(100,),
-              width="stretch")
+    row = st.container(horizontal=True)  # one row, also on a phone (it wraps only if they do not fit)
+    row.button("Step", icon=":material/skip_next:", on_click=_steps, args=(1,))
+    row.button("10 steps", icon=":material/fast_forward:", on_click=_steps, args=(10,))
+    row.button("100 steps", icon=":material/double_arrow:", on_click=_steps, args=(100,))
     history = st.session_state.get(_HIST) or [bp.forward(net).loss]
     st.plotly_chart(loss_steps_figure(history), key="bp_loss_chart")
-    st.caption(f"{len(history) - 1} steps since the last edit; loss {history[0]:.6g} → {history[-1]:.6g}. "
+    steps = len(history) - 1
+    st.caption(f"{steps} step{'' if steps == 1 else 's'} since the last edit; loss {history[0]:.6g} → {history[-1]:.6g}. "
                "Editing the network restarts the history.")
 
 

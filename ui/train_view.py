@@ -32,8 +32,8 @@ if TYPE_CHECKING:
     Jobs = JobManager | WorkspaceJobs  # the process-wide manager, or one workspace's view of it
 
 __all__ = ["FORM_KEYS", "LOSSES", "OPTIMIZERS", "PENDING_KEY", "SCHEDULES", "RunSummary", "apply_pending_settings",
-           "prime_form", "render_run", "run_summary", "same_data", "settings_words", "start_feedback",
-           "started"]
+           "prime_form", "render_run", "run_summary", "same_data", "settings_words", "start_again_requested",
+           "start_feedback", "started"]
 
 OPTIMIZERS = {"sgd": "SGD with momentum", "adam": "Adam", "adamw": "AdamW (weight decay)", "rmsprop": "RMSprop"}
 SCHEDULES = {"constant": "constant", "step": "step decay", "cosine": "cosine decay", "plateau": "reduce on plateau"}
@@ -49,6 +49,7 @@ _FLOATS = ("learning_rate", "momentum", "weight_decay", "step_factor")
 _INTS = ("step_every", "batch_size", "epochs", "seed", "patience")
 PENDING_KEY = "_train_use_settings"  # run id whose settings the next full run loads into the form
 _STARTED_KEY = "_train_started"  # {"run_id", "label", "position", "at"} of this session's last Start
+_AGAIN_KEY = "_train_start_again"  # set by "Start another run": the next full run submits the form's settings anew
 
 
 @dataclass(frozen=True)
@@ -357,12 +358,38 @@ def started(manager: Jobs, run_id: str, label: str) -> None:
     snap = manager.snapshot(run_id)
     position = snap.queue_position if snap is not None and snap.state == "queued" else None
     again = previous.get("run_id") == run_id  # the same submission twice (a double click): one run
+    now = time.strftime("%H:%M:%S")
     info = {"run_id": run_id, "label": label, "position": position, "again": again,
-            "at": previous.get("at") if again else time.strftime("%H:%M:%S")}
+            "at": previous.get("at") if again else now, "again_at": now if again else None}
     st.session_state[_STARTED_KEY] = info
     what = "queued, next in line" if position == 1 else f"queued, position {position}" if position else "started"
-    st.toast(f"Run {run_id} {'already ' if again else ''}{what}: {md_literal(label, max_chars=80)}",
+    if again:  # a double click: the page says what happened right under the Start button
+        st.toast(f"Nothing new started: run {run_id} was started with these settings a moment ago.",
+                 icon=":material/ads_click:")
+        return
+    st.toast(f"Run {run_id} {what}: {md_literal(label, max_chars=80)}",
              icon=":material/hourglass_top:" if position else ":material/play_arrow:")
+
+
+def start_again_requested() -> bool:
+    """True once after "Start another run with these settings" was pressed (see start_feedback)."""
+    return bool(st.session_state.pop(_AGAIN_KEY, False))
+
+
+def _request_start_again() -> None:
+    st.session_state[_AGAIN_KEY] = True
+
+
+def _offer_start_again(run_id: str, info: dict[str, Any], label: str, outcome: str) -> None:
+    """A second Start with the same settings a few seconds after the first counts as a double click (one run):
+    say so, name the run, and let a deliberate second start through."""
+    st.warning(f"Start was pressed again at {info.get('again_at') or info['at']} with the same settings, a few "
+               f"seconds after it started run `{run_id}` ({label}) at {info['at']}: that counts as a double "
+               f"click, so nothing new started. Run `{run_id}` {outcome}.", icon=":material/ads_click:")
+    st.button("Start another run with these settings", icon=":material/replay:", key="train_start_again",
+              on_click=_request_start_again,
+              help="Trains a second run with exactly the same model, data and settings (with the same seed, "
+                   "the same curves on a CPU).")
 
 
 def start_feedback(manager: Jobs, watched: str | None) -> None:
@@ -380,15 +407,22 @@ def start_feedback(manager: Jobs, watched: str | None) -> None:
                 known = manager.store.read_status(run_id).get("state"), ""
             except (OSError, ValueError):
                 known = "unknown", ""
+        if info.get("again"):
+            _offer_start_again(run_id, info, label, f"has ended: **{md_literal(known[0])}**; its charts are at "
+                                                    f"the top of the page")
+            return
         st.info(f"Run `{run_id}` ({label}), started at {info['at']}, has ended: **{md_literal(known[0])}**. "
                 f"Its charts are at the top of the page.", icon=":material/flag:")
         return
     # as of this full run of the page (the polling fragment above keeps the live state)
     position = snap.queue_position if snap.state == "queued" else None
     if info.get("again"):
-        head = f"Already started at {info['at']}: run `{run_id}` ({label}); pressing Start again with the same " \
-               f"settings does not start a second run."
-    elif position == 1:
+        _offer_start_again(run_id, info, label, f"is {'queued' if position else 'training'}: its progress and "
+                                                f"Stop are at the top of the page")
+        if st.query_params.get("run") != run_id:
+            st.query_params["run"] = run_id
+        return
+    if position == 1:
         head = f"Queued at {info['at']}: run `{run_id}` ({label}), next in line for training."
     elif position:
         head = f"Queued at {info['at']}: run `{run_id}` ({label}), position {position} in the queue " \

@@ -93,7 +93,7 @@ def test_hostile_names_fetch_nothing_elsewhere_and_open_no_dialog(browser, hosti
         spec = tmp_path / "spec.json"
         spec.write_text(hostile_spec(hostile_dataset()).to_json())
         page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(spec))
-        page.get_by_text("Layers of").wait_for()
+        page.get_by_role("heading").filter(has_text="Layers of").filter(has_not_text="Small MLP").wait_for()
         _settle(page)
         assert f"Layers of “{SPEC_NAME}”" in _texts(page.get_by_role("heading"))  # shown as typed
 

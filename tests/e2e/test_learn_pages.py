@@ -23,7 +23,7 @@ def test_backprop_formulas_chart_and_step(page, app_server):
     page.get_by_text("Keep training").scroll_into_view_if_needed()
     page.locator('[data-testid="stPlotlyChart"]').first.wait_for()
     page.get_by_role("button", name="Step", exact=True).click()
-    page.get_by_text("1 steps since the last edit").wait_for()
+    page.get_by_text("1 step since the last edit").wait_for()
     wait_for_app(page)
     assert page.locator('[data-testid="stException"]').count() == 0
 

@@ -21,6 +21,9 @@ def test_first_request_to_a_page_url_uses_the_app_navigation(browser, tmp_path):
         assert "app" not in links, f"legacy file-name navigation is showing: {links}"
         page.get_by_role("heading", name="Frequently asked questions").wait_for()
         assert "/faq" in page.url
+        assert page.title() == "FAQ · Keras Lab"  # the tab names the page, also on the first request
+        sections = [t.strip() for t in nav.get_by_test_id("stNavSectionHeader").all_inner_texts()]
+        assert sections == ["Experiment", "Learn"], sections
     finally:
         context.close()
         stop_server(proc, log)
