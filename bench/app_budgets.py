@@ -14,18 +14,31 @@ driven by Playwright in the system Chromium, in this order:
    digits), Compare runs and FAQ, the server's /proc/<pid>/maps is searched for TensorFlow's shared
    libraries (libtensorflow*, _pywrap_tensorflow*): an independent check that nothing imported it.
    RSS after each page is printed (server process plus any children, from /proc/<pid>/status VmRSS).
-3. Memory while training. Model page: preset "Article CNN" (adapted to 8x8 digits) -> Use preset;
-   Train page: epochs -> Start training. A thread samples RSS every 0.2 s from the Model page until the
-   run has finished; the peak is printed (budget 1.5 GB).
+3. Memory while one run trains and three visitors browse. Three more browser contexts (a helper process:
+   Playwright's sync API is one thread) open the app and go round Explore data -> Compare runs -> FAQ
+   until the run has finished. Then Model page: preset "Article CNN" (adapted to 8x8 digits, the default
+   data) -> Use preset; Train page: epochs -> Start training. A thread samples RSS every 0.2 s from the
+   Model page until the run has finished: the server process and the training worker processes (its
+   children, `multiprocessing` spawn; the waiting one too) are summed and also printed apart (goal: the
+   whole app <= 1.2 GB with three sessions on the default data). Both import TensorFlow, whose ~0.5 GB
+   of shared-library pages RSS counts in each; so once a second the whole app is also measured from
+   /proc/<pid>/smaps with each mapped file counted once (what the machine, or a container's memory
+   limit, actually holds for them).
 4. Epoch end -> visible on the live chart. A thread polls runs/<id>/metrics.jsonl at 20 Hz; an epoch's
    end time is the file's mtime when the epoch line was the only new line since the last poll, else
    the time it was seen. The main thread polls the "loss per epoch" Plotly chart's number of points in
    the page at 20 Hz. Latency = first time the page shows epoch N - time epoch N was written; median and
-   max are printed (budget 1.5 s). The page refreshes once a second, so ~0.5 s median is expected.
+   max are printed (budget 1.5 s), for the run above (three visitors browsing) and for a second run
+   trained alone. The page refreshes once a second, so ~0.5 s median is expected.
+5. Click -> first batch on the page: from the click on Start training to the progress bar showing a
+   batch done ("batch N/M", N >= 1), for the first run (cold: the server starts the worker process,
+   which imports TensorFlow, on the first Start) and for the second run (warm: the worker that replaced
+   the first run's has imported TensorFlow; the time it took to get ready after the first run is printed
+   too). The page polls once a second, so this includes up to 1 s of polling.
 
 Machine load (other users, other benchmarks) slows all of these; load averages are printed with them.
 
-    .venv/bin/python bench/app_budgets.py [--epochs 10]
+    .venv/bin/python bench/app_budgets.py [--epochs 30] [--warm-epochs 5] [--visitors 3]
 """
 
 from __future__ import annotations
@@ -42,19 +55,17 @@ import tempfile
 import threading
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from core.runs import is_run_id  # noqa: E402 - a run folder's name, not the store's temporary folders
+
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 TF_LIBS = re.compile(r"libtensorflow|_pywrap_tensorflow")
 GB = 1024**3
-
-_JS_POINTS = """() => {
-  const plots = [...document.querySelectorAll('.js-plotly-plot')];
-  const loss = plots.find(p => p.layout && p.layout.title && String(p.layout.title.text).includes('loss per epoch'));
-  return loss && loss.data && loss.data[0] && loss.data[0].x ? loss.data[0].x.length : 0;
-}"""
-
 
 def load_text() -> str:
     return " ".join(f"{v:.2f}" for v in os.getloadavg())
@@ -102,6 +113,35 @@ def rss_bytes(pids: list[int]) -> int:
     return total
 
 
+def memory_once(pids: list[int]) -> int:
+    """Bytes resident for the processes with each file counted once: their anonymous memory (heap, stacks:
+    RssAnon-like) plus, per mapped file, the largest resident size any of them has of it. The server and
+    the worker map the same TensorFlow libraries (~0.5 GB of file pages): RSS counts them in both, the
+    machine -- and a container's memory limit -- holds them once. Everything below the app (Chromium,
+    other users) is left out, unlike PSS, which splits shared pages with whatever else maps them."""
+    anon, files = 0, {}
+    for p in pids:
+        mine: dict[str, int] = {}
+        try:
+            with open(f"/proc/{p}/smaps") as f:
+                path = ""
+                for line in f:
+                    head = line.split(None, 6)
+                    if "-" in head[0] and len(head) >= 5 and ":" in head[3]:  # a mapping's header line
+                        path = head[5].strip() if len(head) > 5 else ""
+                    elif head[0] == "Rss:":
+                        kb = int(head[1])
+                        if path.startswith("/") and not path.startswith("/dev/"):
+                            mine[path] = mine.get(path, 0) + kb
+                        else:
+                            anon += kb
+        except (OSError, ValueError, IndexError):
+            continue  # a child that has just exited
+        for path, kb in mine.items():
+            files[path] = max(files.get(path, 0), kb)
+    return (anon + sum(files.values())) * 1024
+
+
 def cpu_seconds(pids: list[int]) -> float:
     """User + system CPU time of the processes: a load-independent companion to the wall times."""
     total = 0
@@ -128,27 +168,50 @@ def tf_libraries(pids: list[int]) -> set[str]:
     return found
 
 
+def cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def split_tree(server: int) -> tuple[list[int], list[int]]:
+    """(training worker processes: multiprocessing-spawned children, the waiting one too; other children)."""
+    workers, others = [], []
+    for pid in descendants(server)[1:]:
+        (workers if "multiprocessing.spawn" in cmdline(pid) else others).append(pid)
+    return workers, others
+
+
 class RssSampler(threading.Thread):
-    """RSS of the server and its children every `every_s` seconds until stopped."""
+    """RSS of the server, its training workers and any other children every `every_s` seconds."""
 
     def __init__(self, pid: int, every_s: float = 0.2) -> None:
         super().__init__(daemon=True)
         self.pid, self.every_s = pid, every_s
-        self.samples: list[tuple[float, int]] = []
+        self.samples: list[tuple[float, int, int, int]] = []  # (time, server, workers, other children)
+        self.once: list[tuple[float, int]] = []  # (time, memory_once of the whole app), every second
         self.done = threading.Event()
 
     def run(self) -> None:
-        pids = descendants(self.pid)
-        next_tree = time.monotonic() + 2.0
+        workers, others = split_tree(self.pid)
+        next_tree = next_once = time.monotonic()
         while not self.done.is_set():
-            if time.monotonic() >= next_tree:  # rescan the process tree every 2 s (cheap enough)
-                pids, next_tree = descendants(self.pid), time.monotonic() + 2.0
-            self.samples.append((time.time(), rss_bytes(pids)))
+            if time.monotonic() >= next_tree:  # rescan: a worker ends after each run, a fresh one starts
+                (workers, others), next_tree = split_tree(self.pid), time.monotonic() + 0.5
+            self.samples.append((time.time(), rss_bytes([self.pid]), rss_bytes(workers), rss_bytes(others)))
+            if time.monotonic() >= next_once:  # /proc/<pid>/smaps is slower to read: once a second
+                self.once.append((time.time(), memory_once([self.pid, *workers, *others])))
+                next_once = time.monotonic() + 1.0
             self.done.wait(self.every_s)
 
     @property
-    def peak(self) -> int:
-        return max((b for _, b in self.samples), default=0)
+    def peak_sample(self) -> tuple[float, int, int, int]:
+        return max(self.samples, key=lambda s: s[1] + s[2] + s[3], default=(0.0, 0, 0, 0))
+
+    def peak(self, part: int) -> int:
+        return max((s[part] for s in self.samples), default=0)
 
 
 class EpochWatcher(threading.Thread):
@@ -157,6 +220,7 @@ class EpochWatcher(threading.Thread):
     def __init__(self, runs: Path) -> None:
         super().__init__(daemon=True)
         self.runs = runs
+        self.before = {p.parent.name for p in runs.glob("*/config.json")}  # earlier runs: not this one
         self.written: dict[int, float] = {}  # epoch -> wall time its line was written
         self.fit_time: dict[int, float] = {}  # epoch -> the record's own "time" (seconds since the fit began)
         self.exact = 0  # epochs timed by the file's mtime (the rest: by the poll that saw them)
@@ -166,10 +230,13 @@ class EpochWatcher(threading.Thread):
     def run(self) -> None:
         path, offset, buf = None, 0, b""
         while not self.done.is_set():
-            if path is None:
-                found = sorted(self.runs.glob("*/metrics.jsonl"))
+            if self.run_id is None:
+                found = sorted(p.parent.name for p in self.runs.glob("*/config.json")
+                               if p.parent.name not in self.before and is_run_id(p.parent.name))  # not .tmp-*
                 if found:
-                    path, self.run_id = found[-1], found[-1].parent.name
+                    self.run_id = found[-1]
+            if path is None and self.run_id is not None and (self.runs / self.run_id / "metrics.jsonl").exists():
+                path = self.runs / self.run_id / "metrics.jsonl"
             if path is not None:
                 seen = time.time()
                 try:
@@ -221,10 +288,154 @@ def pick(page, label: str, option: str) -> None:
     wait_idle(page)
 
 
+_JS_RUN = """(runId) => {
+  // the watched run's frame: its "Run <id>" heading, its progress bar and charts (the id shown elsewhere,
+  // e.g. next to the Start button, does not count, nor does the previous run's chart)
+  const head = runId && [...document.querySelectorAll('h4')].find(h => h.innerText.includes('Run ' + runId));
+  if (!head) return [0, null];
+  let frame = head;
+  for (let i = 0; i < 10 && frame.parentElement; i++) {
+    frame = frame.parentElement;
+    if (frame.querySelector('[data-testid="stProgress"], .js-plotly-plot')) break;
+  }
+  const loss = [...frame.querySelectorAll('.js-plotly-plot')].find(
+    p => p.layout && p.layout.title && String(p.layout.title.text).includes('loss per epoch'));
+  const points = loss && loss.data && loss.data[0] && loss.data[0].x ? loss.data[0].x.length : 0;
+  const text = [...frame.querySelectorAll('[data-testid="stProgress"]')].map(e => e.innerText).join(' ');
+  const m = text.match(/epoch (\\d+)\\/\\d+ · batch (\\d+)\\//);
+  return [points, m ? [Number(m[1]), Number(m[2])] : null];
+}"""
+
+VISIT = (("Explore data", '[data-testid="stPlotlyChart"] .js-plotly-plot'),
+         ("Compare runs", None), ("FAQ", None))
+
+
+def visitors_main(url: str, n: int, stop_file: Path) -> None:
+    """Helper process: n visitors (browser contexts) go round Data -> Runs -> FAQ until stop_file exists."""
+    from playwright.sync_api import sync_playwright
+
+    deadline = time.monotonic() + 900  # bounded whatever happens to the main process
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        pages = []
+        for _ in range(n):
+            page = browser.new_context(viewport={"width": 1200, "height": 900}).new_page()
+            page.set_default_timeout(180_000)
+            page.goto(url)
+            wait_home(page)
+            pages.append(page)
+        print("ready", flush=True)
+        views, errors, k = [0] * n, 0, 0
+        while not stop_file.exists() and time.monotonic() < deadline:
+            for i, page in enumerate(pages):
+                title, selector = VISIT[(k + i) % len(VISIT)]
+                try:
+                    nav(page, title)
+                    if selector:
+                        page.wait_for_selector(selector)
+                    views[i] += 1
+                except Exception:  # noqa: BLE001 - a slow page under load: count it, keep browsing
+                    errors += 1
+            k += 1
+        exceptions = sum(p.locator('[data-testid="stException"]').count() for p in pages)
+        browser.close()
+    print(json.dumps({"views": views, "errors": errors, "exceptions": exceptions}), flush=True)
+
+
+def wait_worker_ready(server: int, timeout: float = 180.0) -> float:
+    """time.time() when a waiting worker process had imported TensorFlow (nan if none did in time): a
+    spawned child that maps TensorFlow's libraries and whose CPU time then stays still for 1 s."""
+    start = time.monotonic()
+    last: dict[int, tuple[float, float]] = {}  # pid -> (cpu, time.time() since when unchanged)
+    while time.monotonic() - start < timeout:
+        workers, _ = split_tree(server)
+        now = time.time()
+        for pid in workers:
+            cpu = cpu_seconds([pid])
+            old = last.get(pid)
+            if old is None or old[0] != cpu:
+                last[pid] = (cpu, now)
+            elif now - old[1] >= 1.0 and tf_libraries([pid]):
+                return old[1]
+        time.sleep(0.1)
+    return float("nan")
+
+
+def train_and_watch(page, runs: Path, epochs: int, sampler_note: str) -> dict:
+    """Set epochs, click Start training, follow the page until the run's final status is on the chart."""
+    page.get_by_label("Epochs", exact=True).fill(str(epochs))
+    page.get_by_label("Batch size", exact=True).fill("32")
+    watcher = EpochWatcher(runs)
+    watcher.start()
+    t_start = time.time()
+    page.get_by_role("button", name="Start training").click()
+    shown: dict[int, float] = {}
+    first_batch = None
+    deadline = time.monotonic() + 600
+    status: dict = {}
+    while time.monotonic() < deadline:
+        try:  # counted only once the page shows this run (its id), not the previous run's chart
+            n, progress = page.evaluate(_JS_RUN, watcher.run_id)
+            n = int(n)
+        except Exception:  # noqa: BLE001 - the page is between renders
+            n, progress = 0, None
+        now = time.time()
+        if first_batch is None and (n > 0 or (progress and (progress[0] > 1 or progress[1] > 0))):
+            first_batch = now - t_start
+        for epoch in range(1, n + 1):
+            shown.setdefault(epoch, now)
+        if watcher.run_id and (runs / watcher.run_id / "status.json").exists():
+            try:
+                status = json.loads((runs / watcher.run_id / "status.json").read_text() or "{}")
+            except ValueError:
+                status = {}  # caught mid-write
+            if status.get("state") not in ("queued", "running", None) and len(shown) >= len(watcher.written):
+                break
+        time.sleep(0.05)
+    else:
+        raise TimeoutError(f"the run did not finish on the page within 600 s: status {status}, epochs written "
+                           f"{sorted(watcher.written)}, shown {sorted(shown)}, run {watcher.run_id}")
+    ended_at = time.time()
+    t_train = ended_at - t_start
+    wait_idle(page)
+    watcher.done.set()
+    watcher.join()
+    assert status.get("state") == "completed", f"run did not complete: {status}"
+    print(f"{sampler_note}: {status.get('epochs_done')} epochs (load {load_text()}): {t_train:.1f} s from the click "
+          f"to the final status; click -> first batch on the page {first_batch:.2f} s; {status.get('message')}")
+    latencies = {e: shown[e] - t for e, t in watcher.written.items() if e in shown}
+    for e in sorted(watcher.written):
+        lat = latencies.get(e)
+        print(f"  epoch {e:>2}: fit time {watcher.fit_time[e]:6.2f} s, written +{watcher.written[e] - t_start:6.2f} s"
+              ", on the chart " + (f"+{shown[e] - t_start:6.2f} s, latency {lat:.2f} s" if lat is not None
+                                   else "never seen"))
+    return {"first_batch": first_batch, "latencies": list(latencies.values()), "exact": watcher.exact,
+            "missing": sorted(set(watcher.written) - set(latencies)), "status": status, "t_train": t_train,
+            "ended_at": ended_at}
+
+
+def latency_rows(rows: list, label: str, result: dict) -> None:
+    lat = result["latencies"]
+    if lat:
+        print(f"epoch end -> on the live chart ({label}): median {statistics.median(lat):.2f} s, max {max(lat):.2f} s "
+              f"over {len(lat)} epochs ({result['exact']} timed by the file's mtime)")
+        rows.append((f"epoch end -> on the live chart, {label}: median / max",
+                     f"{statistics.median(lat):.2f} s / {max(lat):.2f} s", "max <= 1.5 s"))
+    if result["missing"]:
+        rows.append((f"epochs never seen on the chart ({label})", ", ".join(map(str, result["missing"])), "none"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=30, help="the first run (three visitors browsing)")
+    parser.add_argument("--warm-epochs", type=int, default=5, help="the second run (warm worker, alone)")
+    parser.add_argument("--visitors", type=int, default=3)
+    parser.add_argument("--visitor-url", help=argparse.SUPPRESS)  # the helper process's mode
+    parser.add_argument("--stop-file", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.visitor_url:
+        visitors_main(args.visitor_url, args.visitors, args.stop_file)
+        return
     from playwright.sync_api import sync_playwright
 
     rows: list[tuple[str, str, str]] = []  # (measure, value, budget)
@@ -246,6 +457,7 @@ def main() -> None:
         t0 = time.perf_counter()
         with open(log, "w") as out:
             proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        stop_file, visitors = Path(tmp) / "visitors.stop", None
         try:
             while True:
                 try:
@@ -316,7 +528,14 @@ def main() -> None:
                          "yes: " + ", ".join(loaded) if loaded else "no (/proc/<pid>/maps)", "no"))
             rows.append(("RSS after those pages (max)", f"{max(b for _, b in rss_pages) / 2**20:.0f} MB", ""))
 
-            # -- Model -> Train: memory and epoch latency ----------------------------------------------
+            # -- three visitors browse while one run trains: memory ------------------------------------
+            visitors = subprocess.Popen([sys.executable, __file__, "--visitor-url", url, "--visitors",
+                                         str(args.visitors), "--stop-file", str(stop_file)],
+                                        stdout=subprocess.PIPE, text=True)
+            ready = visitors.stdout.readline().strip()
+            assert ready == "ready", f"visitors did not start: {ready!r}"
+            print(f"{args.visitors} visitors have opened the app (load {load_text()}); RSS now "
+                  f"{rss_bytes(descendants(proc.pid)) / 2**20:.0f} MB")
             sampler = RssSampler(proc.pid)
             sampler.start()
             t_model = time.perf_counter()
@@ -328,66 +547,73 @@ def main() -> None:
             wait_idle(page)
             t_model = time.perf_counter() - t_model
             rss_model = rss_bytes(descendants(proc.pid))
-            print(f"Model page with Article CNN (imports TensorFlow): {t_model:.2f} s, RSS {rss_model / 2**20:.0f} MB"
-                  f" (TensorFlow libraries now mapped: {bool(tf_libraries(descendants(proc.pid)))})")
+            print(f"Model page with Article CNN: {t_model:.2f} s, RSS {rss_model / 2**20:.0f} MB (TensorFlow "
+                  f"libraries mapped in the server: {bool(tf_libraries([proc.pid]))})")
             nav(page, "Train")
             page.get_by_text("Article CNN (adapted)").first.wait_for()
-            page.get_by_label("Epochs", exact=True).fill(str(args.epochs))
-            page.get_by_label("Batch size", exact=True).fill("32")
-            watcher = EpochWatcher(runs)
-            watcher.start()
             rss_before = rss_bytes(descendants(proc.pid))
-            t_start = time.time()
-            page.get_by_role("button", name="Start training").click()
-            shown: dict[int, float] = {}
-            deadline = time.monotonic() + 600
-            status: dict = {}
-            while time.monotonic() < deadline:
-                try:
-                    n = int(page.evaluate(_JS_POINTS))
-                except Exception:  # noqa: BLE001 - the page is between renders
-                    n = 0
-                now = time.time()
-                for epoch in range(1, n + 1):
-                    shown.setdefault(epoch, now)
-                if watcher.run_id and (runs / watcher.run_id / "status.json").exists():
-                    status = json.loads((runs / watcher.run_id / "status.json").read_text() or "{}")
-                    if status.get("state") not in ("queued", "running") and len(shown) >= len(watcher.written):
-                        break
-                time.sleep(0.05)
-            t_train = time.time() - t_start
-            wait_idle(page)
+            cold = train_and_watch(page, runs, args.epochs, f"run 1 (cold worker, {args.visitors} visitors browsing)")
+            ready_watch = ThreadPoolExecutor(1).submit(wait_worker_ready, proc.pid)  # the next worker starts now
+            stop_file.touch()
+            visited = json.loads(visitors.communicate(timeout=300)[0].strip().splitlines()[-1])
             sampler.done.set()
-            watcher.done.set()
             sampler.join()
-            watcher.join()
-            train_load = load_text()
-            assert status.get("state") == "completed", f"run did not complete: {status}"
             rss_end = rss_bytes(descendants(proc.pid))
-            print(f"training {status.get('epochs_done')} epochs (load {train_load}): {t_train:.1f} s from the click "
-                  f"to the final status; {status.get('message')}")
-            print(f"RSS: before Model page {sampler.samples[0][1] / 2**20:.0f} MB, before Start "
-                  f"{rss_before / 2**20:.0f} MB, peak {sampler.peak / 2**20:.0f} MB "
-                  f"({len(sampler.samples)} samples every 0.2 s), after {rss_end / 2**20:.0f} MB")
-            rows.append(("peak RSS, Model page + training Article CNN", f"{sampler.peak / 2**20:.0f} MB "
-                         f"({sampler.peak / GB:.2f} GB)", "<= 1.5 GB"))
+            t_peak, server_peak, workers_peak, other_peak = sampler.peak_sample
+            total_peak = server_peak + workers_peak + other_peak
+            print(f"visitors: page views {visited['views']}, {visited['errors']} slow/failed navigations, "
+                  f"{visited['exceptions']} exceptions shown")
+            print(f"RSS: before Model page {sum(sampler.samples[0][1:]) / 2**20:.0f} MB, before Start "
+                  f"{rss_before / 2**20:.0f} MB, peak {total_peak / 2**20:.0f} MB = server {server_peak / 2**20:.0f} "
+                  f"+ workers {workers_peak / 2**20:.0f} + other children {other_peak / 2**20:.0f} MB "
+                  f"({len(sampler.samples)} samples every 0.2 s); peaks apart: server "
+                  f"{sampler.peak(1) / 2**20:.0f} MB, workers {sampler.peak(2) / 2**20:.0f} MB; after "
+                  f"{rss_end / 2**20:.0f} MB")
+            once_peak = max((b for _, b in sampler.once), default=0)
+            print(f"whole app with each mapped file counted once (shared TensorFlow libraries once): peak "
+                  f"{once_peak / 2**20:.0f} MB ({len(sampler.once)} samples every 1 s)")
+            rows.append((f"whole app, 1 run training + {args.visitors} visitors: peak RSS sum",
+                         f"{total_peak / 2**20:.0f} MB ({total_peak / GB:.2f} GB)", "<= 1.2 GB"))
+            rows.append(("  same, shared library files counted once", f"{once_peak / 2**20:.0f} MB "
+                         f"({once_peak / GB:.2f} GB)", "<= 1.2 GB"))
+            rows.append(("  at that peak: server / worker processes",
+                         f"{server_peak / 2**20:.0f} MB / {workers_peak / 2**20:.0f} MB", ""))
+            rows.append(("  peaks apart: server / worker processes",
+                         f"{sampler.peak(1) / 2**20:.0f} MB / {sampler.peak(2) / 2**20:.0f} MB", ""))
+            rows.append((f"visitors' page views during the run ({args.visitors} contexts)",
+                         f"{sum(visited['views'])} ({visited['errors']} slow/failed)", ""))
+            latency_rows(rows, f"{args.visitors} visitors browsing", cold)
 
-            latencies = {e: shown[e] - t for e, t in watcher.written.items() if e in shown}
-            for e in sorted(watcher.written):
-                lat = latencies.get(e)
-                print(f"  epoch {e:>2}: fit time {watcher.fit_time[e]:6.2f} s, written +{watcher.written[e] - t_start:6.2f} s"
-                      ", on the chart "
-                      + (f"+{shown[e] - t_start:6.2f} s, latency {lat:.2f} s" if lat is not None else "never seen"))
-            if latencies:
-                lat = list(latencies.values())
-                print(f"epoch end -> on the live chart: median {statistics.median(lat):.2f} s, max {max(lat):.2f} s "
-                      f"over {len(lat)} epochs ({watcher.exact} timed by the file's mtime)")
-                rows.append(("epoch end -> on the live chart, median", f"{statistics.median(lat):.2f} s", ""))
-                rows.append(("epoch end -> on the live chart, max", f"{max(lat):.2f} s", "<= 1.5 s"))
-            missing = sorted(set(watcher.written) - set(latencies))
-            if missing:
-                rows.append(("epochs never seen on the chart", ", ".join(map(str, missing)), "none"))
+            # -- a second run on the warm worker ----------------------------------------------------------
+            ready_s = ready_watch.result() - cold["ended_at"]
+            workers, _ = split_tree(proc.pid)
+            idle_server, idle_workers = rss_bytes([proc.pid]), rss_bytes(workers)
+            idle_once = memory_once(descendants(proc.pid))
+            print(f"next worker ready {ready_s:.1f} s after run 1's final status was seen; idle: "
+                  f"server {idle_server / 2**20:.0f} MB + waiting worker {idle_workers / 2**20:.0f} MB RSS, "
+                  f"{idle_once / 2**20:.0f} MB with files counted once (load {load_text()})")
+            rows.append(("idle after a run: server / waiting worker (RSS)", f"{idle_server / 2**20:.0f} MB / "
+                         f"{idle_workers / 2**20:.0f} MB", ""))
+            rows.append(("  whole app idle, files counted once", f"{idle_once / 2**20:.0f} MB", ""))
+            rows.append(("run ends -> next worker has imported TensorFlow", f"{ready_s:.1f} s", ""))
+            warm = train_and_watch(page, runs, args.warm_epochs, "run 2 (warm worker, alone)")
+            latency_rows(rows, "alone", warm)
+            rows.append(("click -> first batch on the page, first run (cold worker)", f"{cold['first_batch']:.2f} s",
+                         ""))
+            rows.append(("click -> first batch on the page, later run (warm worker)", f"{warm['first_batch']:.2f} s",
+                         ""))
+        except BaseException:
+            shot = Path(tempfile.gettempdir()) / "app_budgets_failure.png"
+            page.screenshot(path=str(shot), full_page=True)
+            print(f"failed; the training tab is in {shot}", flush=True)
+            raise
         finally:
+            if visitors is not None and visitors.poll() is None:
+                stop_file.touch()
+                try:
+                    visitors.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    visitors.kill()
             proc.terminate()
             try:
                 proc.wait(timeout=15)
@@ -397,11 +623,12 @@ def main() -> None:
         if "Traceback" in log.read_text():
             print("server log has a traceback:\n" + log.read_text()[-3000:])
 
+    rows.append(("load average (1/5/15 min) at end", load_text(), ""))
     width = max(len(m) for m, _, _ in rows)
     print(f"\nload average at end: {load_text()}")
-    print(f"{'measure':<{width}}  {'value':<22} budget")
+    print(f"{'measure':<{width}}  {'value':<26} budget")
     for measure, value, budget in rows:
-        print(f"{measure:<{width}}  {value:<22} {budget}")
+        print(f"{measure:<{width}}  {value:<26} {budget}")
 
 
 if __name__ == "__main__":

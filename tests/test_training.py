@@ -217,8 +217,8 @@ def test_steps_per_call_groups_cheap_steps_and_keeps_stop_and_the_curve():
     assert steps_per_call(40_000_000_000, 32, 1875) == 1  # heavy steps: Stop must not wait for several
     assert steps_per_call(100_000, 32, 100) == 5  # short epochs keep >= 20 points of the batch curve
     assert steps_per_call(100_000, 16, 7) == 1
-    mid = steps_per_call(10_000_000, 32, 1875)  # 0.19 s per step at the assumed rate: two fit in 0.4 s
-    assert mid == 2
+    mid = steps_per_call(10_000_000, 32, 1875)  # 0.0245 s per step at the assumed rate: 16 fit in 0.4 s
+    assert mid == 16
 
 
 def test_grouped_steps_report_each_call_and_stop_lands_within_one_call(tmp_path, monkeypatch):
