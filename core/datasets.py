@@ -41,6 +41,7 @@ __all__ = [
     "load_keras",
     "split_at",
     "split_dataset",
+    "split_indices",
     "subset_indices",
 ]
 
@@ -65,6 +66,9 @@ class Dataset:
     source: str = ""  # one line for the user: where the data came from
     subset: int | None = None  # stratified subset size it was drawn with (None: every sample)
     seed: int = 0  # seed of that subset draw
+    # An uploaded table's raw feature columns and recipe (core.tabular.TableData): each split fits its
+    # preparation (imputation, one-hot, scaling) on its own training rows. None: x is used as it is.
+    table: Any = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.x.shape[0] != self.y.shape[0]:
@@ -128,13 +132,20 @@ class Split:
     seed: int = 0
     mean: np.ndarray | None = field(default=None, repr=False)  # tabular: the training part's feature means
     std: np.ndarray | None = field(default=None, repr=False)  # tabular: its standard deviations (0 -> 1)
+    # tabular: the preparation fitted on the training part, as plain JSON data (core.tabular); it turns raw
+    # rows into the model's inputs and is stored with the run
+    preparation: dict[str, Any] | None = field(default=None, repr=False)
 
     def sizes(self) -> dict[str, int]:
         return {"train": len(self.y_train), "validation": len(self.y_val), "test": len(self.y_test)}
 
     def standardise(self, x: np.ndarray) -> np.ndarray:
-        """New raw rows scaled exactly as this split's parts were (images are left as they are)."""
+        """New raw rows of numbers scaled exactly as this split's parts were (images are left as they are).
+
+        An uploaded table's raw rows are text: they go through `preparation` (core.tabular.prepare_rows)."""
         x = np.asarray(x, dtype=np.float32)
+        if self.mean is None and self.preparation is not None and self.preparation.get("columns"):
+            raise DatasetError("this split's rows are prepared from raw columns: use core.tabular.prepare_rows")
         return x if self.mean is None else ((x - self.mean) / self.std).astype(np.float32)
 
 
@@ -157,10 +168,9 @@ def dataset_fingerprint(dataset: Any) -> str:
     return value
 
 
-def split_dataset(
-    dataset: Dataset, *, seed: int = 0, val_fraction: float = 0.15, test_fraction: float = 0.15
-) -> Split:
-    """Stratified, seeded split; tabular features are standardised with statistics of the training part only."""
+def split_indices(dataset: Dataset, *, seed: int = 0, val_fraction: float = 0.15, test_fraction: float = 0.15
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(train, validation, test) row indices of the stratified, seeded split (what split_dataset uses)."""
     from sklearn.model_selection import train_test_split
 
     for label, frac in (("validation fraction", val_fraction), ("test fraction", test_fraction)):
@@ -188,12 +198,33 @@ def split_dataset(
             f"{dataset.name}: {dataset.n_samples} samples are too few to split into training, validation and "
             f"test parts ({train_pct} / {round(100 * val_fraction)} / {round(100 * test_fraction)} %); "
             "use a dataset with more samples (a few per class at least)") from exc
+    return train_idx, val_idx, test_idx
+
+
+def split_dataset(
+    dataset: Dataset, *, seed: int = 0, val_fraction: float = 0.15, test_fraction: float = 0.15
+) -> Split:
+    """Stratified, seeded split; tabular features are prepared with statistics of the training part only."""
+    train_idx, val_idx, test_idx = split_indices(dataset, seed=seed, val_fraction=val_fraction,
+                                                 test_fraction=test_fraction)
     return split_at(dataset, train_idx, val_idx, test_idx, seed=seed)
 
 
 def split_at(dataset: Dataset, train_idx: np.ndarray, val_idx: np.ndarray, test_idx: np.ndarray, *,
              seed: int = 0) -> Split:
-    """The Split of given row indices; tabular features are standardised with the training part's statistics."""
+    """The Split of given row indices; tabular features are prepared with the training part's statistics only.
+
+    An uploaded table (`dataset.table`) is prepared from its raw columns: imputation, one-hot encoding and
+    scaling fitted on `train_idx` (core.tabular.fit_preparation), the same for every part. Other tabular
+    data is standardised with the training part's mean and standard deviation."""
+    if dataset.kind == "tabular" and dataset.table is not None:
+        from core import tabular
+
+        preparation = tabular.preparation_for(dataset.table, np.asarray(train_idx))
+        x = tabular.encode_table(dataset.table, preparation)
+        return Split(x_train=x[train_idx], y_train=dataset.y[train_idx], x_val=x[val_idx],
+                     y_val=dataset.y[val_idx], x_test=x[test_idx], y_test=dataset.y[test_idx],
+                     train_idx=train_idx, val_idx=val_idx, test_idx=test_idx, seed=seed, preparation=preparation)
     x = np.asarray(dataset.x, dtype=np.float32)
     mean = std = None
     if dataset.kind == "tabular":
@@ -207,8 +238,12 @@ def split_at(dataset: Dataset, train_idx: np.ndarray, val_idx: np.ndarray, test_
     )
     if mean is None:
         return split
+    from core.tabular import numeric_preparation
+
+    preparation = numeric_preparation(dataset.feature_names or [f"x{i}" for i in range(x.shape[1])], mean, std,
+                                      dataset.class_names)
     return replace(split, x_train=split.standardise(split.x_train), x_val=split.standardise(split.x_val),
-                   x_test=split.standardise(split.x_test))
+                   x_test=split.standardise(split.x_test), preparation=preparation)
 
 
 def _digits() -> Dataset:

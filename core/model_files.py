@@ -524,8 +524,15 @@ def should_invert(image: np.ndarray, training_images: np.ndarray | None) -> bool
     return (theirs < 0.25 and mine > 0.5) or (theirs > 0.75 and mine < 0.5)
 
 
-def read_csv_rows(data: bytes, feature_names: Sequence[str]) -> np.ndarray:
-    """Up to 100 rows of numbers, with a header naming the features (any order) or exactly one value per feature."""
+def read_csv_rows(data: bytes, feature_names: Sequence[str] = (), *,
+                  preparation: dict[str, Any] | None = None) -> np.ndarray:
+    """Up to 100 rows for prediction, with a header naming the columns (any order; others are ignored) or
+    exactly one value per column, in order.
+
+    Without `preparation`: numbers, one per feature, returned as float32 for the caller to scale. With a run's
+    preparation (core.tabular, checked first): the raw columns it names, as typed in the original table
+    (text, dates, gaps written "NA", "?", …), prepared exactly as the run's training rows were — the model's
+    inputs are returned."""
     import pandas as pd
 
     if not data.strip():
@@ -533,8 +540,15 @@ def read_csv_rows(data: bytes, feature_names: Sequence[str]) -> np.ndarray:
     if len(data) > _MAX_CSV_BYTES:
         raise ModelFileError(f"the CSV is {len(data) / 1e3:.0f} KB; the cap for prediction is "
                              f"{_MAX_CSV_BYTES / 1e3:.0f} KB")
+    from core import tabular
     from core.uploads import UploadError, decode_csv_bytes
 
+    if preparation is not None:
+        try:
+            preparation = tabular.check_preparation(preparation)
+        except tabular.PreparationError as exc:
+            raise ModelFileError(f"this run's preparation cannot be used: {exc}") from exc
+        feature_names = [c["name"] for c in preparation["columns"]]
     try:
         text, _ = decode_csv_bytes(data, "the CSV")
     except UploadError as exc:
@@ -552,15 +566,21 @@ def read_csv_rows(data: bytes, feature_names: Sequence[str]) -> np.ndarray:
         raise ModelFileError(f"the CSV has more than {_MAX_CSV_ROWS} rows; predict at most {_MAX_CSV_ROWS} at once")
     if len(frame) == 0:
         raise ModelFileError("the CSV has a header but no rows")
+    what = "columns" if preparation is not None else "features"
     if has_header:
         frame.columns = [str(c).strip() for c in frame.columns]
         missing = [n for n in names if n not in frame.columns]
         if missing:
             raise ModelFileError(f"the CSV lacks the column(s) {', '.join(missing[:5])}; the model needs "
-                                 f"{len(names)} features: {', '.join(names[:8])}{'…' if len(names) > 8 else ''}")
-        frame = frame[names]
+                                 f"{len(names)} {what}: {', '.join(names[:8])}{'…' if len(names) > 8 else ''}")
+        frame = frame.loc[:, ~frame.columns.duplicated()][names]
     elif frame.shape[1] != len(names):
-        raise ModelFileError(f"each row must have {len(names)} values (one per feature), got {frame.shape[1]}")
+        raise ModelFileError(f"each row must have {len(names)} values (one per {what[:-1]}: "
+                             f"{', '.join(names[:8])}{'…' if len(names) > 8 else ''}), got {frame.shape[1]}")
+    else:
+        frame.columns = names
+    if preparation is not None:
+        return tabular.prepare_rows(preparation, frame)
     values = frame.apply(lambda s: pd.to_numeric(s.str.strip(), errors="coerce")).to_numpy(dtype=np.float64)
     if not np.isfinite(values).all():
         r, c = np.argwhere(~np.isfinite(values))[0]

@@ -264,9 +264,75 @@ def _source(value: Any) -> str:
     return repr(value)
 
 
-def _data_code(dataset: Any) -> list[str]:
+def _table_code(dataset: Any, seed: int) -> list[str]:
+    """For an uploaded table: its file, the preparation fitted on the training part of the split with `seed`
+    (as a literal), the app's own preparation code (core.tabular's shared block) and a load_data() that
+    reads the file as Keras Lab did."""
+    import pprint
+
+    from core import tabular
+    from core.datasets import split_indices
+
+    train_idx, _, _ = split_indices(dataset, seed=seed)
+    prep = tabular.check_preparation(tabular.preparation_for(dataset.table, train_idx))
+    info = dict(dataset.table.file)
+    literal = pprint.pformat(prep, width=110, sort_dicts=False, compact=True)
+    return [
+        "import os",
+        "",
+        "import pandas as pd",
+        "",
+        f"DATA_FILE = {str(info.get('label', 'data.csv'))!r}  # put the uploaded table next to this script",
+        f"SEPARATOR = {str(info.get('separator', ','))!r}",
+        f"ENCODING = {str(info.get('encoding', 'utf-8'))!r}",
+        "# How Keras Lab prepared the table: missing values filled, categories one-hot encoded, dates expanded,",
+        "# then standardised, with values fitted on the training part of the split only. Plain data.",
+        f"PREPARATION = {literal}",
+        "",
+        "",
+        "# ---- Keras Lab's own preparation code (core/tabular.py), unchanged ----",
+        "",
+        tabular.export_source(),
+        "",
+        "# ---- end of Keras Lab's preparation code ----",
+        "",
+        "",
+        "def column_names(header):",
+        '    """Header names as Keras Lab reads them: stripped, an empty one named column_<n>, repeats get a _."""',
+        "    names = []",
+        "    for i, h in enumerate(header):",
+        "        name = str(h).strip() or f'column_{i + 1}'",
+        "        while name in names:",
+        "            name += '_'",
+        "        names.append(name)",
+        "    return names",
+        "",
+        "",
+        "def load_data():",
+        f'    """{_comment(dataset.name)}, read and prepared as Keras Lab did (rows without a target dropped)."""',
+        "    if not os.path.exists(DATA_FILE):",
+        "        print(f'{DATA_FILE} not found next to this script: random placeholder data instead')",
+        "        rng = np.random.default_rng(0)",
+        "        x = rng.random((200,) + INPUT_SHAPE, dtype='float32')",
+        "        return x, rng.integers(0, N_CLASSES, 200).astype('int64')",
+        "    frame = pd.read_csv(DATA_FILE, sep=SEPARATOR, encoding=ENCODING, dtype=str, keep_default_na=False,",
+        "                        index_col=False, skip_blank_lines=True)",
+        "    frame.columns = column_names(frame.columns)",
+        "    y = target_codes(PREPARATION, frame[PREPARATION['target']])",
+        "    inputs = parse_rows(PREPARATION, frame)",
+        "    keep = y >= 0",
+        "    if PREPARATION['missing'] == 'drop':",
+        "        keep &= complete_rows(PREPARATION, inputs)",
+        "    x = encode(PREPARATION, {name: values[keep] for name, values in inputs.items()})",
+        "    return x, y[keep]",
+    ]
+
+
+def _data_code(dataset: Any, seed: int = 0) -> list[str]:
     """A load_data() that returns x, y the way Keras Lab loads them (or a clearly marked placeholder)."""
     name = dataset.name
+    if getattr(dataset, "table", None) is not None:
+        return _table_code(dataset, seed)
     if name == "digits":
         body = ["    from sklearn.datasets import load_digits", "",
                 "    bunch = load_digits()",
@@ -296,7 +362,7 @@ def _comment(text: str) -> str:
     return re.sub(r"[^\w .,:()+-]", "_", str(text))[:80]
 
 
-def _train_code(settings: dict, tabular: bool) -> list[str]:
+def _train_code(settings: dict, tabular: bool, prepared: bool = False) -> list[str]:
     opt = str(settings.get("optimizer", "adam")).lower()
     if opt not in _OPTIMIZERS:
         raise SpecError(f"optimizer must be one of {', '.join(_OPTIMIZERS)}, got {opt!r}")
@@ -319,7 +385,9 @@ def _train_code(settings: dict, tabular: bool) -> list[str]:
         "    mean, std = x_train.mean(axis=0), x_train.std(axis=0)",
         "    std[std == 0] = 1.0",
         "    x_train, x_val, x_test = ((a - mean) / std for a in (x_train, x_val, x_test))",
-    ] if tabular else []
+    ] if tabular and not prepared else [
+        "    # load_data() applied PREPARATION: fitted on this training part, standardisation included.",
+    ] if prepared else []
     return [
         "",
         "    # Train as in Keras Lab: stratified 70 / 15 / 15 split with a fixed seed.",
@@ -359,12 +427,20 @@ def export_code(spec: ModelSpec, dataset: Any, train_settings: dict | None = Non
     """
     layers_ = _checked(spec, dataset)
     shape, n_classes = tuple(int(d) for d in dataset.input_shape), int(dataset.n_classes)
+    prepared = getattr(dataset, "table", None) is not None
+    if train_settings is not None:
+        _train_code(dict(train_settings), dataset.kind == "tabular", prepared)  # settings checked first
+    try:
+        seed = int((train_settings or {}).get("seed", 0))
+    except (TypeError, ValueError):
+        seed = 0
     lines = [
         "#!/usr/bin/env python",
         f'"""{_comment(spec.name)} for {_comment(dataset.name)}, exported from Keras Lab.',
         "",
         "Rebuilds the same Keras model (the last Dense layer is the classifier head).",
-        "Run: python this_file.py   (needs keras 3 with TensorFlow, numpy, scikit-learn)",
+        "Run: python this_file.py   (needs keras 3 with TensorFlow, numpy, scikit-learn"
+        + (", pandas; and the table" if prepared else "") + ")",
         '"""',
         "",
         "import numpy as np",
@@ -375,7 +451,7 @@ def export_code(spec: ModelSpec, dataset: Any, train_settings: dict | None = Non
         f"N_CLASSES = {n_classes}",
         "",
         "",
-        *_data_code(dataset),
+        *_data_code(dataset, seed),
         "",
         "",
         "def build_model():",
@@ -424,5 +500,5 @@ def export_code(spec: ModelSpec, dataset: Any, train_settings: dict | None = Non
         "    print(f'data: {x.shape[0]} examples of shape {x.shape[1:]}')",
     ]
     if train_settings is not None:
-        lines += _train_code(dict(train_settings), dataset.kind == "tabular")
+        lines += _train_code(dict(train_settings), dataset.kind == "tabular", prepared)
     return "\n".join(lines) + "\n"

@@ -7,6 +7,11 @@ a CPU-time deadline checked in every loop is the backstop. Readers never unpickl
 object dtypes refused from the .npy header), never extract a ZIP to disk, and turn every problem into an
 `UploadError` whose message names the file, what it holds and what is allowed. The client's file name is
 only ever shown, sanitised by `safe_label`, never used as a path.
+
+A CSV is parsed once (`inspect_csv`): numbers to float32, text to int32 codes (up to `max_levels` distinct
+values a column), text that reads as dates to date parts; gaps ("NA", "", "?", "null", …) are counted, not
+refused. core.tabular profiles the columns (kind, default role, suggested target) and `table_dataset` builds
+the Dataset the user's choices make.
 """
 
 from __future__ import annotations
@@ -24,11 +29,12 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
+from core import tabular
 from core.datasets import Dataset, DatasetError
 
 __all__ = [
@@ -43,6 +49,7 @@ __all__ = [
     "read_npz",
     "read_upload",
     "safe_label",
+    "table_dataset",
     "upload_kind",
 ]
 
@@ -55,7 +62,6 @@ _IMAGE_FORMATS = ("PNG", "JPEG")  # the only decoders Pillow may run on an uploa
 _MB = 1024 * 1024
 _CHUNK = _MB  # bytes of a CSV decoded at a time while scanning it
 _SAMPLE_CHARS = 64 * 1024  # text used to detect the separator
-_SUGGEST = 50  # a column with at most this many distinct values may be the target
 _CHUNK_CELLS = 2_000_000  # cells pandas parses at a time (~16 MB as float64)
 
 
@@ -73,7 +79,8 @@ class UploadLimits:
     max_cells: int = 20_000_000  # CSV rows x columns (each becomes a 4-byte float)
     max_line_chars: int = 1_000_000  # one line of a CSV (a parser holds a whole line, ~16 bytes per field)
     max_label_chars: int = 100  # a column name, text category or class name
-    max_categories: int = 20  # distinct values a text feature may have and still be one-hot encoded
+    max_categories: int = 20  # a text feature is one-hot encoded with its top k values (+ "other"): k by default
+    max_levels: int = 5_000  # distinct values the reader keeps per text column (beyond: too many to encode)
     max_features: int = 2_000  # CSV features after one-hot encoding
     max_classes: int = 200  # distinct target values (classification only)
     max_array_bytes: int = 512 * _MB  # NPZ: declared size of all arrays; ZIP: size of the decoded images
@@ -102,8 +109,15 @@ class CsvInfo:
     columns: tuple[str, ...]  # header names, made unique
     n_rows: int  # data rows
     preview: pd.DataFrame = field(repr=False)  # first rows, as text
-    suggested_target: str = ""  # the last column with few distinct values, else the last column
+    suggested_target: str = ""  # see core.tabular.suggest_target ("" when no column looks like classes)
     notes: tuple[str, ...] = ()  # what was tried or adjusted (encodings that failed, dropped empty field)
+    table: Any = field(default=None, repr=False)  # core.tabular.Table: every column as read, and its profile
+    n_bytes: int = 0  # size of the file (its memory budget)
+
+    @property
+    def target_reason(self) -> str:
+        """Why the suggested target was suggested (or why none was)."""
+        return self.table.target_reason if self.table is not None else ""
 
 
 def safe_label(filename: str | None) -> str:
@@ -476,126 +490,211 @@ def _scan_lines(data: bytes, lay: _Layout, label: str, limits: UploadLimits, dea
 
 # --- CSV: parsing ---------------------------------------------------------------------------------------
 
-_MISSING = {"", "nan", "na", "n/a", "null", "none"}  # read as missing numbers, then refused as not finite
+_MISSING = set(tabular.MISSING_MARKERS)  # cells read as missing ("NA", "", "?", "null", "-", …)
 
 
-def _numeric(text: pd.Series, sep: str) -> tuple[np.ndarray | None, np.ndarray]:
+def _numeric(text: pd.Series, sep: str) -> tuple[np.ndarray | None, np.ndarray, bool]:
     """Stripped text as float64 (decimal commas accepted when ',' is not the separator), or None if it is
-    text; and which values read as numbers as they stand (one parse serves both)."""
+    text; which values read as numbers as they stand (one parse serves both); whether commas were decimal."""
     missing = text.str.lower().isin(_MISSING)
     first = None
-    for candidate in (text, text.str.replace(",", ".", regex=False)) if sep != "," else (text,):
+    for comma, candidate in enumerate((text, text.str.replace(",", ".", regex=False)) if sep != "," else (text,)):
         values = pd.to_numeric(candidate.mask(missing), errors="coerce")
         first = values.notna().to_numpy() if first is None else first
         if not (values.isna() & ~missing).any():
-            return values.to_numpy(np.float64, na_value=np.nan), first
+            return values.to_numpy(np.float64, na_value=np.nan), first, bool(comma)
     assert first is not None
-    return None, first
+    return None, first, False
 
 
 @dataclass(eq=False)
 class _Column:
-    """What one pass over a CSV learned about a column, kept compact: float32 numbers or int32 codes."""
+    """What one pass over a CSV learned about a column, kept compact: float32 numbers or int32 codes, and
+    date parts when its text reads as dates."""
 
     name: str
     is_target: bool = False
-    keep: bool = True  # keep values (read_csv) or only statistics (inspect_csv)
     parts: list[np.ndarray] = field(default_factory=list)  # float32, chunks that read as numbers
-    codes: list[np.ndarray] = field(default_factory=list)  # int32 into `levels`, chunks of text
+    codes: list[np.ndarray] = field(default_factory=list)  # int32 into `levels` (-1 missing), chunks of text
     levels: dict[str, int] | None = field(default_factory=dict)  # distinct texts; None past the cap
-    numbers: set[float] | None = field(default_factory=set)  # distinct numbers, for inspect_csv's suggestion
+    level_bytes: int = 0  # memory the levels take, roughly
     numeric_chunks: int = 0
     text_chunks: int = 0
     numeric_like: int = 0  # values that read as numbers
-    n_text: int = 0  # non-empty values that are not numbers
+    n_text: int = 0  # non-missing values that are not numbers
     first_text: tuple[int, str] | None = None  # (row, value) of the first of them
-    n_bad: int = 0  # missing or infinite numbers
-    first_bad: tuple[int, str] | None = None  # (row, "missing" / "infinite")
+    n_missing: int = 0  # missing markers and NaN
+    n_infinite: int = 0
     first_huge: int | None = None  # row of the first number too large for float32
-    n_empty: int = 0
-    first_empty: int | None = None
     first_long: tuple[int, int] | None = None  # (row, length) of the first text longer than a label may be
+    present: int = 0  # non-missing text cells
+    chars: int = 0
+    words: int = 0
+    repeats: bool = False  # a text value seen twice within a chunk
+    decimal_comma: bool = False
+    date_format: str | bool | None = None  # None: undecided; False: not dates
+    dates: list[np.ndarray] = field(default_factory=list)  # (rows, 4) float32 parts per chunk
+    date_ok: int = 0
+    date_bad: int = 0
+    first_unparsed: str = ""
 
     def add(self, s: pd.Series, start: int, sep: str, limits: UploadLimits, label: str) -> None:
         """One chunk of the column; `start` is its first row's index among the data rows.
 
-        Text is factorized first and only its distinct values are parsed as numbers: a text column costs
-        one hash pass instead of a number parse per cell."""
-        if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s) and not self.is_target:
+        Text is factorized first and only its distinct values are parsed as numbers or dates: a text
+        column costs one hash pass instead of a parse per cell."""
+        if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
             self._add_numbers(s.to_numpy(np.float64), start)
             return
         codes, uniques = pd.factorize(s.astype(str).str.strip())
-        if self.is_target:
-            self._add_text(codes, uniques, start, limits.max_classes, limits, label)
+        values, number, comma = _numeric(pd.Series(uniques), sep)
+        if values is not None and np.isnan(values).all():
+            self._add_blank(len(codes))
             return
-        values, number = _numeric(pd.Series(uniques), sep)
         if values is not None:
+            self.decimal_comma |= comma
             self._add_numbers(values[codes], start)
             return
-        other = (~number & (uniques != ""))[codes]
+        missing = np.asarray(pd.Series(uniques).str.lower().isin(_MISSING))
+        other = (~number & ~missing)[codes]
         self.numeric_like += int(number[codes].sum())
         self.n_text += int(other.sum())
-        if self.first_text is None:
-            at = int(np.argmax(other))  # a chunk is text only when some value is neither a number nor missing
+        if self.first_text is None and other.any():
+            at = int(np.argmax(other))
             self.first_text = (start + at, str(uniques[codes[at]]))
-        self._add_text(codes, uniques, start, max(limits.max_categories, limits.max_classes), limits, label)
+        cap = limits.max_classes if self.is_target else max(limits.max_levels, limits.max_classes)
+        self._add_text(codes, uniques, missing, start, cap, limits, label)
+
+    def _add_blank(self, n: int) -> None:
+        """A chunk where every cell is missing: it fits numbers, text and dates alike."""
+        self.n_missing += n
+        self.parts.append(np.full(n, np.nan, np.float32))
+        if self.levels is not None:
+            self.codes.append(np.full(n, -1, np.int32))
+        if isinstance(self.date_format, str):
+            self.dates.append(np.full((n, 4), np.nan, np.float32))
 
     def _add_numbers(self, values: np.ndarray, start: int) -> None:
         self.numeric_chunks += 1
-        finite = np.isfinite(values)
-        self.numeric_like += int((~np.isnan(values)).sum())
-        if not finite.all():
-            self.n_bad += int((~finite).sum())
-            if self.first_bad is None:
-                at = int(np.argmin(finite))
-                self.first_bad = (start + at, "missing" if np.isnan(values[at]) else "infinite")
-        huge = np.abs(np.where(finite, values, 0.0)) > np.finfo(np.float32).max
+        nan, inf = np.isnan(values), np.isinf(values)
+        self.n_missing += int(nan.sum())
+        self.n_infinite += int(inf.sum())
+        self.numeric_like += int((~nan).sum())
+        huge = np.abs(np.where(nan | inf, 0.0, values)) > np.finfo(np.float32).max
         if self.first_huge is None and huge.any():
             self.first_huge = start + int(np.argmax(huge))
-        if self.keep:
-            with np.errstate(over="ignore"):
-                self.parts.append(values.astype(np.float32))
-        elif self.numbers is not None:
-            uniques = pd.unique(values)
-            self.numbers = None if len(uniques) > _SUGGEST else self.numbers | set(uniques.tolist())
-            if self.numbers is not None and len(self.numbers) > _SUGGEST:
-                self.numbers = None
+        with np.errstate(over="ignore"):
+            self.parts.append(values.astype(np.float32))
 
-    def _add_text(self, codes: np.ndarray, uniques: pd.Index, start: int, cap: int, limits: UploadLimits,
-                  label: str) -> None:
+    def _add_text(self, codes: np.ndarray, uniques: pd.Index, missing: np.ndarray, start: int, cap: int,
+                  limits: UploadLimits, label: str) -> None:
         self.text_chunks += 1
-        empty = (uniques == "")[codes]
-        if empty.any():
-            self.n_empty += int(empty.sum())
-            if self.first_empty is None:
-                self.first_empty = start + int(np.argmax(empty))
+        miss = missing[codes]
+        self.n_missing += int(miss.sum())
+        present = ~miss
+        self.present += int(present.sum())
+        text = pd.Series(uniques)
+        lengths = text.str.len().to_numpy()
+        words = text.str.count(r"\S+").to_numpy()
+        self.chars += int(lengths[codes][present].sum())
+        self.words += int(words[codes][present].sum())
+        if not self.repeats and (np.bincount(codes[present], minlength=len(uniques)) > 1).any():
+            self.repeats = True
+        long = (lengths > limits.max_label_chars) & ~missing
+        if self.first_long is None and long.any():
+            at = int(np.argmax(long[codes]))
+            self.first_long = (start + at, int(lengths[codes[at]]))
+        self._add_dates(codes, uniques, missing, start)
         if self.levels is None:
             return
-        remap = [self.levels.setdefault(str(u), len(self.levels)) for u in uniques[:cap + 1]]
-        if len(self.levels) > cap:
-            self.levels, self.codes = None, []
+        new = [str(u) for u, m in zip(uniques, missing, strict=True) if not m and u not in self.levels]
+        if len(self.levels) + len(new) > cap:
+            self.levels, self.codes, self.level_bytes = None, [], 0
             if self.is_target:
                 raise UploadError(f"{label}: target column {self.name!r} has more than {cap} distinct values; "
                                   f"at most {cap} classes are allowed (is it a class column?)")
             return
-        long = np.asarray(uniques.str.len()) > limits.max_label_chars
-        if self.first_long is None and long.any():
-            at = int(np.argmax(long[codes]))
-            self.first_long = (start + at, len(uniques[codes[at]]))
-        if self.keep:
-            self.codes.append(np.asarray(remap, np.int32)[codes])
+        for u in new:
+            self.levels[u] = len(self.levels)
+            self.level_bytes += 120 + len(u)
+        remap = np.array([-1 if m else self.levels[str(u)] for u, m in zip(uniques, missing, strict=True)],
+                         np.int32)
+        self.codes.append(remap[codes] if len(codes) else np.zeros(0, np.int32))
+
+    def _add_dates(self, codes: np.ndarray, uniques: pd.Index, missing: np.ndarray, start: int) -> None:
+        """Date parts of this chunk while the column reads as dates (format guessed from its first values)."""
+        if self.date_format is False or self.numeric_chunks:
+            return
+        if self.date_format is None:
+            sample = [str(u) for u, m in zip(uniques[:200], missing[:200], strict=True) if not m][:50]
+            if not sample:
+                return  # only missing values so far: undecided
+            fmt = tabular.guess_date_format(sample)
+            if fmt is None:
+                self.date_format, self.dates = False, []
+                return
+            self.date_format = fmt
+            if start:
+                self.dates.append(np.full((start, 4), np.nan, np.float32))
+        parts = tabular.date_parts(np.where(missing, None, np.asarray(uniques, dtype=object)), str(self.date_format))
+        ok = np.isfinite(parts[:, 0])
+        bad = (~ok & ~missing)[codes]
+        self.date_ok += int(ok[codes].sum())
+        self.date_bad += int(bad.sum())
+        if not self.first_unparsed and bad.any():
+            self.first_unparsed = str(uniques[codes[int(np.argmax(bad))]])
+        if self.date_bad > 0.1 * (self.date_ok + self.date_bad) and self.date_bad > 50:
+            self.date_format, self.dates = False, []  # hopeless: stop paying for it
+            return
+        self.dates.append(parts.astype(np.float32)[codes])
 
     def width(self, max_categories: int) -> int:
-        """Features this column makes so far: 1 for numbers, one per text value (a lower bound); 1 for a text
-        column past the category cap, which is refused with its own message."""
+        """Features this column makes so far (a lower bound): 1 for numbers, 4 for dates, one per text value
+        up to `max_categories`, 1 for a text column past it."""
+        if self.date_format and self.dates:
+            return 4
         n = len(self.levels) if self.text_chunks and self.levels is not None else 1
         return n if n <= max_categories else 1
 
-    def distinct(self) -> int | None:
-        """Distinct values seen (texts and numbers), None when more than were tracked."""
-        if self.levels is None or self.numbers is None:
-            return None
-        return len(self.levels) + len(self.numbers)
+    def held(self) -> int:
+        """Bytes this column holds so far."""
+        return sum(a.nbytes for a in (*self.parts, *self.codes, *self.dates)) + self.level_bytes
+
+    def finish(self, rows: int, limits: UploadLimits) -> tabular.RawColumn:
+        """The column as core.tabular profiles it; what makes it unusable is said in `problem`."""
+        name, problem = self.name, ""
+        if self.text_chunks and self.n_text and self.numeric_like / rows >= 0.5:  # the odd text: a data error
+            assert self.first_text is not None
+            row, example = self.first_text
+            problem = (f"column {name!r} is numeric except {self.n_text} value(s) such as {example[:30]!r} at "
+                       f"line {row + 2}; fix or remove them")
+        elif self.text_chunks and self.numeric_chunks:
+            assert self.first_text is not None
+            row, example = self.first_text
+            problem = (f"column {name!r} has numbers in some rows and text in others (e.g. {example[:30]!r} at "
+                       f"line {row + 2}); make it all numbers or all text")
+        elif not self.text_chunks and self.first_huge is not None:
+            problem = f"column {name!r} has values too large for float32, first at line {self.first_huge + 2}"
+        raw = tabular.RawColumn(name, n_missing=self.n_missing, n_infinite=self.n_infinite, n_text=self.present,
+                                chars=self.chars, words=self.words, first_long=self.first_long, problem=problem,
+                                decimal_comma=self.decimal_comma)
+        if problem:
+            raw.numbers = None
+        elif not self.text_chunks:
+            raw.numbers = np.concatenate(self.parts) if self.parts else np.zeros(0, np.float32)
+        else:
+            raw.levels = None if self.levels is None else tuple(self.levels)
+            raw.codes = np.concatenate(self.codes) if self.levels is not None and self.codes else None
+            raw.unique = not self.repeats and (self.levels is None or len(self.levels) == self.present)
+            dated = self.date_ok + self.date_bad
+            if self.date_format and self.dates and self.date_ok and self.date_ok >= 0.9 * dated:
+                raw.dates = np.concatenate(self.dates)
+                raw.date_format = str(self.date_format)
+                raw.date_unparsed, raw.first_unparsed = self.date_bad, self.first_unparsed
+            if raw.codes is None and raw.dates is None:
+                raw.codes = np.zeros(0, np.int32)  # levels past the cap: nothing per row is kept
+        self.parts, self.codes, self.dates = [], [], []
+        return raw
 
 
 def _parser_error(exc: Exception, lay: _Layout, label: str) -> UploadError:
@@ -615,24 +714,24 @@ def _check_features(data: bytes, rows: int, columns: list[_Column], label: str, 
     if n_features > limits.max_features:
         raise UploadError(f"{label}: {n_features:,} features after one-hot encoding; the limit is "
                           f"{limits.max_features:,}")
-    _check_memory(rows * (len(columns) + n_features) * 4, data, label, limits,
+    dates = sum(c.width(limits.max_categories) == 4 for c in columns)
+    levels = sum(c.level_bytes for c in columns)
+    _check_memory(rows * (len(columns) + n_features + 4 * dates) * 4 + levels, data, label, limits,
                   f"{rows:,} rows x {n_features:,} features (after one-hot encoding) as float32")
 
 
 def _parse(data: bytes, lay: _Layout, label: str, limits: UploadLimits, deadline: _Deadline,
-           target: str | None, keep: bool, rows_known: int | None) -> tuple[int, list[_Column]]:
-    """One chunked pass of pandas' C parser: rows, and per column numbers or codes (or only statistics)."""
-    columns = [_Column(name, is_target=name == target, keep=keep) for name in lay.names]
-    dtype = {i: str for i, c in enumerate(columns) if c.is_target}
-    if lay.trailing:
-        dtype[len(columns)] = str
+           target: str | None, rows_known: int | None) -> tuple[int, list[_Column]]:
+    """One chunked pass of pandas' C parser: rows, and per column numbers or codes (and date parts)."""
+    columns = [_Column(name, is_target=name == target) for name in lay.names]
+    dtype = {len(columns): str} if lay.trailing else None
     chunk_rows = max(1, min(50_000, _CHUNK_CELLS // lay.width))
     rows = 0
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", pd.errors.ParserWarning)
             reader = pd.read_csv(io.BytesIO(data), sep=lay.sep, encoding=lay.codec, engine="c", header=0,
-                                 names=list(range(lay.width)), index_col=False, dtype=dtype or None,
+                                 names=list(range(lay.width)), index_col=False, dtype=dtype,
                                  na_filter=False, chunksize=chunk_rows)
             with reader:
                 for chunk in reader:
@@ -653,8 +752,8 @@ def _parse(data: bytes, lay: _Layout, label: str, limits: UploadLimits, deadline
                     for i, col in enumerate(columns):
                         col.add(chunk[i], rows, lay.sep, limits, label)
                     rows += len(chunk)
-                    if keep:  # what the features will take at least, with the rows known so far (or all)
-                        _check_features(data, max(rows, rows_known or 0), columns, label, limits)
+                    # what the features will take at least, with the rows known so far (or all)
+                    _check_features(data, max(rows, rows_known or 0), columns, label, limits)
     except (pd.errors.ParserError, pd.errors.ParserWarning, ValueError) as exc:
         if isinstance(exc, UploadError):
             raise
@@ -678,24 +777,34 @@ def _structure(data: bytes, filename: str, limits: UploadLimits) -> tuple[str, _
     return label, lay, deadline, rows
 
 
-def inspect_csv(data: bytes, filename: str, limits: UploadLimits = UploadLimits()) -> CsvInfo:
-    """Step one of a CSV upload: encoding, separator, columns and a preview, so the user picks the target."""
+def _read_table(data: bytes, filename: str, limits: UploadLimits, target: str | None = None
+                ) -> tuple[str, _Layout, tabular.Table]:
+    """Every line checked, every column parsed once and profiled (core.tabular)."""
     label, lay, deadline, rows = _structure(data, filename, limits)
-    n_rows, columns = _parse(data, lay, label, limits, deadline, target=None, keep=False, rows_known=rows)
-    suggested = lay.names[-1]
-    for col in reversed(columns):
-        distinct = col.distinct()
-        if distinct is not None and distinct <= min(limits.max_classes, _SUGGEST):
-            suggested = col.name
-            break
+    if target is not None and target not in lay.names:
+        raise UploadError(f"{label}: target column {target!r} is not in the file; columns: "
+                          f"{', '.join(lay.names)}")
+    n_rows, columns = _parse(data, lay, label, limits, deadline, target=target, rows_known=rows)
+    raw = []
+    for col in columns:
+        deadline.check()
+        raw.append(col.finish(n_rows, limits))
+    notes = list(lay.notes)
+    if lay.codec != "utf-8":
+        notes.append(f"read as {lay.codec}")
+    return label, lay, tabular.profile_table(label, lay.codec, lay.sep, n_rows, raw, limits, notes)
+
+
+def inspect_csv(data: bytes, filename: str, limits: UploadLimits = UploadLimits()) -> CsvInfo:
+    """Step one of a CSV upload: encoding, separator, every column read and profiled (kind, missing values,
+    default role), the suggested target and a preview, so the user can choose before the Dataset is built."""
+    label, lay, table = _read_table(data, filename, limits)
     preview = pd.read_csv(io.BytesIO(data), sep=lay.sep, encoding=lay.codec, engine="c", header=0,
                           names=list(range(lay.width)), index_col=False, dtype=str, na_filter=False, nrows=10)
     preview = preview.iloc[:, :len(lay.names)].map(lambda v: v[:200])
     preview.columns = list(lay.names)
-    notes = list(lay.notes)
-    if lay.codec != "utf-8":
-        notes.append(f"read as {lay.codec}")
-    return CsvInfo(label, lay.codec, lay.sep, lay.names, n_rows, preview, suggested, tuple(notes))
+    return CsvInfo(label, lay.codec, lay.sep, lay.names, table.n_rows, preview, table.suggested_target,
+                   table.notes, table=table, n_bytes=len(data))
 
 
 def _sort_key(value: str) -> tuple[bool, float, str]:
@@ -703,101 +812,38 @@ def _sort_key(value: str) -> tuple[bool, float, str]:
     return number is None, number or 0.0, value
 
 
-def _check_column(col: _Column, rows: int, label: str, limits: UploadLimits) -> None:
-    """Refuse a feature column that is neither finite numbers nor text with few distinct values."""
-    name = col.name
-    if not col.text_chunks:
-        if col.first_bad is not None:
-            row, what = col.first_bad
-            raise UploadError(f"{label}: column {name!r} has {col.n_bad} missing or infinite value(s), first "
-                              f"{what} at line {row + 2}; features must be finite numbers")
-        if col.first_huge is not None:
-            raise UploadError(f"{label}: column {name!r} has values too large for float32, first at line "
-                              f"{col.first_huge + 2}")
-        return
-    assert col.first_text is not None  # a chunk is text only when some value is neither a number nor missing
-    row, example = col.first_text
-    if col.numeric_like / rows >= 0.5:  # mostly numbers: the odd text value is a data error
-        raise UploadError(f"{label}: column {name!r} is numeric except {col.n_text} value(s) such as "
-                          f"{example[:30]!r} at line {row + 2}; fix or remove them")
-    if col.numeric_chunks:
-        raise UploadError(f"{label}: column {name!r} has numbers in some rows and text in others (e.g. "
-                          f"{example[:30]!r} at line {row + 2}); make it all numbers or all text")
-    if col.levels is None or len(col.levels) > limits.max_categories:
-        count = f"more than {max(limits.max_categories, limits.max_classes)}" if col.levels is None \
-            else f"{len(col.levels)}"
-        raise UploadError(f"{label}: column {name!r} is not numeric (e.g. {example[:30]!r}) and has {count} "
-                          f"distinct values; text columns are one-hot encoded only up to "
-                          f"{limits.max_categories} values: drop or encode it")
-    if col.first_empty is not None:
-        raise UploadError(f"{label}: column {name!r} has an empty value at line {col.first_empty + 2}")
-    if col.first_long is not None:
-        raise UploadError(f"{label}: column {name!r} has a value of {col.first_long[1]:,} characters at line "
-                          f"{col.first_long[0] + 2}; category names may have at most {limits.max_label_chars}")
+def table_dataset(info: CsvInfo, choices: tabular.Choices, limits: UploadLimits = UploadLimits()) -> Dataset:
+    """Step two: the Dataset an inspected CSV makes with the user's choices (target, roles, missing values,
+    top k categories). Refuses, before allocating, features over the file's memory budget."""
+    budget = limits.memory_budget(info.n_bytes)
+
+    def check_memory(need: int, what: str) -> None:
+        if need > budget:
+            raise UploadError(f"{info.label}: {what} would take {need / _MB:,.0f} MB of memory; a "
+                              f"{info.n_bytes / _MB:,.1f} MB upload may use {budget / _MB:,.0f} MB "
+                              f"({limits.memory_factor:g}x its size, at least {limits.min_memory / _MB:,.0f} MB, "
+                              f"at most {limits.max_memory / _MB:,.0f} MB)")
+
+    try:
+        return tabular.build_dataset(info.table, choices, check_memory=check_memory, source_notes=info.notes)
+    except tabular.TableError as exc:
+        raise UploadError(str(exc)) from exc
 
 
-def read_csv(data: bytes, filename: str, target: str, limits: UploadLimits = UploadLimits()) -> Dataset:
-    """Step two: a tabular Dataset with `target` as the class column; text features one-hot encoded.
+def read_csv(data: bytes, filename: str, target: str | None = None, limits: UploadLimits = UploadLimits(), *,
+             roles: dict[str, str] | None = None, missing: Literal["impute", "drop"] = "impute",
+             numbers: Literal["median", "mean"] = "median", top_k: int | None = None) -> Dataset:
+    """Both steps at once: a tabular Dataset with `target` (None: the suggested one) as the class column and
+    the other columns in their default roles unless `roles` says otherwise.
 
     Numbers go from pandas' C parser straight to float32 and text to int32 codes, a chunk at a time, so
     the file's text is never held as Python strings; the features are allocated once, after the budget."""
-    label, lay, deadline, rows_known = _structure(data, filename, limits)
-    if target not in lay.names:
-        raise UploadError(f"{label}: target column {target!r} is not in the file; columns: "
-                          f"{', '.join(lay.names)}")
-    rows, columns = _parse(data, lay, label, limits, deadline, target=target, keep=True, rows_known=rows_known)
-    tcol = next(c for c in columns if c.is_target)
-    if tcol.n_empty:
-        raise UploadError(f"{label}: target column {target!r} is empty in {tcol.n_empty} row(s), first at "
-                          f"line {tcol.first_empty + 2}; every row needs a class")
-    assert tcol.levels is not None
-    classes = sorted(tcol.levels, key=_sort_key)
-    if len(classes) < 2:
-        raise UploadError(f"{label}: target column {target!r} has a single value {classes[0]!r}; "
-                          f"classification needs at least two classes")
-    if tcol.first_long is not None:
-        raise UploadError(f"{label}: target column {target!r} has a value of {tcol.first_long[1]:,} characters "
-                          f"at line {tcol.first_long[0] + 2}; class names may have at most "
-                          f"{limits.max_label_chars}")
-    order = np.empty(len(classes), np.int64)
-    order[[tcol.levels[c] for c in classes]] = np.arange(len(classes))
-    y = order[np.concatenate(tcol.codes)]
-    tcol.codes = []
-    features = [c for c in columns if not c.is_target]
-    for col in features:
-        _check_column(col, rows, label, limits)
-    widths = [c.width(limits.max_categories) for c in features]
-    n_features = sum(widths)
-    if n_features > limits.max_features:
-        raise UploadError(f"{label}: {n_features} features after one-hot encoding; the limit is "
-                          f"{limits.max_features}")
-    held = sum(a.nbytes for c in features for a in (*c.parts, *c.codes))
-    _check_memory(held + rows * n_features * 4, data, label, limits,
-                  f"{rows:,} rows x {n_features:,} features (after one-hot encoding) as float32")
-    x = np.empty((rows, n_features), np.float32)
-    feature_names: list[str] = []
-    notes = list(lay.notes)
-    j = 0
-    for col, width in zip(features, widths, strict=True):
-        deadline.check()
-        if not col.text_chunks:
-            x[:, j] = np.concatenate(col.parts)
-            feature_names.append(col.name)
-        else:
-            assert col.levels is not None
-            levels = sorted(col.levels)
-            order = np.empty(len(levels), np.int64)
-            order[[col.levels[v] for v in levels]] = np.arange(len(levels))
-            x[:, j:j + width] = 0.0
-            x[np.arange(rows), j + order[np.concatenate(col.codes)]] = 1.0
-            feature_names += [f"{col.name}={v}" for v in levels]
-            notes.append(f"one-hot encoded {col.name!r} ({len(levels)} values)")
-        col.parts, col.codes = [], []
-        j += width
-    src = (f"uploaded CSV {label}: {rows:,} rows, {n_features} features, target {target!r} "
-           f"({lay.codec}, separator {lay.sep!r})" + (f"; {'; '.join(notes)}" if notes else ""))
-    return Dataset(f"upload: {label}", x, y, tuple(classes), "tabular", feature_names=tuple(feature_names),
-                   source=src)
+    label, lay, table = _read_table(data, filename, limits, target)
+    info = CsvInfo(label, lay.codec, lay.sep, lay.names, table.n_rows, pd.DataFrame(), table.suggested_target,
+                   table.notes, table=table, n_bytes=len(data))
+    choices = tabular.Choices(target, dict(roles or {}), missing, numbers,
+                              limits.max_categories if top_k is None else int(top_k))
+    return table_dataset(info, choices, limits)
 
 
 def _as_float(value: str) -> float | None:
@@ -1157,8 +1203,6 @@ def read_upload(data: bytes, filename: str, *, target: str | None = None, image_
     """Dispatch on the extension: CSV needs `target`; ZIP uses `image_size` and `color`."""
     kind = upload_kind(filename)
     if kind == "csv":
-        if target is None:
-            target = inspect_csv(data, filename, limits).suggested_target
         return read_csv(data, filename, target, limits)
     if kind == "npz":
         return read_npz(data, filename, limits)

@@ -53,6 +53,8 @@ def execute_request(store: RunStore, run_id: str, request: Any, progress: LivePr
             cfg = request.config
             split = split_dataset(request.dataset, seed=cfg.seed, val_fraction=cfg.val_fraction,
                                   test_fraction=cfg.test_fraction)
+        if getattr(split, "preparation", None) is not None:  # tabular: raw row -> inputs, fitted on training
+            store.update_config(run_id, preparation=split.preparation)
         outcome = train_run(store, run_id, dataset=request.dataset, split=split, spec=request.spec,
                             config=request.config, progress=progress, build_model=build_model)
         return outcome.state, outcome.message, outcome.extra

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from core import charts_data as charts
-from core import explore
+from core import explore, tabular
 from core.datasets import ALL_DATASETS, DEFAULT_DATASET, KERAS_DATASETS, DatasetError, is_cached
 from core.uploads import safe_label, upload_kind
 from ui import data as ud
@@ -30,7 +30,11 @@ def _label(name: str) -> str:
 
 def _use_upload(data: bytes, filename: str, options: dict) -> None:
     try:
-        st.session_state["data_pick"] = ud.add_upload(data, filename, **options).name
+        if "table" in options:  # a CSV, read once: the user's choices make the dataset
+            dataset = ud.add_table(options["table"], options["choices"], data)
+        else:
+            dataset = ud.add_upload(data, filename, **options)
+        st.session_state["data_pick"] = dataset.name
         st.toast(f"Now using {md_literal(safe_label(filename))} on every page", icon=":material/check_circle:")
     except DatasetError as exc:
         st.session_state["_upload_error"] = str(exc)
@@ -50,27 +54,36 @@ if pick in KERAS_DATASETS:
 
 with st.expander("Upload your own data: CSV, NPZ or a ZIP of image folders", icon=":material/upload_file:"):
     st.caption("CSV/TSV: one row per sample, a class column (UTF-8, UTF-16 'Unicode text' or cp1252; separated "
-               "by , ; tab or |). NPZ: arrays `x` and `y` (optional `class_names`). "
+               "by , ; tab or |); gaps, IDs, dates and free text are fine: you choose what each column is for. "
+               "NPZ: arrays `x` and `y` (optional `class_names`). "
                "ZIP: one folder per class of PNG/JPEG images. Files stay in this browser session only.")
     file = st.file_uploader("File", type=["csv", "tsv", "txt", "npz", "zip"], key="data_upload")
-    if file is not None:
+    if file is None:
+        ud.forget_table()  # a CSV read before is no longer held
+    else:
         raw, name, options = file.getvalue(), file.name, {}
         try:
             kind = upload_kind(name)
+            ready = True
             if kind == "csv":
-                info = ud.cached_inspect_csv(raw, name)
-                st.caption(f"{info.n_rows:,} rows · encoding {md_literal(info.encoding)} · separator "
-                           f"{md_literal(repr(info.separator))}"
+                with st.spinner("Reading the table…"):
+                    info = ud.inspect_upload(raw, name)
+                st.caption(f"{info.n_rows:,} rows · {len(info.columns)} columns · encoding "
+                           f"{md_literal(info.encoding)} · separator {md_literal(repr(info.separator))}"
                            + "".join(f" · {md_literal(n)}" for n in info.notes))
                 st.dataframe(info.preview, height=180)
-                options["target"] = st.selectbox("Target (class) column", info.columns, key="data_target",
-                                                 index=info.columns.index(info.suggested_target))
+                st.markdown("**Columns**: what each one looks like and what it is for. Change a role in the table.")
+                choices = ud.render_columns(info, f"{name}|{len(raw)}")
+                plan = tabular.plan(info.table, choices)
+                ud.render_preparation(plan.summary, plan.problems)
+                options = {"table": info, "choices": choices}
+                ready = not plan.problems
             elif kind == "zip":
                 c1, c2 = st.columns(2)
                 options["image_size"] = c1.select_slider("Resize images to", [8, 16, 28, 32, 48, 64], value=32)
                 options["color"] = c2.radio("Colour", ["rgb", "grayscale"], horizontal=True)
             st.button(f"Use {md_literal(safe_label(name))}", icon=":material/check:", type="primary",
-                      key="data_use", on_click=_use_upload, args=(raw, name, options))
+                      key="data_use", on_click=_use_upload, args=(raw, name, options), disabled=not ready)
         except DatasetError as exc:
             st.error(md_literal(exc), icon=":material/error:")
     if err := st.session_state.pop("_upload_error", None):
@@ -101,6 +114,11 @@ cols[2].metric("Input shape", "x".join(map(str, ds.input_shape)))
 for col, (part, n) in zip(cols[3:], sizes.items(), strict=False):
     col.metric(part.capitalize(), f"{int(n):,}")
 st.caption(f":material/info: {md_literal(ds.source)}. Every page now uses this dataset.")
+if ds.table is not None:
+    with st.expander("How this table was prepared", icon=":material/table_chart:"):
+        ud.render_preparation(ds.table.summary)
+        st.caption("Each training run fits the fill-in values, the categories and the scaling on its own training "
+                   "part; the values shown in Features are filled in with all rows, not standardised.")
 
 tabs = st.tabs(["Class balance", "Images" if ds.kind == "image" else "Features", "2-D projection"])
 with tabs[0]:

@@ -110,6 +110,12 @@ with tab_run:
                         b.plotly_chart(probabilities_figure(top_classes(probs, ev.class_names, 5)))
                     except ModelFileError as exc:
                         ui.evaluation_error(exc)
+            elif info.config.get("preparation") or (data is not None and data.split is not None
+                                                    and data.split.preparation is not None):
+                from ui.data import render_row_prediction  # stored with the run (else the rebuilt split's)
+
+                render_row_prediction(model, info.config.get("preparation") or data.split.preparation,
+                                      ev.class_names, key=f"pred_{info.run_id}")
             elif data is None or data.split is None:
                 st.info(f"Predicting a CSV row needs the run's training data for scaling: {md_literal(reason)}.")
             else:

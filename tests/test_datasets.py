@@ -295,3 +295,31 @@ def test_split_of_too_few_samples_says_so_in_plain_words():
     message = str(info.value)
     assert "2 samples are too few to split" in message and "70 / 15 / 15" in message
     assert "n_samples" not in message and "train_size" not in message  # no scikit-learn internals
+
+
+def test_an_uploaded_table_is_prepared_per_split_from_its_training_rows():
+    from core import tabular
+    from core.uploads import read_csv
+
+    rows = "".join(f"{'NA' if i % 9 == 0 else i % 13},{'red' if i % 3 else 'blue'},{i % 2}\n" for i in range(90))
+    ds = read_csv(f"size,colour,label\n{rows}".encode(), "t.csv", "label")
+    assert ds.table is not None and ds.input_shape == (3,)
+    first, second = D.split_dataset(ds, seed=0), D.split_dataset(ds, seed=1)
+    for split in (first, second):
+        assert split.preparation == tabular.fit_preparation(ds.table, split.train_idx)
+        np.testing.assert_allclose(split.x_train.mean(axis=0), 0, atol=1e-5)  # standardised on training rows
+        assert split.mean is None
+        with pytest.raises(DatasetError, match="prepare_rows"):
+            split.standardise(np.zeros((1, 3)))  # raw rows of a table are text: they go through the preparation
+    assert first.preparation["columns"][0]["fill"] != second.preparation["columns"][0]["fill"] or \
+        first.preparation["mean"] != second.preparation["mean"]
+
+
+def test_a_numeric_table_split_carries_its_preparation_as_plain_data():
+    ds = load("wine")
+    split = D.split_dataset(ds, seed=1)
+    prep = split.preparation
+    assert prep["features"] == list(ds.feature_names) and prep["classes"] == list(ds.class_names)
+    np.testing.assert_allclose(prep["mean"], split.mean, rtol=1e-6)
+    np.testing.assert_allclose(prep["scale"], 1 / split.std, rtol=1e-6)
+    assert D.split_dataset(load("digits")).preparation is None  # images are not prepared

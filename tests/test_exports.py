@@ -91,3 +91,29 @@ def test_report_csv_is_the_evaluation_report_with_a_class_column():
     p, r, f, s = precision_recall_fscore_support(y, probs.argmax(1), zero_division=0)
     assert np.allclose(frame[["precision", "recall", "f1-score"]].to_numpy()[:3], np.c_[p, r, f])
     assert list(frame["support"]) == [*s, 10, 10]
+
+
+def test_a_downloaded_run_carries_its_table_preparation_as_plain_json(tmp_path):
+    """The preparation travels with the run's config.json: JSON that the app rebuilds and checks field by field
+    (never a pickle), so a run folder that comes back can predict raw rows the same way."""
+    import json
+
+    import numpy as np
+
+    from core import tabular
+    from core.datasets import split_dataset
+    from core.uploads import read_csv
+    from tests.test_tabular import penguins_like
+
+    ds = read_csv(penguins_like(), "penguins.csv")
+    prep = split_dataset(ds).preparation
+    store = RunStore(tmp_path / "runs")
+    run_id = write_run(store, "iris")
+    store.update_config(run_id, preparation=prep)
+    with zipfile.ZipFile(io.BytesIO(run_zip(store, run_id))) as zf:
+        config = json.loads(zf.read(f"{run_id}/config.json"))
+        assert not any(n.endswith((".pkl", ".pickle", ".joblib")) for n in zf.namelist())
+    back = tabular.check_preparation(config["preparation"])
+    row = {"island": ["Biscoe"], "bill_length_mm": ["NA"], "bill_depth_mm": ["15.1"], "flipper_length_mm": ["?"],
+           "body_mass_g": ["5000"], "sex": [""], "year": ["2008"]}
+    np.testing.assert_array_equal(tabular.prepare_rows(back, row), tabular.prepare_rows(prep, row))

@@ -685,6 +685,36 @@ def test_read_csv_rows_with_and_without_header():
         read_csv_rows(b"a,b,c\n1,=cmd,3\n", names)
 
 
+def test_read_csv_rows_with_a_runs_preparation_reads_raw_rows_as_the_table_had_them():
+    """A row as it appears in the uploaded table (text, dates, gaps, extra columns such as the ID and the
+    target) gives exactly the run's training inputs for that row."""
+    import pandas as pd
+
+    from core.datasets import split_dataset
+    from core.uploads import read_csv
+    from tests.test_tabular import titanic_like
+
+    data = titanic_like(200)
+    ds = read_csv(data, "titanic.csv")
+    split = split_dataset(ds, seed=0)
+    frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
+    rows = ds.table.rows[split.test_idx[:4]]
+    chosen = frame.iloc[rows][list(reversed(frame.columns))]  # every column, in another order
+    x = read_csv_rows(chosen.to_csv(index=False).encode(), preparation=split.preparation)
+    np.testing.assert_allclose(x, split.x_test[:4], rtol=1e-5, atol=2e-6)
+    names = [c["name"] for c in split.preparation["columns"]]
+    typed = ",".join(["1", "female", "NA", "0", "0", "?", "S", "1912-04-05"]) + "\n"  # one value per column
+    assert names == ["Pclass", "Sex", "Age", "SibSp", "Parch", "Fare", "Embarked", "Boarded"]
+    assert np.isfinite(read_csv_rows(typed.encode(), preparation=split.preparation)).all()  # gaps filled in
+    with pytest.raises(ModelFileError, match="lacks the column.*Fare"):
+        read_csv_rows(b"Pclass,Sex,Age,SibSp,Parch,Embarked,Boarded\n1,male,3,0,0,S,1912-04-02\n",
+                      preparation=split.preparation)
+    with pytest.raises(ModelFileError, match="each row must have 8 values"):
+        read_csv_rows(b"1,2\n", preparation=split.preparation)
+    with pytest.raises(ModelFileError, match="preparation cannot be used: .*finite number"):
+        read_csv_rows(typed.encode(), preparation={**split.preparation, "mean": [float("inf")] * 14})
+
+
 def test_a_light_background_upload_is_inverted_for_dark_background_training_images():
     from core.model_files import border_brightness, should_invert
 

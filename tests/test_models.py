@@ -272,3 +272,46 @@ def test_export_file_stem_is_readable_and_safe():
     assert export_file_stem("Small MLP") == "small_mlp"
     assert export_file_stem("../../etc/passwd") == "etc_passwd"
     assert export_file_stem("((()))") == "model"
+
+
+def test_exported_script_reproduces_the_preparation_of_an_uploaded_table(tmp_path):
+    """The script carries the run's preparation as plain data and the app's own preparation code: next to the
+    uploaded file it reads every row as Keras Lab did (same rows, classes and inputs), a raw typed row gives
+    the app's numbers, and it trains end to end."""
+    import pandas as pd
+
+    from core import tabular
+    from core.datasets import split_dataset
+    from core.models import export_code
+    from core.uploads import read_csv
+    from tests.test_tabular import adult_like
+
+    data = adult_like(300)
+    ds = read_csv(data, "adult census.csv", missing="drop")
+    settings = {"optimizer": "adam", "learning_rate": 0.001, "batch_size": 32, "epochs": 1, "seed": 4}
+    code = export_code(preset("Small MLP", ds), ds, settings)
+    split = split_dataset(ds, seed=4)
+    assert "DATA_FILE = 'adult census.csv'" in code and "pickle" not in code
+    assert "mean, std = x_train.mean(axis=0)" not in code  # the preparation standardised already
+    (tmp_path / "exported_module.py").write_text(code)
+    (tmp_path / "adult census.csv").write_bytes(data)
+    typed = {"age": ["41"], "workclass": ["?"], "fnlwgt": ["200000"], "education": ["Masters"],
+             "native-country": ["Atlantis"], "comment": ["ignored"], "signup": ["17/03/2020"], "income": [""]}
+    (tmp_path / "driver.py").write_text(
+        "import json, exported_module as m\n"
+        "x, y = m.load_data()\n"
+        f"row = m.prepare_rows(m.PREPARATION, {typed!r})\n"
+        "print('OUT=' + json.dumps({'x': x.tolist(), 'y': y.tolist(), 'row': row.tolist()}))\n")
+    done = subprocess.run([sys.executable, "driver.py"], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.split("OUT=", 1)[1])
+    whole = np.empty((ds.n_samples, ds.input_shape[0]), np.float32)
+    for part, idx in (("x_train", split.train_idx), ("x_val", split.val_idx), ("x_test", split.test_idx)):
+        whole[idx] = getattr(split, part)
+    np.testing.assert_array_equal(out["y"], ds.y)
+    np.testing.assert_allclose(out["x"], whole, rtol=1e-5, atol=2e-6)
+    np.testing.assert_allclose(out["row"], tabular.prepare_rows(split.preparation, pd.DataFrame(typed)),
+                               rtol=1e-6, atol=1e-6)
+    trained = _run_script(code, tmp_path)  # the whole script: reads the file, prepares, trains 1 epoch
+    assert f"data: {ds.n_samples} examples of shape ({ds.input_shape[0]},)" in trained
+    assert 0.0 <= float(re.search(r"test accuracy: ([0-9.]+)", trained).group(1)) <= 1.0

@@ -4,6 +4,7 @@ through st.file_uploader, bad uploads shown as st.error, and the choice seen by 
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -189,3 +190,123 @@ def test_an_upload_too_small_to_split_is_explained_on_the_data_page():
     warnings = [w.value for w in at.warning]
     assert any("2 samples are too few to split" in w for w in warnings), warnings
     assert not any("The split training will use" in c.value for c in at.caption)
+
+
+# ---- a real-world table: kinds, roles, missing values, the user's choices -------------------------------
+
+def _upload_table(at: AppTest, name: str, data: bytes) -> AppTest:
+    at.file_uploader(key="data_upload").set_value((name, data, "text/csv")).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_an_uploaded_table_shows_each_columns_kind_role_and_missing_values():
+    from tests.test_tabular import titanic_like
+
+    at = _upload_table(_data_page(), "titanic.csv", titanic_like())
+    assert not at.error
+    assert at.selectbox(key="data_target").value == "Survived"
+    assert any("Suggested: a whole-number column with 2 classes, named like a class column" in c.value
+               for c in at.caption)
+    roles = at.data_editor[0].value.set_index("column")
+    assert list(roles.columns) == ["kind", "detail", "missing", "missing %", "role", "why"]
+    assert roles.loc["PassengerId", "kind"] == "identifier-like" and roles.loc["PassengerId", "role"] == "ignore"
+    assert "identifier" in roles.loc["PassengerId", "why"]
+    assert roles.loc["Name", "kind"] == "free text" and roles.loc["Name", "role"] == "ignore"
+    assert roles.loc["Boarded", "kind"] == "date/time" and roles.loc["Boarded", "role"] == "feature"
+    assert roles.loc["Survived", "role"] == "target" and roles.loc["Embarked", "missing"] == 2
+    assert at.dataframe[0].value.shape[1] == 13  # the file's preview comes first
+    charts = [c.proto.spec for c in at.get("plotly_chart")]
+    assert any("Missing values per column" in spec for spec in charts)
+    summary = " ".join(m.value for m in at.markdown).replace("\\", "")
+    assert "8 feature column(s) make 14 model input(s)" in summary and "Ignored: PassengerId" in summary
+    at.button(key="data_use").click().run()
+    assert not at.exception and not at.error
+    assert at.session_state["dataset"] == "upload: titanic.csv"
+    assert _metrics(at)["Input shape"] == "14" and _metrics(at)["Samples"] == "400"
+    assert any(e.label == "How this table was prepared" for e in at.expander)
+
+
+def test_dropping_rows_with_gaps_fewer_categories_and_the_mean_are_the_users_choice():
+    from tests.test_tabular import adult_like
+
+    at = _upload_table(_data_page(), "adult.csv", adult_like())
+    assert at.selectbox(key="data_target").value == "income"
+    at.radio(key="data_missing").set_value("drop").run()
+    at.selectbox(key="data_numbers").set_value("mean").run()
+    at.number_input(key="data_top_k").set_value(5).run()
+    summary = " ".join(m.value for m in at.markdown).replace("\\", "")  # as shown, escapes aside
+    assert "more row(s) dropped because a feature is missing there" in summary
+    assert "native-country (top 5 of 42 values + other)" in summary
+    at.button(key="data_use").click().run()
+    assert not at.exception and not at.error
+    ds = at.session_state["uploads"]["upload: adult.csv"]
+    assert ds.table.missing == "drop" and ds.table.numbers == "mean" and ds.table.top_k == 5
+    assert ds.n_samples < 593 and ds.input_shape == (1 + 3 + 1 + 3 + 6 + 4,)
+
+
+def test_a_target_that_cannot_be_a_class_column_is_explained_and_use_is_off():
+    from tests.test_tabular import titanic_like
+
+    at = _upload_table(_data_page(), "titanic.csv", titanic_like())
+    at.selectbox(key="data_target").set_value("Name").run()
+    assert not at.exception
+    assert any("column 'Name' cannot be the target" in w.value for w in at.warning)
+    assert at.button(key="data_use").disabled
+    at.selectbox(key="data_target").set_value("Pclass").run()  # whole numbers, three values: allowed
+    assert not at.warning and not at.button(key="data_use").disabled
+    at.button(key="data_use").click().run()
+    assert at.session_state["uploads"]["upload: titanic.csv"].class_names == ("1", "2", "3")
+
+
+def test_hostile_column_names_with_gaps_are_shown_as_text_in_the_roles_table_and_chart():
+    from tests.test_hostile_text import assert_shown_as_text
+
+    names = ["![x](http://evil.example/x.png)", "<img src=http://evil.example/y>", "label"]
+    rows = "".join(f"{'NA' if i % 5 == 0 else i},{'?' if i % 7 == 0 else 'ab'[i % 2]},{'xy'[i % 2]}\n"
+                   for i in range(40))
+    at = _upload_table(_data_page(), "hostile.csv", (",".join(names) + "\n" + rows).encode())
+    texts = assert_shown_as_text(at)
+    assert list(at.data_editor[0].value["column"]) == names  # a table shows them literally
+    assert any("&lt;img src=http://evil.example/y&gt;" in t for t in texts["plotly"])
+
+
+def test_typed_and_uploaded_rows_are_predicted_through_the_runs_preparation():
+    """Evaluate's Predict for a table: a row typed as in the file (gaps as NA, a date, a category never seen)
+    or a CSV of rows goes through the run's stored preparation; hostile column names stay text."""
+    import keras
+
+    from core import tabular
+    from core.datasets import split_dataset
+    from core.uploads import read_csv
+    from tests.test_hostile_text import assert_shown_as_text
+
+    names = ["**size** $x$", "<img src=http://evil.example/c>", "when", "label"]
+    rows = "".join(f"{'NA' if i % 6 == 0 else i % 11},{'red blue green'.split()[i % 3]},"
+                   f"2021-03-{i % 28 + 1:02d},{'xy'[i % 2]}\n" for i in range(60))
+    ds = read_csv((",".join(names) + "\n" + rows).encode(), "t.csv", "label")
+    prep = json.loads(json.dumps(split_dataset(ds).preparation))  # as read back from config.json
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input(ds.input_shape), keras.layers.Dense(2, activation="softmax")])
+    at = AppTest.from_string("""
+import streamlit as st
+from ui.data import render_row_prediction
+render_row_prediction(st.session_state["model"], st.session_state["prep"], ["x", "y"], key="p")
+""", default_timeout=60)
+    at.session_state["model"], at.session_state["prep"] = model, prep
+    at.run()
+    assert_shown_as_text(at)
+    typed = at.data_editor[0].value
+    assert list(typed.columns) == names[:3]  # the raw columns, literally, with the training fill-ins typed
+    assert typed.iloc[0, 1] == prep["columns"][1]["fill"]
+    shown = next(d.value for d in at.dataframe if "prediction" in d.value.columns)
+    expected = model.predict(tabular.prepare_rows(prep, typed.astype(str)), verbose=0)
+    assert shown["probability"].iloc[0] == pytest.approx(expected.max(), abs=1e-4)
+    csv_rows = (",".join(names) + "\nNA,purple,2021-03-09,x\n3,red,?,\n").encode()
+    at.file_uploader(key="p_csv").set_value(("rows.csv", csv_rows, "text/csv")).run()
+    assert not at.exception and not at.error
+    uploaded = [d.value for d in at.dataframe if "prediction" in d.value.columns][-1]
+    assert len(uploaded) == 2
+    at.session_state["prep"] = {**prep, "mean": [float("nan")] * len(prep["mean"])}  # damaged config.json
+    at.run()
+    assert any("Prediction needs the run's preparation" in i.value for i in at.info)

@@ -105,16 +105,28 @@ def test_empty_and_degenerate_files(data, message):
         inspect_csv(data, "empty.csv")
 
 
-def test_text_feature_over_the_category_cap_is_refused():
+def test_identifiers_are_ignored_with_the_reason_and_many_categories_keep_the_top_k():
     rows = "".join(f"{i},name{i},{i % 2}\n" for i in range(30))
-    with pytest.raises(UploadError, match=r"column 'who' is not numeric \(e.g. 'name0'\) and has 30 distinct "
-                                          r"values.*up to 20"):
+    info = inspect_csv(f"n,who,label\n{rows}".encode(), "names.csv")
+    kinds = {p.name: (p.kind, p.role, p.reason) for p in info.table.profiles}
+    assert kinds["who"][:2] == ("identifier", "ignore") and "identifier" in kinds["who"][2]
+    assert kinds["n"][:2] == ("identifier", "ignore")  # 0..29: a row number
+    with pytest.raises(UploadError, match="names.csv: no feature columns"):
         read_csv(f"n,who,label\n{rows}".encode(), "names.csv", "label")
+    # the same names repeated: a category with 30 values, one-hot encoded as its top 20 + "other"
+    rows = "".join(f"{i * 0.5},town{i % 30},{i % 2}\n" for i in range(120))
+    ds = read_csv(f"x,town,label\n{rows}".encode(), "towns.csv", "label")
+    assert ds.input_shape == (1 + 21,) and ds.feature_names[-1] == "town=(other)"
+    assert "town (top 20 of 30 values + other)" in " ".join(ds.table.summary)
+    narrow = read_csv(f"x,town,label\n{rows}".encode(), "towns.csv", "label", top_k=5)
+    assert narrow.input_shape == (1 + 6,)
 
 
-def test_missing_and_constant_target():
-    with pytest.raises(UploadError, match=r"target column 'label' is empty in 1 row\(s\), first at line 3"):
-        read_csv(b"a,label\n1,x\n2,\n3,y\n", "t.csv", "label")
+def test_a_missing_target_drops_its_rows_and_says_so():
+    ds = read_csv(b"a,label\n1,x\n2,\n3,y\n4,NA\n5,x\n", "t.csv", "label")
+    assert ds.n_samples == 3 and ds.class_names == ("x", "y") and ds.y.tolist() == [0, 1, 0]
+    assert "2 row(s) dropped because the target 'label' is missing there (lines 3, 5)" in " ".join(ds.table.summary)
+    assert "2 rows dropped" in ds.source
     with pytest.raises(UploadError, match="single value 'x'"):
         read_csv(b"a,label\n1,x\n2,x\n", "t.csv", "label")
     with pytest.raises(UploadError, match="target column 'nope' is not in the file"):
@@ -122,10 +134,22 @@ def test_missing_and_constant_target():
 
 
 @pytest.mark.parametrize("value, what", [("inf", "infinite"), ("-inf", "infinite"), ("nan", "missing"),
-                                         ("NA", "missing"), ("", "missing")])
-def test_non_finite_features_are_refused(value, what):
-    with pytest.raises(UploadError, match=f"column 'a' has 1 missing or infinite value.*first {what} at line 3"):
-        read_csv(f"a,b,label\n1,2,x\n{value},3,y\n".encode(), "nan.csv", "label")
+                                         ("NA", "missing"), ("", "missing"), ("?", "missing"),
+                                         ("null", "missing"), ("n/a", "missing"), ("-", "missing")])
+def test_missing_and_infinite_features_are_filled_or_dropped(value, what):
+    data = f"a,b,label\n1,2,x\n{value},3,y\n5,4,x\n7,5,y\n".encode()
+    ds = read_csv(data, "nan.csv", "label")
+    np.testing.assert_allclose(ds.x[:, 0], [1, 5, 5, 7])  # filled with the median of the other rows
+    summary = " ".join(ds.table.summary)
+    assert "Missing values filled in, with values fitted on the training part only: a 1 (25%) with the median" \
+        in summary
+    assert ("Infinite values count as missing: a (1)" in summary) == (what == "infinite")
+    dropped = read_csv(data, "nan.csv", "label", missing="drop")
+    np.testing.assert_allclose(dropped.x[:, 0], [1, 5, 7])
+    assert "1 more row(s) dropped because a feature is missing there (a 1; line 3)" in " ".join(
+        dropped.table.summary)
+    mean = read_csv(data, "nan.csv", "label", numbers="mean")
+    np.testing.assert_allclose(mean.x[1, 0], (1 + 5 + 7) / 3, rtol=1e-6)
 
 
 def test_size_row_and_column_caps():
@@ -335,9 +359,13 @@ def test_unsafe_member_is_named_by_its_path():
 
 
 def test_a_stray_text_value_in_a_numeric_column_is_refused_not_one_hot_encoded():
-    data = b"h,label\n1.0,a\n2.0,b\nh,a\n3.0,b\n"  # e.g. a header line pasted twice
+    data = b"h,w,label\n1.0,1,a\n2.0,2,b\nh,3,a\n3.0,4,b\n"  # e.g. a header line pasted twice
+    info = inspect_csv(data, "twice.csv")
+    h = info.table.profile("h")
+    assert h.role == "ignore" and "column 'h' is numeric except 1 value(s) such as 'h' at line 4" in h.reason
+    assert read_csv(data, "twice.csv", "label").feature_names == ("w",)  # ignored, with the reason shown
     with pytest.raises(UploadError, match=r"column 'h' is numeric except 1 value\(s\) such as 'h' at line 4"):
-        read_csv(data, "twice.csv", "label")
+        read_csv(data, "twice.csv", "label", roles={"h": "feature"})
 
 
 # --- a file with the wrong extension ------------------------------------------------------------------
@@ -553,7 +581,9 @@ def test_a_target_with_too_many_classes_stops_the_parse(monkeypatch):
 ])
 def test_names_longer_than_a_label_may_be_are_refused(data, message):
     with pytest.raises(UploadError, match=message):
-        read_csv(data, "long.csv", "label")
+        read_csv(data, "long.csv", "label", roles={"b": "feature"})
+    if b",b," in data:  # by default such a column is free text, ignored
+        assert inspect_csv(data, "long.csv").table.profile("b").role == "ignore"
 
 
 def test_chunks_agree_with_a_single_pass(monkeypatch):
@@ -570,7 +600,7 @@ def test_chunks_agree_with_a_single_pass(monkeypatch):
     np.testing.assert_array_equal(whole.y, chunked.y)
     stray = data + b"oops,Nimes,a0\n"  # one text value in the last chunk of a numeric column
     with pytest.raises(UploadError, match=r"column 'x' is numeric except 1 value\(s\) such as 'oops' at line 242"):
-        read_csv(stray, "c.csv", "label")
+        read_csv(stray, "c.csv", "label", roles={"x": "feature"})
 
 
 def test_a_column_of_numbers_then_text_in_another_chunk_is_explained(monkeypatch):
@@ -579,7 +609,7 @@ def test_a_column_of_numbers_then_text_in_another_chunk_is_explained(monkeypatch
             + "".join(f"{'AB'[i % 2]},{i % 2}\n" for i in range(30))).encode()
     with pytest.raises(UploadError, match=r"column 'grade' has numbers in some rows and text in others \(e.g. 'A' "
                                           r"at line 12\)"):
-        read_csv(data, "mixed.csv", "label")
+        read_csv(data, "mixed.csv", "label", roles={"grade": "feature"})
 
 
 # --- ZIP: the budget of the whole upload, from image headers -------------------------------------------
