@@ -32,7 +32,7 @@ browser:
 ## test: set up .venv and the browser, then lint and run every test (core, pages, browser)
 test: $(VENV)/.dev-installed browser
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 ## test-fast: skip the slow and browser tests while developing
 test-fast: $(VENV)/.dev-installed

@@ -395,8 +395,9 @@ def _progress_callback(store: Any, run_id: str, progress: LiveProgress, n_train:
         def on_train_batch_end(self, batch, logs=None):
             # Keras calls this once per step call, with the index of the call's last batch
             logs = logs or {}
-            steps_in_call = batch + 1 - self.batch_in_epoch
-            self.batch_in_epoch = batch + 1
+            # the last, partial call of an epoch reports an index rounded up to a whole call: cap it
+            steps_in_call = min(batch + 1, self.batches_per_epoch) - self.batch_in_epoch
+            self.batch_in_epoch = min(batch + 1, self.batches_per_epoch)
             self.step = (self.epoch - 1) * self.batches_per_epoch + self.batch_in_epoch
             now = time.perf_counter()
             call_s = now - self.call_start
