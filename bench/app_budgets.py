@@ -1,4 +1,6 @@
-"""The app's budgets (docs: DESIGN.md section 8), measured on the real server in headless Chromium.
+"""The app's budgets, measured on the real server in headless Chromium.
+
+Docs: docs/architecture.md, 'Budgets'; the figures are in README.md, 'Speed and memory'.
 
 One run of `streamlit run app.py` (free port, its own run store in a temp folder, no file watcher),
 driven by Playwright in the system Chromium, in this order:

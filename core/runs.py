@@ -1,6 +1,6 @@
 """The run store: one folder per run, written atomically, read defensively.
 
-Layout (DESIGN.md §5)::
+Layout (docs/architecture.md, 'Run store')::
 
     runs/<run_id>/config.json      dataset + split seed, model spec, training settings, versions
                   metrics.jsonl    one JSON line per epoch (and sparse batch lines), appended + fsynced

@@ -1,4 +1,6 @@
-"""Pages that need no model never import TensorFlow (DESIGN.md §8: ~4 s and ~0.8 GB saved per process).
+"""Pages that need no model never import TensorFlow (~4 s and ~0.8 GB saved per process).
+
+See docs/architecture.md, 'Layers'.
 
 Runs in a fresh subprocess: this pytest process may already hold TensorFlow from other tests.
 """
