@@ -105,6 +105,18 @@ def page(browser, app_server):
     context.close()
 
 
+def until(page, condition, what: str, deadline_s: float = 240.0):
+    """Poll condition() in the page's own event loop until it is truthy; fail naming what never happened.
+    The deadline only bounds a hang: it is generous because a loaded 2-core machine is slow."""
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        value = condition()
+        if value:
+            return value
+        page.wait_for_timeout(300)
+    pytest.fail(f"gave up waiting for: {what}")
+
+
 def wait_for_app(page) -> None:
     """Wait until the script has finished its run (Streamlit's own idle marker)."""
     page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=60_000)

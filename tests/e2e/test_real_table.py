@@ -6,25 +6,14 @@ from __future__ import annotations
 
 import json
 import re
-import time
 
 import pytest
 
 from core import tabular
-from tests.e2e.conftest import ARTIFACTS, goto, wait_for_app
+from tests.e2e.conftest import ARTIFACTS, goto, until, wait_for_app
 from tests.test_tabular import titanic_like
 
 pytestmark = pytest.mark.e2e
-
-
-def _until(page, condition, what: str, deadline_s: float = 240.0):
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        value = condition()
-        if value:
-            return value
-        page.wait_for_timeout(300)
-    pytest.fail(f"gave up waiting for: {what}")
 
 
 def _badge(page) -> str:
@@ -50,7 +39,7 @@ def _set_role(page, row: int, role: str) -> None:
     page.wait_for_timeout(300)
     wait_for_app(page)
     # the edited table is replaced by a fresh one showing the roles as they now are (no stale copy left)
-    _until(page, lambda: page.locator('[data-testid="stDataFrame"]', has=page.locator("canvas")).count() == 2,
+    until(page, lambda: page.locator('[data-testid="stDataFrame"]', has=page.locator("canvas")).count() == 2,
            "one columns table again", 30)
 
 
@@ -89,11 +78,11 @@ def test_a_real_table_from_upload_to_a_prediction_on_a_new_row(page, app_server,
     page.wait_for_selector('[data-testid="stPlotlyChart"] .js-plotly-plot')  # the missing-values chart
     _shot(page, "real-table-columns.png")
     _set_role(page, 2, "ignore")  # Pclass: a role changed in the table, and the summary follows
-    _until(page, lambda: "Pclass (ignored by choice)" in _summary(page), "Pclass ignored in the summary")
+    until(page, lambda: "Pclass (ignored by choice)" in _summary(page), "Pclass ignored in the summary")
     assert "7 feature column(s) make 13 model input(s)" in _summary(page)
     _shot(page, "real-table-pclass-ignored.png")
     _set_role(page, 2, "feature")  # back to the defaults
-    _until(page, lambda: "8 feature column(s) make 14 model input(s)" in _summary(page), "the defaults again")
+    until(page, lambda: "8 feature column(s) make 14 model input(s)" in _summary(page), "the defaults again")
 
     page.get_by_role("button", name="Use titanic.csv").click()
     page.get_by_text("uploaded CSV titanic.csv").wait_for()
@@ -108,7 +97,7 @@ def test_a_real_table_from_upload_to_a_prediction_on_a_new_row(page, app_server,
     page.get_by_label("Epochs", exact=True).press("Enter")
     wait_for_app(page)
     page.get_by_role("button", name="Start training").click()
-    _until(page, lambda: "completed" in _badge(page), "the run to complete")
+    until(page, lambda: "completed" in _badge(page), "the run to complete")
     run_id = re.search(r"\d{8}-\d{6}-[0-9a-f]{6}", _badge(page)).group(0)
     wait_for_app(page)
     _shot(page, "real-table-trained.png")
@@ -123,7 +112,7 @@ def test_a_real_table_from_upload_to_a_prediction_on_a_new_row(page, app_server,
     page.get_by_role("tab", name=re.compile("Predict")).click()
     wait_for_app(page)
     page.get_by_text("Type a new row as it would appear in your table").wait_for()
-    _until(page, lambda: page.locator('[data-testid="stDataFrame"]:visible').count() >= 2,
+    until(page, lambda: page.locator('[data-testid="stDataFrame"]:visible').count() >= 2,
            "the typed row's prediction")
     _shot(page, "real-table-predict-typed.png")
 
@@ -134,7 +123,7 @@ def test_a_real_table_from_upload_to_a_prediction_on_a_new_row(page, app_server,
     uploader = page.locator('[data-testid="stFileUploader"]', has_text="Or a CSV with one or more rows")
     uploader.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(row))
     wait_for_app(page)
-    _until(page, lambda: page.locator('[data-testid="stDataFrame"]:visible').count() >= 3,
+    until(page, lambda: page.locator('[data-testid="stDataFrame"]:visible').count() >= 3,
            "the uploaded rows' predictions")
     assert page.locator('[data-testid="stException"]').count() == 0
     assert page.locator('[data-testid="stAlertContentError"]').count() == 0

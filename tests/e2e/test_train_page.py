@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 
-from tests.e2e.conftest import goto, wait_for_app
+from tests.e2e.conftest import goto, until, wait_for_app
 
 pytestmark = pytest.mark.e2e
 
@@ -16,16 +15,6 @@ _JS_POINTS = """() => {
   const loss = plots.find(p => p.layout && p.layout.title && String(p.layout.title.text).includes('loss per epoch'));
   return loss ? loss.data[0].x.length : 0;
 }"""
-
-
-def _until(page, condition, what: str, deadline_s: float = 180.0):
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        value = condition()
-        if value:
-            return value
-        page.wait_for_timeout(300)
-    pytest.fail(f"gave up waiting for: {what}")
 
 
 def _badge(page) -> str:
@@ -49,12 +38,12 @@ def test_training_survives_page_changes_and_reload_and_stops(page, app_server):
     wait_for_app(page)
     page.get_by_label("Epochs", exact=True).fill("400")
     page.get_by_role("button", name="Start training").click()
-    _until(page, lambda: "running" in _badge(page), "the run to start")
+    until(page, lambda: "running" in _badge(page), "the run to start")
     run_id = re.search(r"\d{8}-\d{6}-[0-9a-f]{6}", _badge(page)).group(0)
     assert f"run={run_id}" in page.url
 
-    first = _until(page, lambda: page.evaluate(_JS_POINTS) >= 1, "the loss chart's first epoch")
-    _until(page, lambda: page.evaluate(_JS_POINTS) >= first + 2, "the loss chart to grow by two epochs")
+    first = until(page, lambda: page.evaluate(_JS_POINTS) >= 1, "the loss chart's first epoch")
+    until(page, lambda: page.evaluate(_JS_POINTS) >= first + 2, "the loss chart to grow by two epochs")
     page.screenshot(path="/tmp/e2e-train-running.png")
 
     page.get_by_role("link", name="Explore data").click()
@@ -62,20 +51,20 @@ def test_training_survives_page_changes_and_reload_and_stops(page, app_server):
     page.wait_for_timeout(1500)
     page.get_by_role("link", name="Train").first.click()
     wait_for_app(page)
-    _until(page, lambda: run_id in _badge(page) and "running" in _badge(page), "the same run after a page change")
-    _until(page, lambda: f"run={run_id}" in page.url, "the run id back in the URL")
+    until(page, lambda: run_id in _badge(page) and "running" in _badge(page), "the same run after a page change")
+    until(page, lambda: f"run={run_id}" in page.url, "the run id back in the URL")
 
-    before = _until(page, lambda: _epoch(page), "the progress bar after the page change")
+    before = until(page, lambda: _epoch(page), "the progress bar after the page change")
     page.reload()
     wait_for_app(page)
-    _until(page, lambda: run_id in _badge(page) and "running" in _badge(page), "the same run after a reload")
-    _until(page, lambda: _epoch(page) > before, "training to go on after the reload")
-    _until(page, lambda: page.evaluate(_JS_POINTS) >= before, "the chart to show the earlier epochs again")
+    until(page, lambda: run_id in _badge(page) and "running" in _badge(page), "the same run after a reload")
+    until(page, lambda: _epoch(page) > before, "training to go on after the reload")
+    until(page, lambda: page.evaluate(_JS_POINTS) >= before, "the chart to show the earlier epochs again")
 
     page.get_by_role("button", name="Stop").click()
-    _until(page, lambda: "stopped" in _badge(page), "the run to stop")
+    until(page, lambda: "stopped" in _badge(page), "the run to stop")
     wait_for_app(page)
-    _until(page, lambda: page.get_by_role("button", name="Stop").count() == 0, "the Stop button to go away")
+    until(page, lambda: page.get_by_role("button", name="Stop").count() == 0, "the Stop button to go away")
     page.screenshot(path="/tmp/e2e-train-stopped.png", full_page=True)
     assert page.get_by_role("link", name="Evaluate this run").count() == 1
     assert page.locator('[data-testid="stProgress"]').count() == 0  # polling is off

@@ -6,13 +6,12 @@ from __future__ import annotations
 import os
 import re
 import signal
-import time
 from pathlib import Path
 
 import pytest
 
 from core.runs import RunStore
-from tests.e2e.conftest import goto, start_server, stop_server, wait_for_app
+from tests.e2e.conftest import goto, start_server, stop_server, until, wait_for_app
 
 pytestmark = pytest.mark.e2e
 _RUN_ID = re.compile(r"\d{8}-\d{6}-[0-9a-f]{6}")
@@ -43,20 +42,10 @@ def _training_processes(server_pid: int) -> list[int]:
     return found
 
 
-def _until(page, condition, what: str, deadline_s: float = 180.0):
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        value = condition()
-        if value:
-            return value
-        page.wait_for_timeout(300)
-    pytest.fail(f"gave up waiting for: {what}")
-
-
 def _start(page, epochs: int) -> str:
     page.get_by_label("Epochs", exact=True).fill(str(epochs))
     page.get_by_role("button", name="Start training").click()
-    _until(page, lambda: _RUN_ID.search(page.url), "the run id in the URL")
+    until(page, lambda: _RUN_ID.search(page.url), "the run id in the URL")
     wait_for_app(page)
     return _RUN_ID.search(page.url).group(0)
 
@@ -70,20 +59,20 @@ def test_killing_the_worker_fails_only_its_run_and_the_next_one_trains(browser, 
     try:
         goto(page, url, "train")
         doomed = _start(page, 400)
-        _until(page, lambda: store.read_metrics(doomed), "the first run's first epoch on disk")
+        until(page, lambda: store.read_metrics(doomed), "the first run's first epoch on disk")
         later = _start(page, 2)
         assert later != doomed
-        [worker] = _until(page, lambda: _training_processes(proc.pid), "the training process")
+        [worker] = until(page, lambda: _training_processes(proc.pid), "the training process")
         os.kill(worker, signal.SIGKILL)
 
-        _until(page, lambda: store.read_status(later)["state"] == "completed", "the next run to complete",
+        until(page, lambda: store.read_status(later)["state"] == "completed", "the next run to complete",
                deadline_s=240)
         assert proc.poll() is None, "the server died with its worker"
         status = store.read_status(doomed)
         assert status["state"] == "failed" and "killed (out of memory?)" in status["message"]
 
         goto(page, url, f"train?run={doomed}")
-        _until(page, lambda: "failed" in page.locator("h4", has_text="Run ").first.inner_text(),
+        until(page, lambda: "failed" in page.locator("h4", has_text="Run ").first.inner_text(),
                "the killed run shown as failed")
         assert page.get_by_text("the training process was killed (out of memory?)").count() >= 1
         page.screenshot(path="/tmp/e2e-worker-killed.png", full_page=True)

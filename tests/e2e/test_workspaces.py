@@ -4,13 +4,12 @@ neither lists it nor sees it through A's ?run= link; A's reload keeps its worksp
 from __future__ import annotations
 
 import re
-import time
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 
 from core.workspaces import is_workspace_key, workspace_root
-from tests.e2e.conftest import goto, start_server, stop_server, wait_for_app
+from tests.e2e.conftest import goto, start_server, stop_server, until, wait_for_app
 
 pytestmark = pytest.mark.e2e
 
@@ -45,16 +44,6 @@ def _ws(page) -> str:
     return parse_qs(urlparse(page.url).query).get("ws", [""])[0]
 
 
-def _until(page, condition, what: str, deadline_s: float = 240.0):
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        value = condition()
-        if value:
-            return value
-        page.wait_for_timeout(300)
-    pytest.fail(f"gave up waiting for: {what}")
-
-
 def _badge(page) -> str:
     heading = page.locator("h4", has_text="Run ")
     return heading.first.inner_text() if heading.count() else ""
@@ -75,7 +64,7 @@ def test_a_strangers_runs_stay_private_and_a_reload_keeps_the_workspace(two_visi
     a, b = two_visitors
 
     goto(a, base)
-    key_a = _until(a, lambda: _ws(a) if is_workspace_key(_ws(a)) else "", "A's workspace key in the URL")
+    key_a = until(a, lambda: _ws(a) if is_workspace_key(_ws(a)) else "", "A's workspace key in the URL")
     box = a.locator('[data-testid="stSidebar"]').get_by_text("Your workspace")
     assert box.count() == 1
     link = a.locator('[data-testid="stSidebar"] [data-testid="stCode"]').inner_text().strip()
@@ -87,16 +76,16 @@ def test_a_strangers_runs_stay_private_and_a_reload_keeps_the_workspace(two_visi
     assert _ws(a) == key_a  # navigation keeps the workspace in the URL
     a.get_by_label("Epochs", exact=True).fill("1")
     a.get_by_role("button", name="Start training").click()
-    _until(a, lambda: _RUN_ID.search(_badge(a)), "A's run to appear")
+    until(a, lambda: _RUN_ID.search(_badge(a)), "A's run to appear")
     run_id = _RUN_ID.search(_badge(a)).group(0)
-    _until(a, lambda: "completed" in _badge(a), "A's run to complete")
+    until(a, lambda: "completed" in _badge(a), "A's run to complete")
     assert (workspace_root(runs, key_a) / run_id / "status.json").is_file()  # in A's workspace folder
     assert not (runs / run_id).exists()
     a.screenshot(path="/tmp/e2e-workspace-a-trained.png", full_page=True)
 
     # B, a stranger: another workspace, and A's run is nowhere
     goto(b, base)
-    key_b = _until(b, lambda: _ws(b) if is_workspace_key(_ws(b)) else "", "B's workspace key in the URL")
+    key_b = until(b, lambda: _ws(b) if is_workspace_key(_ws(b)) else "", "B's workspace key in the URL")
     assert key_b != key_a
     _nav(b, "Compare runs")
     b.get_by_text("No runs yet").wait_for()
@@ -121,9 +110,9 @@ def test_a_strangers_runs_stay_private_and_a_reload_keeps_the_workspace(two_visi
     a.reload()
     wait_for_app(a)
     assert _ws(a) == key_a
-    _until(a, lambda: run_id in _badge(a) and "completed" in _badge(a), "A's run after the reload")
+    until(a, lambda: run_id in _badge(a) and "completed" in _badge(a), "A's run after the reload")
     _nav(a, "Compare runs")
-    _until(a, lambda: _ws(a) == key_a, "the workspace back in the URL after navigation")
+    until(a, lambda: _ws(a) == key_a, "the workspace back in the URL after navigation")
     a.get_by_text("1 of 1 runs.").wait_for()
     a.get_by_label("Selected runs").click()
     a.get_by_role("option", name=re.compile(run_id)).wait_for()  # A's run in the picker of the table's rows
