@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 import pytest
 
@@ -43,6 +44,20 @@ def _set_role(page, row: int, role: str) -> None:
            "one columns table again", 30)
 
 
+def _edit_role_until(page, row: int, role: str, expected: str, tries: int = 3) -> None:
+    """Edit a role and wait for the summary to say `expected`. A keystroke that lands on the canvas grid
+    while the page is still rerunning can be dropped (seen once in three CI runs on a loaded machine), so
+    the edit is made again, as a person would; the summary must still follow within the tries."""
+    for _ in range(tries):
+        _set_role(page, row, role)
+        end = time.monotonic() + 30
+        while time.monotonic() < end:
+            if expected in _summary(page):
+                return
+            page.wait_for_timeout(300)
+    pytest.fail(f"the summary never said {expected!r} after {tries} edits of row {row} to {role!r}")
+
+
 def _summary(page) -> str:
     return page.locator('[data-testid="stMarkdownContainer"]', has_text="rows used").first.inner_text()
 
@@ -77,12 +92,10 @@ def test_a_real_table_from_upload_to_a_prediction_on_a_new_row(page, app_server,
         assert part in text, (part, text)
     page.wait_for_selector('[data-testid="stPlotlyChart"] .js-plotly-plot')  # the missing-values chart
     _shot(page, "real-table-columns.png")
-    _set_role(page, 2, "ignore")  # Pclass: a role changed in the table, and the summary follows
-    until(page, lambda: "Pclass (ignored by choice)" in _summary(page), "Pclass ignored in the summary")
+    _edit_role_until(page, 2, "ignore", "Pclass (ignored by choice)")  # the summary follows the table
     assert "7 feature column(s) make 13 model input(s)" in _summary(page)
     _shot(page, "real-table-pclass-ignored.png")
-    _set_role(page, 2, "feature")  # back to the defaults
-    until(page, lambda: "8 feature column(s) make 14 model input(s)" in _summary(page), "the defaults again")
+    _edit_role_until(page, 2, "feature", "8 feature column(s) make 14 model input(s)")  # back to the defaults
 
     page.get_by_role("button", name="Use titanic.csv").click()
     page.get_by_text("uploaded CSV titanic.csv").wait_for()
