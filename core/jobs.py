@@ -489,8 +489,9 @@ class JobManager:
         except Exception as exc:  # noqa: BLE001 - a worker must never take the app down
             _log.exception("run %s failed", job.run_id)
             state, message, extra = "failed", f"{type(exc).__name__}: {exc}", {}
-        with self._cond:
+        with self._cond:  # one step: a run is never seen finished and still running at once
             self._finish(job, state, message, **extra)
+            self._running.discard(job.run_id)
 
     def _finish(self, job: _Job, state: str, message: str, **extra: Any) -> None:
         """Called under the lock: record the final state in memory, then (best effort) on disk."""
