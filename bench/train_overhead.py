@@ -67,7 +67,7 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.charts_training import batch_figure, history_figure, lr_figure  # noqa: E402
+from core.charts.training import batch_figure, history_figure, lr_figure  # noqa: E402
 from core.datasets import is_cached, load, load_builtin, split_dataset  # noqa: E402
 from core.jobs import JobManager, TrainRequest  # noqa: E402
 from core.models import build_model  # noqa: E402

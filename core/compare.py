@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core.evaluation import Evaluation, normalise_rows
+from core.evaluation import Evaluation
 
 __all__ = [
     "METRIC_COLUMNS",
@@ -177,7 +177,7 @@ def confusion_change(a: Evaluation, b: Evaluation) -> np.ndarray:
     """Row-normalised confusion matrix of B minus A (each row: shares of a true class)."""
     if a.class_names != b.class_names:
         raise ValueError("the runs have different classes")
-    return normalise_rows(b.confusion) - normalise_rows(a.confusion)
+    return b.confusion_normalised - a.confusion_normalised
 
 
 def f1_change(a: Evaluation, b: Evaluation) -> pd.Series:

@@ -12,24 +12,26 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["MAX_FOLDS", "MIN_FOLDS", "check_k", "cv_runs", "fold_splits", "submit_cv", "summarize_cv"]
+from core.checks import KerasLabError, number, whole_number
+from core.settings import MAX_FOLDS, MIN_FOLDS
 
-MIN_FOLDS, MAX_FOLDS = 2, 10
+__all__ = ["CrossValidationError", "check_k", "cv_runs", "fold_splits", "submit_cv", "summarize_cv"]
+
+
+class CrossValidationError(KerasLabError):
+    """The number of folds or the validation share does not fit the dataset; the message says why."""
 
 
 def check_k(dataset: Any, k: Any) -> int:
-    """2 <= k <= 10 and k <= the smallest class count (each test fold needs every class)."""
-    if isinstance(k, bool) or not isinstance(k, int | np.integer):
-        raise ValueError(f"the number of folds must be a whole number, got {k!r}")
-    if not MIN_FOLDS <= k <= MAX_FOLDS:
-        raise ValueError(f"the number of folds must be between {MIN_FOLDS} and {MAX_FOLDS}, got {k}")
+    """MIN_FOLDS <= k <= MAX_FOLDS (2 and 10) and k <= the smallest class count (each test fold needs every class)."""
+    k = whole_number("the number of folds", k, MIN_FOLDS, MAX_FOLDS, error=CrossValidationError)
     counts = np.bincount(dataset.y, minlength=dataset.n_classes)
     smallest = int(counts[counts > 0].min())
     if k > smallest:
         cls = dataset.class_names[int(np.flatnonzero(counts == smallest)[0])]
-        raise ValueError(f"the number of folds must be at most the smallest class count: class {cls!s} has "
-                         f"{smallest} samples, got k = {k}")
-    return int(k)
+        raise CrossValidationError(f"the number of folds must be at most the smallest class count: class {cls!s} "
+                                   f"has {smallest} samples, got k = {k}")
+    return k
 
 
 def fold_splits(dataset: Any, k: int, seed: int = 0, val_fraction: float = 0.15) -> list[Any]:
@@ -40,8 +42,7 @@ def fold_splits(dataset: Any, k: int, seed: int = 0, val_fraction: float = 0.15)
     from core.datasets import split_at
 
     k = check_k(dataset, k)
-    if not 0 < val_fraction < 0.5:
-        raise ValueError(f"validation fraction must be between 0 and 0.5, got {val_fraction}")
+    number("validation fraction", val_fraction, 0, 0.5, lo_open=True, hi_open=True, error=CrossValidationError)
     y = dataset.y
     skf = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
     splits = []

@@ -23,6 +23,9 @@ from typing import Any, Literal
 
 import numpy as np
 
+from core.checks import KerasLabError, number, whole_number
+from core.settings import keras_home
+
 __all__ = [
     "ALL_DATASETS",
     "BUILTIN_DATASETS",
@@ -49,7 +52,7 @@ DEFAULT_DATASET = "digits"
 _FINGERPRINTS: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 
 
-class DatasetError(ValueError):
+class DatasetError(KerasLabError):
     """A dataset could not be loaded or is unusable; the message is meant for the user."""
 
 
@@ -131,7 +134,7 @@ class Split:
     test_idx: np.ndarray = field(repr=False)
     seed: int = 0
     mean: np.ndarray | None = field(default=None, repr=False)  # tabular: the training part's feature means
-    std: np.ndarray | None = field(default=None, repr=False)  # tabular: its standard deviations (0 -> 1)
+    std: np.ndarray | None = field(default=None, repr=False)  # tabular: its standard deviations (constant columns: 1)
     # tabular: the preparation fitted on the training part, as plain JSON data (core.tabular); it turns raw
     # rows into the model's inputs and is stored with the run
     preparation: dict[str, Any] | None = field(default=None, repr=False)
@@ -174,8 +177,7 @@ def split_indices(dataset: Dataset, *, seed: int = 0, val_fraction: float = 0.15
     from sklearn.model_selection import train_test_split
 
     for label, frac in (("validation fraction", val_fraction), ("test fraction", test_fraction)):
-        if not 0 < frac < 1:
-            raise DatasetError(f"{label} must be between 0 and 1, got {frac}")
+        number(label, frac, 0, 1, lo_open=True, hi_open=True, error=DatasetError)
     if val_fraction + test_fraction >= 0.9:
         raise DatasetError(f"validation + test fractions must leave at least 10% for training, got "
                            f"{val_fraction + test_fraction:.2f}")
@@ -216,7 +218,7 @@ def split_at(dataset: Dataset, train_idx: np.ndarray, val_idx: np.ndarray, test_
 
     An uploaded table (`dataset.table`) is prepared from its raw columns: imputation, one-hot encoding and
     scaling fitted on `train_idx` (core.tabular.fit_preparation), the same for every part. Other tabular
-    data is standardised with the training part's mean and standard deviation."""
+    data is standardised with the training part's mean and standard deviation (scikit-learn's StandardScaler)."""
     if dataset.kind == "tabular" and dataset.table is not None:
         from core import tabular
 
@@ -228,9 +230,11 @@ def split_at(dataset: Dataset, train_idx: np.ndarray, val_idx: np.ndarray, test_
     x = np.asarray(dataset.x, dtype=np.float32)
     mean = std = None
     if dataset.kind == "tabular":
-        mean = x[train_idx].mean(axis=0)
-        std = x[train_idx].std(axis=0)
-        std[std == 0] = 1.0
+        from sklearn.preprocessing import StandardScaler
+
+        scaler = StandardScaler().fit(x[train_idx])  # a constant column keeps scale 1
+        # kept as arrays: Split.standardise scales new rows with them exactly as it scales the parts below
+        mean, std = scaler.mean_.astype(np.float32), scaler.scale_.astype(np.float32)
     split = Split(
         x_train=x[train_idx], y_train=dataset.y[train_idx], x_val=x[val_idx], y_val=dataset.y[val_idx],
         x_test=x[test_idx], y_test=dataset.y[test_idx],
@@ -326,11 +330,7 @@ _CACHE_LAYOUT: dict[str, dict[str, Any]] = {
 
 def keras_cache_dir() -> Path:
     """<KERAS_HOME>/datasets, or ~/.keras/datasets (/tmp/.keras when home is read-only), as Keras decides."""
-    home = os.environ.get("KERAS_HOME")
-    if not home:
-        base = os.path.expanduser("~")
-        home = os.path.join(base if os.access(base, os.W_OK) else "/tmp", ".keras")
-    return Path(os.path.expanduser(home)) / "datasets"
+    return keras_home() / "datasets"
 
 
 def _cached_folder(name: str) -> Path | None:
@@ -471,18 +471,19 @@ def fetch(name: str) -> Path:
 def subset_indices(y: np.ndarray, subset: int | None, seed: int = 0) -> np.ndarray:
     """Sorted row indices of a stratified, seeded subset of `subset` samples (all rows when None or larger)."""
     n = len(y)
-    if subset is None or subset >= n:
+    if subset is None:
         return np.arange(n)
-    if isinstance(subset, bool) or not isinstance(subset, int | np.integer):
-        raise DatasetError(f"subset size must be a whole number, got {subset!r}")
+    subset = whole_number("subset size", subset, 1, error=DatasetError)
+    if subset >= n:
+        return np.arange(n)
     n_classes = len(np.unique(y))
     if subset < n_classes:
-        raise DatasetError(f"subset size must be >= the number of classes ({n_classes}), got {subset}")
+        raise DatasetError(f"subset size must be at least the number of classes ({n_classes}), got {subset}")
     from sklearn.model_selection import train_test_split
 
     counts = np.bincount(y)
     stratify = y if counts[counts > 0].min() >= 2 else None
-    idx, _ = train_test_split(np.arange(n), train_size=int(subset), random_state=seed, stratify=stratify)
+    idx, _ = train_test_split(np.arange(n), train_size=subset, random_state=seed, stratify=stratify)
     return np.sort(idx)
 
 
@@ -514,9 +515,8 @@ def load_keras(name: str, subset: int | None = None, seed: int = 0, *, download:
 
 def load(name: str, subset: int | None = None, seed: int = 0, *, download: bool = True) -> Dataset:
     """Any registry dataset by name: what the training worker calls to rebuild a run's dataset."""
-    if subset is not None and (isinstance(subset, bool) or not isinstance(subset, int | np.integer)
-                               or subset < 1):
-        raise DatasetError(f"subset size must be a whole number >= 1 or None, got {subset!r}")
+    if subset is not None:
+        whole_number("subset size", subset, 1, error=DatasetError)
     if name in KERAS_DATASETS:
         return load_keras(name, subset, seed, download=download)
     if name not in BUILTIN_DATASETS:

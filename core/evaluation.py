@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core.checks import KerasLabError
+
 __all__ = [
     "Evaluation",
     "EvaluationError",
@@ -21,13 +23,11 @@ __all__ = [
     "confident_mistakes",
     "evaluate_predictions",
     "load_run_evaluation",
-    "normalise_rows",
     "prediction_table",
     "pr_curves",
     "resolve_run_data",
     "roc_curves",
     "run_split",
-    "standardise_like_training",
     "to_display_image",
     "top_classes",
     "worst_cell",
@@ -36,7 +36,7 @@ __all__ = [
 _TOP_K_MIN_CLASSES = 10  # top-k accuracy is only informative with many classes
 
 
-class EvaluationError(ValueError):
+class EvaluationError(KerasLabError):
     """Predictions or a run's files cannot be evaluated; the message is meant for the user."""
 
 
@@ -52,6 +52,7 @@ class Evaluation:
     loss: float  # sklearn log_loss (cross-entropy), the quantity Keras minimises
     report: pd.DataFrame = field(repr=False)  # per class + macro/weighted avg: precision, recall, f1, support
     confusion: np.ndarray = field(repr=False)  # (k, k) counts, rows = true class, columns = predicted
+    confusion_normalised: np.ndarray = field(repr=False)  # each row / its total (recall per class), empty: 0
     top_k: dict[int, float]  # {k: top-k accuracy} when there are >= 10 classes
 
     @property
@@ -114,15 +115,9 @@ def evaluate_predictions(probs: Any, y_true: Any, class_names: Sequence[str]) ->
         class_names=names, y_true=y_true, probs=probs, y_pred=y_pred,
         accuracy=float(accuracy_score(y_true, y_pred)),
         loss=float(log_loss(y_true, clipped / clipped.sum(axis=1, keepdims=True), labels=labels)),
-        report=table, confusion=confusion_matrix(y_true, y_pred, labels=labels), top_k=top_k,
+        report=table, confusion=confusion_matrix(y_true, y_pred, labels=labels),
+        confusion_normalised=confusion_matrix(y_true, y_pred, labels=labels, normalize="true"), top_k=top_k,
     )
-
-
-def normalise_rows(cm: np.ndarray) -> np.ndarray:
-    """Each row divided by its total (recall per true class); empty rows stay 0 instead of NaN."""
-    cm = np.asarray(cm, dtype=np.float64)
-    totals = cm.sum(axis=1, keepdims=True)
-    return np.divide(cm, totals, out=np.zeros_like(cm), where=totals > 0)
 
 
 def cell_positions(y_true: np.ndarray, probs: np.ndarray, true_class: int, pred_class: int) -> np.ndarray:
@@ -215,11 +210,6 @@ def prediction_table(probs: np.ndarray, class_names: Sequence[str], k: int = 3) 
         rows.append({"row": i + 1, "prediction": top[0][0], "probability": top[0][1],
                      f"top {k}": ", ".join(f"{c} {p:.1%}" for c, p in top)})
     return pd.DataFrame(rows)
-
-
-def standardise_like_training(raw: np.ndarray, dataset: Any, split: Any) -> np.ndarray:
-    """Scale raw tabular rows exactly as training did: mean/std of the run's training part only."""
-    return split.standardise(raw)
 
 
 # ---- a run's predictions and data -------------------------------------------------------------------

@@ -28,7 +28,7 @@ class FaqEntry:
     question: str
     answer: str  # markdown, in the project's own words
     keywords: tuple[str, ...] = ()  # extra search words that may not appear in the text
-    links: tuple[tuple[str, str], ...] = ()  # (page file, label) for st.page_link
+    links: tuple[tuple[str, str], ...] = ()  # (URL path of a page, as in app.py: "data", label)
 
 
 _E = FaqEntry
@@ -47,7 +47,7 @@ ENTRIES: tuple[FaqEntry, ...] = (
        "Keras Lab itself trains on your machine: datasets and runs stay in local folders and nothing is "
        "sent anywhere.",
        ("anonymization", "anonymisation", "federated", "differential privacy", "dp-sgd", "gdpr", "personal"),
-       (("pages/data.py", "Explore data"), ("pages/runs.py", "Compare runs"))),
+       (("data", "Explore data"), ("runs", "Compare runs"))),
     _E("energy-cost", "article", "How much energy and compute does training a large model cost?",
        "Training cost grows roughly with *parameters × training tokens*: a large language model needs "
        "thousands of accelerators for weeks, megawatt-hours of electricity and the matching cooling, "
@@ -57,7 +57,7 @@ ENTRIES: tuple[FaqEntry, ...] = (
        "At Keras Lab's scale the same habits show up in small: compare runs before training longer, and "
        "use early stopping on the Train page.",
        ("energy", "carbon", "compute", "cost", "electricity", "gpu hours", "green"),
-       (("pages/train.py", "Train"), ("pages/runs.py", "Compare runs"))),
+       (("train", "Train"), ("runs", "Compare runs"))),
     _E("explainability", "article", "Can we explain why a deep network made a decision?",
        "Only partly. A network is millions of multiplications, not a rule list, so explanations are "
        "approximations: which inputs mattered (saliency maps, SHAP, LIME), which classes are confused, "
@@ -70,7 +70,7 @@ ENTRIES: tuple[FaqEntry, ...] = (
        "- the **diagnostics** on the Evaluate page name problems such as overfitting or class imbalance "
        "and link to the answers below.",
        ("interpretability", "xai", "black box", "saliency", "shap", "lime", "transparency"),
-       (("pages/evaluate.py", "Evaluate"), ("pages/backprop.py", "Backpropagation"))),
+       (("evaluate", "Evaluate"), ("backprop", "Backpropagation"))),
     _E("healthcare-risks", "article", "What are the risks of using AI in healthcare?",
        "- **Errors with high stakes**: a missed tumour (false negative) and a false alarm have very "
        "different costs, so accuracy alone says little; look at recall and precision per class.\n"
@@ -82,7 +82,7 @@ ENTRIES: tuple[FaqEntry, ...] = (
        "A model trained here (for example on the breast-cancer dataset) is a learning exercise, not a "
        "diagnostic tool.",
        ("medical", "health", "hospital", "diagnosis", "clinical", "safety", "bias"),
-       (("pages/evaluate.py", "Evaluate"),)),
+       (("evaluate", "Evaluate"),)),
     # --- (b) practical ------------------------------------------------------------------------------
     _E("dataset-offline", "practical", "Why does a dataset download fail offline, and where do I put the file?",
        "MNIST, Fashion-MNIST and CIFAR are downloaded by Keras the first time and then read from its "
@@ -99,7 +99,7 @@ ENTRIES: tuple[FaqEntry, ...] = (
        "The Data page says which files are missing and where. The scikit-learn datasets (digits, iris, "
        "wine, breast cancer) are bundled and always work offline.",
        ("download", "offline", "network", "cache", "mnist", "fashion", "cifar", "keras_home", "proxy"),
-       (("pages/data.py", "Explore data"),)),
+       (("data", "Explore data"),)),
     _E("optimizers", "practical", "SGD, Adam or AdamW: which optimizer should I use?",
        "- **SGD** moves each weight by `learning rate × gradient`; with momentum it keeps a running "
        "direction. Simple and often the best at the end of long, well-tuned training, but sensitive to "
@@ -112,21 +112,21 @@ ENTRIES: tuple[FaqEntry, ...] = (
        "regularisation, as in most transformer training.\n\n"
        "See one SGD step worked out by hand on the Backpropagation page.",
        ("sgd", "adam", "adamw", "momentum", "weight decay", "optimiser", "rmsprop"),
-       (("pages/train.py", "Train"), ("pages/backprop.py", "Backpropagation"))),
+       (("train", "Train"), ("backprop", "Backpropagation"))),
     _E("confusion-matrix", "practical", "How do I read a confusion matrix?",
        "Rows are the true classes, columns the predicted classes; cell (i, j) counts test samples of class "
        "i predicted as j. The diagonal holds the correct predictions. A bright off-diagonal cell is a "
        "pair the model confuses (on CIFAR-10 typically cat ↔ dog). Normalising each row gives each "
        "class's **recall**; normalising each column gives its **precision**; F1 is their harmonic mean.",
        ("confusion", "precision", "recall", "f1", "matrix", "misclassified"),
-       (("pages/evaluate.py", "Evaluate"),)),
+       (("evaluate", "Evaluate"),)),
     _E("over-vs-underfitting", "practical", "What is the difference between over- and under-fitting?",
        "Compare the training and validation curves. **Underfitting**: both losses stay high — the model "
        "is too small, too constrained or not trained long enough. **Overfitting**: training loss keeps "
        "falling while validation loss turns up — the model memorises the training set. The goal is the "
        "epoch where validation loss is lowest. Details and remedies are in the two diagnostics answers.",
        ("overfit", "underfit", "generalisation", "generalization", "bias variance", "validation"),
-       (("pages/train.py", "Train"), ("pages/runs.py", "Compare runs"))),
+       (("train", "Train"), ("runs", "Compare runs"))),
     _E("batch-size-learning-rate", "practical", "What do batch size and learning rate do?",
        "The **learning rate** is the step size of every update (θ ← θ − η·gradient): too large and the "
        "loss jumps around or explodes, too small and training crawls. The **batch size** is how many "
@@ -135,7 +135,7 @@ ENTRIES: tuple[FaqEntry, ...] = (
        "batches are noisier, which can even help generalisation. Change one at a time and compare the "
        "runs.",
        ("batch", "learning rate", "lr", "step size", "hyperparameter", "tuning"),
-       (("pages/train.py", "Train"), ("pages/backprop.py", "Backpropagation"), ("pages/runs.py", "Compare runs"))),
+       (("train", "Train"), ("backprop", "Backpropagation"), ("runs", "Compare runs"))),
     _E("gpu", "practical", "Can I train on a GPU?",
        "Keras Lab uses whatever TensorFlow finds. The default install is CPU-only, which is plenty for "
        "the built-in datasets and small CNNs. For an NVIDIA GPU on Linux install `tensorflow[and-cuda]` "
@@ -143,7 +143,7 @@ ENTRIES: tuple[FaqEntry, ...] = (
        "print(tf.config.list_physical_devices('GPU'))\"` should then list it, and training uses it "
        "without any change here. Streamlit Community Cloud has no GPU.",
        ("gpu", "cuda", "nvidia", "accelerator", "speed", "cpu"),
-       (("pages/train.py", "Train"),)),
+       (("train", "Train"),)),
     _E("deploy", "practical", "How do I deploy Keras Lab to Streamlit Community Cloud?",
        "Push the repository to GitHub, then on share.streamlit.io choose *Create app*, pick the repository, "
        "branch and `app.py`. Under **Advanced settings** choose a Python version from 3.11 to 3.13 (it "
@@ -151,14 +151,14 @@ ENTRIES: tuple[FaqEntry, ...] = (
        "`requirements.txt`. The free tier has about 2.7 GB of memory and no GPU, and its disk is not "
        "permanent: download runs you want to keep.",
        ("streamlit cloud", "community cloud", "deploy", "hosting", "share", "requirements.txt", "python version"),
-       (("pages/runs.py", "Compare runs"),)),
+       (("runs", "Compare runs"),)),
     _E("runs-storage", "practical", "Where are my runs stored?",
        "Each run is a folder `runs/<run_id>/` under the working directory, holding `config.json` (everything "
        "needed to rebuild it), `metrics.jsonl`, `status.json`, `model.keras` and `predictions.npz`. Set the "
        "`KERAS_LAB_RUNS` environment variable to keep them elsewhere. Compare, download and delete them on "
        "the Compare runs page.",
        ("runs", "storage", "folder", "directory", "keras_lab_runs", "disk", "save", "model.keras"),
-       (("pages/runs.py", "Compare runs"),)),
+       (("runs", "Compare runs"),)),
     _E("workspace", "practical", "On a shared server, who can see my runs?",
        "On a shared deployment (such as Community Cloud) your runs live in your own workspace: other visitors "
        "cannot list, open, evaluate, stop, delete or download them, not even with a link to one of them. "
@@ -169,7 +169,7 @@ ENTRIES: tuple[FaqEntry, ...] = (
        "computer there are no workspaces: the lab and its runs folder are yours.",
        ("workspace", "private", "privacy", "share", "link", "ws", "sign in", "login", "account", "others",
         "visitors", "shared"),
-       (("pages/runs.py", "Compare runs"),)),
+       (("runs", "Compare runs"),)),
     # --- diagnostics the Evaluate page links to ----------------------------------------------------
     _E("overfitting", "diagnostics", "Overfitting: validation loss rises while training loss falls",
        "The model is learning the training set by heart. Remedies, roughly in order: stop at the best "
@@ -177,37 +177,37 @@ ENTRIES: tuple[FaqEntry, ...] = (
        "decay (AdamW), or use a smaller model. Check the fix by comparing the runs' validation curves.",
        ("overfit", "memorise", "memorize", "generalisation", "dropout", "early stopping", "augmentation",
         "regularisation", "regularization"),
-       (("pages/train.py", "Train"), ("pages/runs.py", "Compare runs"))),
+       (("train", "Train"), ("runs", "Compare runs"))),
     _E("underfitting", "diagnostics", "Underfitting: training and validation loss both stay high",
        "The model cannot fit even the training data. Train longer, give it more capacity (more filters, "
        "units or layers), lower the regularisation, or raise a learning rate that is too small. Also check "
        "the data: shuffled labels or unscaled features look like underfitting.",
        ("underfit", "high bias", "capacity", "too simple"),
-       (("pages/model.py", "Build a model"), ("pages/train.py", "Train"))),
+       (("model", "Build a model"), ("train", "Train"))),
     _E("divergence", "diagnostics", "Divergence: the loss became NaN or infinite",
        "An update was so large that weights overflowed, and every later number is NaN. The usual cause is "
        "a learning rate that is too high; also check for unscaled inputs (pixel values 0–255 instead of "
        "0–1) and labels outside the expected range. Lower the learning rate by 10×, or clip gradients. "
        "Keras Lab stops a run as *diverged* as soon as the loss is NaN.",
        ("nan", "inf", "infinite", "diverged", "exploded", "terminateonnan", "nan loss"),
-       (("pages/train.py", "Train"),)),
+       (("train", "Train"),)),
     _E("learning-rate-too-high", "diagnostics", "Learning rate too high: the loss jumps around or grows",
        "Each step overshoots the minimum, so the loss oscillates, plateaus high or climbs until it is NaN. "
        "Divide the learning rate by 3 to 10, or let ReduceLROnPlateau lower it when validation loss stalls. "
        "On the Backpropagation page, set the learning rate to 10 and press Step to watch it happen.",
        ("learning rate", "lr", "oscillating", "unstable", "overshoot", "spiky"),
-       (("pages/train.py", "Train"), ("pages/backprop.py", "Backpropagation"))),
+       (("train", "Train"), ("backprop", "Backpropagation"))),
     _E("learning-rate-too-low", "diagnostics", "Learning rate too low: the loss falls very slowly",
        "Training creeps along a nearly straight, gently sloping curve and stops before it has converged. "
        "Raise the learning rate by 3 to 10 (for Adam, 1e-3 is a good start), or train for more epochs.",
        ("learning rate", "lr", "slow", "plateau", "converge", "stuck"),
-       (("pages/train.py", "Train"),)),
+       (("train", "Train"),)),
     _E("class-imbalance", "diagnostics", "Class imbalance: some classes have far fewer samples",
        "A model can score high accuracy by ignoring a rare class. Look at per-class recall and the "
        "confusion matrix rather than accuracy, use class weights or resampling, and report macro-averaged "
        "F1. The Data page shows the class balance.",
        ("imbalance", "imbalanced", "rare class", "class weight", "minority", "skewed", "macro"),
-       (("pages/data.py", "Explore data"), ("pages/evaluate.py", "Evaluate"))),
+       (("data", "Explore data"), ("evaluate", "Evaluate"))),
     _E("dead-relu", "diagnostics", "Dead ReLU units: neurons that output zero for every input",
        "A ReLU unit whose net input is negative for every sample outputs 0 and gets a gradient of exactly "
        "0, so it never recovers — often after a too-large update pushed its bias down. Lower the learning "
@@ -216,7 +216,7 @@ ENTRIES: tuple[FaqEntry, ...] = (
        "own slope. On the Backpropagation page, make a hidden "
        "unit's net input negative and see its gradients become 0.",
        ("relu", "dead", "dying relu", "zero gradient", "leaky relu", "inactive"),
-       (("pages/backprop.py", "Backpropagation"), ("pages/model.py", "Build a model"))),
+       (("backprop", "Backpropagation"), ("model", "Build a model"))),
     _E("vanishing-exploding-gradients", "diagnostics", "Vanishing or exploding gradients",
        "Backpropagation multiplies one factor per layer. With sigmoid or tanh the slope is at most 0.25 "
        "or 1, so in a deep stack the gradient reaching the first layers can shrink to almost nothing "
@@ -225,7 +225,7 @@ ENTRIES: tuple[FaqEntry, ...] = (
        "connections, and gradient clipping for explosions. The gradient report on the Backpropagation "
        "page shows each layer's gradient norm.",
        ("vanishing", "exploding", "gradient norm", "deep", "sigmoid", "tanh", "clipping", "batch norm"),
-       (("pages/backprop.py", "Backpropagation"),)),
+       (("backprop", "Backpropagation"),)),
 )
 
 _BY_ID = {e.id: e for e in ENTRIES}

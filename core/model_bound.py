@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.checks import whole_number
 from core.model_files import ModelFileError
 
 __all__ = ["Bound", "bound_model"]
@@ -79,14 +80,10 @@ def _where(path: str, node: dict[str, Any]) -> str:
 
 
 def _int(cfg: dict[str, Any], key: str, default: Any, where: str, *, low: int = 0) -> int:
+    """A whole-number setting ≥ low (JSON may write 3 as 3.0); the default when it is missing or null."""
     value = cfg.get(key, default)
-    if value is None:
-        value = default
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ModelFileError(f"{where}: {key} = {str(value)[:40]!r} is not a whole number ≥ {low}")
-    return value
+    return whole_number(f"{where}: {key}", default if value is None else value, low, error=ModelFileError,
+                        integral_floats=True)
 
 
 def _ints(cfg: dict[str, Any], key: str, n: int, default: Any, where: str, *, low: int = 1) -> tuple[int, ...]:
@@ -110,11 +107,8 @@ def _shape(value: Any, where: str, what: str) -> Shape:
         if d is None:
             out.append(None)
             continue
-        if isinstance(d, float) and d.is_integer():
-            d = int(d)
-        if isinstance(d, bool) or not isinstance(d, int) or d < 0:
-            raise ModelFileError(f"{where}: {what} {str(value)[:60]} holds {str(d)[:20]!r}, not a size")
-        out.append(d)
+        out.append(whole_number(f"{where}: a size in {what} {str(value)[:60]}", d, 0, error=ModelFileError,
+                                integral_floats=True))
     return tuple(out)
 
 

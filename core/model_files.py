@@ -1,4 +1,4 @@
-"""Loading .keras models safely, and preparing one uploaded image or CSV row for prediction.
+"""Loading .keras models safely, and predicting with them (core.prediction_input reads what is predicted on).
 
 Keras 3's safe mode blocks Python lambdas but still lets a crafted config call public Keras functions
 (e.g. a Lambda wrapping `keras.config.set_floatx`, which changes the whole process) or make Keras allocate
@@ -14,7 +14,6 @@ compile=False)`, comparing process-wide Keras settings before and after.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import math
 import os
@@ -22,18 +21,19 @@ import tempfile
 import threading
 import zipfile
 from collections import OrderedDict
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from core.checks import KerasLabError
+from core.settings import MAX_PARAMS
 
 __all__ = [
     "MAX_DIMENSION",
     "MAX_MODEL_BYTES",
     "MAX_PARAMS",
     "ModelFileError",
-    "border_brightness",
     "check_compatible",
     "check_model_config",
     "check_model_file",
@@ -42,9 +42,6 @@ __all__ = [
     "load_run_model",
     "predict_batch_size",
     "predict_probabilities",
-    "read_csv_rows",
-    "read_image",
-    "should_invert",
 ]
 
 MAX_MODEL_BYTES = 200 * 1024 * 1024  # compressed .keras file
@@ -53,20 +50,14 @@ _MAX_MEMBERS = 64
 _MAX_RATIO = 200  # declared / compressed size of any big member (zip bombs)
 _MAX_CONFIG_BYTES = 8 * 1024 * 1024
 _MAX_DEPTH = 64  # nesting of config.json
-MAX_PARAMS = 50_000_000  # weights over all layers: an upper bound, from the model's own graph
 MAX_DIMENSION = 1_000_000  # any single size field (units, filters, a shape entry)
 _MAX_INPUT_ELEMENTS = 10_000_000  # values per sample in any tensor of the graph, inputs included
 _PREDICT_BYTES = 256 * 1024 * 1024  # activations of one predict() batch
 _UNKNOWN_SIZE = 1024  # a size a model leaves open (variable image or sequence size), when sizing batches
 _MAX_CALLS = 5_000  # layer calls followed by the bound (nested models and shared layers included)
-_MAX_IMAGE_BYTES = 10 * 1024 * 1024
-_MAX_IMAGE_PIXELS = 16_000_000
-_IMAGE_FORMATS = {"PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF"}
-_MAX_CSV_BYTES = 256 * 1024
-_MAX_CSV_ROWS = 100
 
 
-class ModelFileError(ValueError):
+class ModelFileError(KerasLabError):
     """A model file was refused or cannot be used; the message is meant for the user."""
 
 
@@ -462,128 +453,3 @@ def predict_probabilities(model: Any, x: np.ndarray, batch_size: int = 256) -> n
         e = np.exp(out - out.max(axis=1, keepdims=True))
         out = e / e.sum(axis=1, keepdims=True)
     return out
-
-
-# ---- one user input for prediction -------------------------------------------------------------------
-
-
-def read_image(data: bytes, input_shape: Sequence[int], *, invert: bool = False) -> np.ndarray:
-    """One uploaded image as a (1, h, w, c) float32 batch in [0, 1] matching the run's input shape.
-
-    The pixel count is read from the header and checked before any decoding."""
-    from PIL import Image, UnidentifiedImageError
-
-    if len(input_shape) != 3 or input_shape[-1] not in (1, 3):
-        raise ModelFileError(f"this model does not take images (input shape {tuple(input_shape)})")
-    if not data:
-        raise ModelFileError("the image file is empty")
-    if len(data) > _MAX_IMAGE_BYTES:
-        raise ModelFileError(f"the image is {len(data) / 1e6:.1f} MB; the cap is {_MAX_IMAGE_BYTES / 1e6:.0f} MB")
-    try:
-        img = Image.open(io.BytesIO(data))
-        fmt = img.format
-        w, h = img.size
-    except Image.DecompressionBombError as exc:  # PIL refuses the header of a huge image outright
-        raise ModelFileError(f"the image is too large to decode safely ({exc}); the cap is "
-                             f"{_MAX_IMAGE_PIXELS:,} pixels") from exc
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise ModelFileError("the file is not an image PIL can read (PNG, JPEG, GIF, BMP, WEBP, TIFF)") from exc
-    if fmt not in _IMAGE_FORMATS:
-        raise ModelFileError(f"image format {fmt} is not accepted; use one of {', '.join(sorted(_IMAGE_FORMATS))}")
-    if w * h > _MAX_IMAGE_PIXELS:
-        raise ModelFileError(f"the image is {w}×{h} = {w * h:,} pixels; the cap is {_MAX_IMAGE_PIXELS:,}")
-    try:
-        img.seek(0)
-        img = img.convert("L" if input_shape[-1] == 1 else "RGB")
-        img = img.resize((int(input_shape[1]), int(input_shape[0])), Image.Resampling.LANCZOS)
-    except (OSError, ValueError) as exc:
-        raise ModelFileError(f"the image could not be decoded ({exc})") from exc
-    arr = np.asarray(img, dtype=np.float32) / 255.0
-    if invert:
-        arr = 1.0 - arr
-    return arr.reshape(1, *[int(d) for d in input_shape])
-
-
-def border_brightness(images: np.ndarray) -> float:
-    """Mean of the outermost ring of pixels of a (n, h, w, c) batch in [0, 1]: the background's brightness."""
-    x = np.asarray(images, dtype=np.float32)
-    if x.ndim != 4 or min(x.shape[1:3]) < 2:
-        raise ValueError(f"expected a (n, h, w, c) image batch, got shape {x.shape}")
-    ring = np.concatenate([x[:, 0].ravel(), x[:, -1].ravel(), x[:, 1:-1, 0].ravel(), x[:, 1:-1, -1].ravel()])
-    return float(ring.mean())
-
-
-def should_invert(image: np.ndarray, training_images: np.ndarray | None) -> bool:
-    """True when an uploaded image's background is light and the training images' dark (or the reverse).
-
-    Digits and MNIST are light ink on black; a digit drawn on paper is the opposite and, fed as it is, gets
-    a confident wrong answer. Natural images (CIFAR) have no such background and are left alone."""
-    if training_images is None or len(training_images) == 0:
-        return False
-    mine, theirs = border_brightness(image), border_brightness(training_images[:500])
-    return (theirs < 0.25 and mine > 0.5) or (theirs > 0.75 and mine < 0.5)
-
-
-def read_csv_rows(data: bytes, feature_names: Sequence[str] = (), *,
-                  preparation: dict[str, Any] | None = None) -> np.ndarray:
-    """Up to 100 rows for prediction, with a header naming the columns (any order; others are ignored) or
-    exactly one value per column, in order.
-
-    Without `preparation`: numbers, one per feature, returned as float32 for the caller to scale. With a run's
-    preparation (core.tabular, checked first): the raw columns it names, as typed in the original table
-    (text, dates, gaps written "NA", "?", …), prepared exactly as the run's training rows were — the model's
-    inputs are returned."""
-    import pandas as pd
-
-    if not data.strip():
-        raise ModelFileError("the CSV is empty")
-    if len(data) > _MAX_CSV_BYTES:
-        raise ModelFileError(f"the CSV is {len(data) / 1e3:.0f} KB; the cap for prediction is "
-                             f"{_MAX_CSV_BYTES / 1e3:.0f} KB")
-    from core import tabular
-    from core.uploads import UploadError, decode_csv_bytes
-
-    if preparation is not None:
-        try:
-            preparation = tabular.check_preparation(preparation)
-        except tabular.PreparationError as exc:
-            raise ModelFileError(f"this run's preparation cannot be used: {exc}") from exc
-        feature_names = [c["name"] for c in preparation["columns"]]
-    try:
-        text, _ = decode_csv_bytes(data, "the CSV")
-    except UploadError as exc:
-        raise ModelFileError(str(exc)) from exc
-    names = [str(f) for f in feature_names]
-    first = text.splitlines()[0]
-    sep = max([",", ";", "\t", "|"], key=first.count)
-    has_header = any(tok.strip().strip('"') in names for tok in first.split(sep))
-    try:
-        frame = pd.read_csv(io.StringIO(text), sep=sep, header=0 if has_header else None,
-                            nrows=_MAX_CSV_ROWS + 1, index_col=False, dtype=str, keep_default_na=False)
-    except (ValueError, pd.errors.ParserError) as exc:
-        raise ModelFileError(f"the CSV could not be parsed ({exc})") from exc
-    if len(frame) > _MAX_CSV_ROWS:
-        raise ModelFileError(f"the CSV has more than {_MAX_CSV_ROWS} rows; predict at most {_MAX_CSV_ROWS} at once")
-    if len(frame) == 0:
-        raise ModelFileError("the CSV has a header but no rows")
-    what = "columns" if preparation is not None else "features"
-    if has_header:
-        frame.columns = [str(c).strip() for c in frame.columns]
-        missing = [n for n in names if n not in frame.columns]
-        if missing:
-            raise ModelFileError(f"the CSV lacks the column(s) {', '.join(missing[:5])}; the model needs "
-                                 f"{len(names)} {what}: {', '.join(names[:8])}{'…' if len(names) > 8 else ''}")
-        frame = frame.loc[:, ~frame.columns.duplicated()][names]
-    elif frame.shape[1] != len(names):
-        raise ModelFileError(f"each row must have {len(names)} values (one per {what[:-1]}: "
-                             f"{', '.join(names[:8])}{'…' if len(names) > 8 else ''}), got {frame.shape[1]}")
-    else:
-        frame.columns = names
-    if preparation is not None:
-        return tabular.prepare_rows(preparation, frame)
-    values = frame.apply(lambda s: pd.to_numeric(s.str.strip(), errors="coerce")).to_numpy(dtype=np.float64)
-    if not np.isfinite(values).all():
-        r, c = np.argwhere(~np.isfinite(values))[0]
-        raise ModelFileError(f"row {r + 1}, column {names[c]!r} is not a finite number: "
-                             f"{str(frame.iat[r, c])[:20]!r}")
-    return values.astype(np.float32)

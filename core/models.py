@@ -363,23 +363,15 @@ def _comment(text: str) -> str:
 
 
 def _train_code(settings: dict, tabular: bool, prepared: bool = False) -> list[str]:
-    opt = str(settings.get("optimizer", "adam")).lower()
-    if opt not in _OPTIMIZERS:
-        raise SpecError(f"optimizer must be one of {', '.join(_OPTIMIZERS)}, got {opt!r}")
-    loss = str(settings.get("loss", "sparse_categorical_crossentropy"))
-    if loss not in _LOSSES:
-        raise SpecError(f"loss must be one of {', '.join(_LOSSES)}, got {loss!r}")
+    from core.training import TrainConfig
+
     try:
-        lr = float(settings.get("learning_rate", 1e-3))
-        batch = int(settings.get("batch_size", 32))
-        epochs = int(settings.get("epochs", 10))
-        seed = int(settings.get("seed", 0))
+        cfg = TrainConfig.from_dict(settings).validate()
     except (TypeError, ValueError) as exc:
-        raise SpecError(f"training settings must be numbers: {exc}") from None
-    for label, value, low in (("learning rate", lr, 0.0), ("batch size", batch, 1), ("epochs", epochs, 1)):
-        if not value >= low or (label == "learning rate" and not 0 < value <= 10):
-            raise SpecError(f"{label} must be {'in (0, 10]' if label == 'learning rate' else f'>= {low}'}, "
-                            f"got {value}")
+        raise SpecError(f"training settings: {exc}") from None
+    if cfg.loss not in _LOSSES:
+        raise SpecError(f"the exported script trains with {', '.join(_LOSSES)}, got {cfg.loss!r}")
+    loss, batch, epochs, seed = cfg.loss, cfg.batch_size, cfg.epochs, cfg.seed
     standardise = [
         "    # Standardise features with statistics of the training part only.",
         "    mean, std = x_train.mean(axis=0), x_train.std(axis=0)",
@@ -400,16 +392,48 @@ def _train_code(settings: dict, tabular: bool, prepared: bool = False) -> list[s
         f"        rest, test_size=0.15 / 0.85, random_state={seed}, stratify=y[rest])",
         "    x_train, x_val, x_test = x[train_idx], x[val_idx], x[test_idx]",
         *standardise,
+        *_optimizer_code(cfg),
         "    model.compile(",
-        f"        optimizer=keras.optimizers.{_OPTIMIZERS[opt]}(learning_rate={lr!r}),",
+        "        optimizer=optimizer,",
         f"        loss={loss!r},",
         "        metrics=['accuracy'],",
         "    )",
         f"    model.fit(x_train, y[train_idx], validation_data=(x_val, y[val_idx]), batch_size={batch}, "
-        f"epochs={epochs})",
+        f"epochs={epochs},",
+        f"              callbacks={_callbacks_code(cfg)})",
         "    loss_value, accuracy = model.evaluate(x_test, y[test_idx], verbose=0)",
         "    print(f'test accuracy: {accuracy:.4f}')",
     ]
+
+
+def _optimizer_code(cfg: Any) -> list[str]:
+    """The optimizer exactly as core.training builds it: schedule, momentum (SGD), weight decay (AdamW)."""
+    steps = f"int(np.ceil(len(train_idx) / {cfg.batch_size}))"
+    lr = repr(cfg.learning_rate)
+    lines = []
+    if cfg.schedule == "step":
+        lines.append(f"    lr = keras.optimizers.schedules.ExponentialDecay({lr}, decay_steps={cfg.step_every} * "
+                     f"{steps}, decay_rate={cfg.step_factor!r}, staircase=True)")
+        lr = "lr"
+    elif cfg.schedule == "cosine":
+        lines.append(f"    lr = keras.optimizers.schedules.CosineDecay({lr}, decay_steps={cfg.epochs} * {steps})")
+        lr = "lr"
+    extra = {"sgd": f", momentum={cfg.momentum!r}", "adamw": f", weight_decay={cfg.weight_decay!r}"}
+    lines.append(f"    optimizer = keras.optimizers.{_OPTIMIZERS[cfg.optimizer]}(learning_rate={lr}"
+                 f"{extra.get(cfg.optimizer, '')})")
+    return lines
+
+
+def _callbacks_code(cfg: Any) -> str:
+    """Early stopping and the plateau schedule, as core.training adds them."""
+    calls = []
+    if cfg.early_stopping:
+        calls.append(f"keras.callbacks.EarlyStopping(monitor={cfg.monitor!r}, patience={cfg.patience}, "
+                     f"restore_best_weights=True)")
+    if cfg.schedule == "plateau":
+        calls.append(f"keras.callbacks.ReduceLROnPlateau(monitor={cfg.monitor!r}, factor={cfg.step_factor!r}, "
+                     f"patience={cfg.step_every}, min_lr=1e-7)")
+    return f"[{', '.join(calls)}]"
 
 
 def export_file_stem(name: str) -> str:

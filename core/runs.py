@@ -4,7 +4,7 @@ Layout (docs/architecture.md, 'Run store')::
 
     runs/<run_id>/config.json      dataset + split seed, model spec, training settings, versions
                   metrics.jsonl    one JSON line per epoch (and sparse batch lines), appended + fsynced
-                  status.json      queued | running | completed | stopped | diverged | failed | interrupted
+                  status.json      queued | running | completed | stopped | pruned | diverged | failed | interrupted
                   model.keras      written as .tmp-<id>.keras, then os.replace
                   predictions.npz  test-set probabilities + labels (allow_pickle=False)
 
@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from core.settings import runs_dir
+
 __all__ = [
     "ACTIVE_STATES",
     "DAMAGED",
@@ -39,13 +41,12 @@ __all__ = [
     "RunStore",
     "RunStoreError",
     "atomic_write_bytes",
-    "default_root",
     "is_run_id",
     "plain_reason",
 ]
 
 SCHEMA_VERSION = 1
-STATES = ("queued", "running", "completed", "stopped", "diverged", "failed", "interrupted")
+STATES = ("queued", "running", "completed", "stopped", "pruned", "diverged", "failed", "interrupted")
 ACTIVE_STATES = frozenset({"queued", "running"})
 FINISHED_STATES = frozenset(STATES) - ACTIVE_STATES
 DAMAGED = "damaged"  # RunInfo.status of a run whose config.json or status.json cannot be read (never written)
@@ -68,11 +69,6 @@ class RunStoreError(OSError):
 def is_run_id(value: object) -> bool:
     """Whether a value (e.g. from a URL) has the shape of a run id, so it can name a folder of the store."""
     return isinstance(value, str) and bool(_RUN_ID.match(value))
-
-
-def default_root() -> Path:
-    """./runs, or the folder named by the KERAS_LAB_RUNS environment variable."""
-    return Path(os.environ.get("KERAS_LAB_RUNS", "runs")).expanduser()
 
 
 def plain_reason(exc: OSError) -> str:
@@ -131,7 +127,7 @@ class RunStore:
     """All file access to runs goes through here (one writer per run: the worker that trains it)."""
 
     def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
-        self.root = Path(root) if root is not None else default_root()
+        self.root = Path(root) if root is not None else runs_dir()  # KERAS_LAB_RUNS, default ./runs
 
     # ---- creating and writing -------------------------------------------------------------------
     def create_run(self, config: dict[str, Any], message: str = "", **status: Any) -> str:

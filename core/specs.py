@@ -13,8 +13,12 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any
+
+from core.checks import KerasLabError, boolean, choice, number, whole_number
+from core.settings import MAX_FEATURE_VALUES, MAX_LAYERS, MAX_PARAMS, MAX_SPEC_JSON_BYTES
 
 __all__ = [
     "ACTIVATIONS",
@@ -23,10 +27,6 @@ __all__ = [
     "DEFAULT_INITIALIZER",
     "INITIALIZERS",
     "LAYER_TYPES",
-    "MAX_FEATURE_VALUES",
-    "MAX_LAYERS",
-    "MAX_PARAMS",
-    "MAX_SPEC_JSON_BYTES",
     "PRESETS",
     "SCHEMA_VERSION",
     "LayerRow",
@@ -46,10 +46,6 @@ __all__ = [
     "validate_spec",
 ]
 
-MAX_LAYERS = 64  # layers in one spec (the head not counted)
-MAX_PARAMS = 50_000_000  # total parameters; 200 MB of float32 weights is already far beyond this app
-MAX_FEATURE_VALUES = 8_000_000  # values in one layer's output for one example (activation memory)
-MAX_SPEC_JSON_BYTES = 64_000  # an uploaded spec file; real specs are a few KB
 SCHEMA_VERSION = 1
 
 # Keras 3 activation names. "leaky_relu" is keras.activations.leaky_relu with its default negative slope
@@ -61,7 +57,7 @@ INITIALIZERS = ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "l
 DEFAULT_INITIALIZER = "glorot_uniform"
 
 
-class SpecError(ValueError):
+class SpecError(KerasLabError):
     """A spec is malformed, hostile or does not fit the data; the message is meant for the user."""
 
 
@@ -199,31 +195,14 @@ BACKBONES: dict[tuple[str, float], dict[str, int]] = {
 
 def _check_param(where: str, name: str, p: Param, value: Any) -> Any:
     """Return the value in its canonical type, or raise SpecError saying what was given and what is allowed."""
+    what = f"{where}: {name}"
     if p.kind == "bool":
-        if not isinstance(value, bool):
-            raise SpecError(f"{where}: {name} must be true or false, got {value!r}")
-        return value
+        return boolean(what, value, error=SpecError)
     if p.kind == "choice":
-        for c in p.choices:  # 0.35 and "relu" alike; bool is not a number here
-            if value == c and type(value) is not bool:
-                return c
-        raise SpecError(f"{where}: {name} must be one of {', '.join(map(str, p.choices))}, got {value!r}")
-    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 100:
-        value = _UnreadableNumber(f"an integer of about {int(value.bit_length() * 0.30103):,} digits")
-    if p.kind == "int":
-        if (isinstance(value, bool) or not isinstance(value, int | float)
-                or not math.isfinite(value) or value != int(value)):
-            raise SpecError(f"{where}: {name} must be a whole number, got {value!r}")
-        value = int(value)
-    else:
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            raise SpecError(f"{where}: {name} must be a number, got {value!r}")
-        value = float(value)
-    if not p.low <= value <= p.high:
-        lo = int(p.low) if p.kind == "int" else p.low
-        hi = f"{int(p.high):,}" if p.kind == "int" else p.high
-        raise SpecError(f"{where}: {name} must be between {lo} and {hi}, got {value:,}")
-    return value
+        return choice(what, value, p.choices, error=SpecError)
+    if p.kind == "int":  # JSON may write 64 as 64.0
+        return whole_number(what, value, int(p.low), int(p.high), error=SpecError, integral_floats=True)
+    return number(what, value, p.low, p.high, error=SpecError)
 
 
 @dataclass(frozen=True)
@@ -410,167 +389,238 @@ def _out_size(size: int, window: int, stride: int, padding: str) -> int:
 
 
 def analyse_spec(spec: ModelSpec, input_shape: tuple[int, ...], n_classes: int, kind: str) -> SpecAnalysis:
-    """Walk the layers with shape arithmetic: output shapes, parameters, FLOPs, and problems in words."""
-    errors: list[str] = []
-    warnings: list[str] = []
-    rows: list[LayerRow] = []
-    shape: tuple[int, ...] | None = tuple(int(d) for d in input_shape)
+    """Walk the layers with shape arithmetic: output shapes, parameters, FLOPs, and problems in words.
+
+    Each layer type has its rule in _RULES; the walk does what every layer shares (checked settings, image
+    layers on flat data, the activation cap), then adds the classifier head and checks the parameter cap."""
     if kind not in ("image", "tabular"):
         raise SpecError(f"kind must be 'image' or 'tabular', got {kind!r}")
+    walk = _Walk(spec.layers, tuple(int(d) for d in input_shape), kind)
     if len(spec.layers) > MAX_LAYERS:
-        errors.append(f"a model may have at most {MAX_LAYERS} layers, got {len(spec.layers)}")
-    history: list[str] = []  # what has shrunk the map so far, for messages
-    seen_trainable = False
-    flattened_at: int | None = None
-    for i, given in enumerate(spec.layers, 1):
-        try:  # specs built in code may leave settings out or get them wrong
-            layer = make_layer(given.type, f"layer {i}", **given.params)
-        except SpecError as exc:
-            errors.append(str(exc))
-            shape = None
-            rows.append(LayerRow(i, str(given.type)[:40], "", None, 0, 0, 0))
-            continue
-        t, p = layer.type, layer.params
-        where = f"layer {i} {t}"
-        params = trainable = flops = 0
-        out: tuple[int, ...] | None = None
-        if shape is None:
-            rows.append(LayerRow(i, t, describe_layer(layer), None, 0, 0, 0))
-            continue
-        if t in _IMAGE_ONLY and len(shape) != 3:
-            if kind == "tabular":
-                errors.append(f"{where} needs image input; the dataset is tabular "
-                              f"({shape[0]} features). Remove it or choose an image dataset.")
-            else:
-                after = f" (flattened by layer {flattened_at})" if flattened_at else ""
-                errors.append(f"{where} needs a 2-D feature map (height x width x channels) but gets a flat "
-                              f"vector of {_shape_text(shape)} values{after}; move it before the "
-                              "Flatten / global pooling.")
-            shape = None
-            rows.append(LayerRow(i, t, describe_layer(layer), None, 0, 0, 0))
-            continue
-        n_in = math.prod(shape)
-        if t == "Dense":
-            if len(shape) != 1:
-                first = "the input images" if shape == tuple(input_shape) else "a 2-D feature map"
-                errors.append(f"{where} gets {first} ({_shape_text(shape)}) directly; a Dense layer needs a "
-                              "flat vector: add Flatten or GlobalAveragePooling2D before it.")
-                shape = None
-                rows.append(LayerRow(i, t, describe_layer(layer), None, 0, 0, 0))
-                continue
-            params = trainable = shape[0] * p["units"] + p["units"]
-            flops = 2 * shape[0] * p["units"]
-            out = (p["units"],)
-        elif t == "Conv2D":
-            h, w, c = shape
-            k, s = p["kernel_size"], p["strides"]
-            oh, ow = _out_size(h, k, s, p["padding"]), _out_size(w, k, s, p["padding"])
-            if oh < 1 or ow < 1:
-                errors.append(_shrink_message(where, (h, w), f"a {k}x{k} 'valid' kernel", history, input_shape))
-                shape = None
-                rows.append(LayerRow(i, t, describe_layer(layer), None, 0, 0, 0))
-                continue
-            params = trainable = k * k * c * p["filters"] + p["filters"]
-            flops = 2 * k * k * c * p["filters"] * oh * ow
-            out = (oh, ow, p["filters"])
-            if p["padding"] == "valid" and k > 1:
-                history.append(f"{k}x{k} valid convolution")
-            if s > 1:
-                history.append(f"stride-{s} convolution")
-        elif t in ("MaxPooling2D", "AveragePooling2D"):
-            h, w, c = shape
-            k = p["pool_size"]
-            oh, ow = _out_size(h, k, k, p["padding"]), _out_size(w, k, k, p["padding"])
-            if oh < 1 or ow < 1:
-                errors.append(_shrink_message(where, (h, w), f"a {k}x{k} pooling window", history, input_shape))
-                shape = None
-                rows.append(LayerRow(i, t, describe_layer(layer), None, 0, 0, 0))
-                continue
-            flops = k * k * oh * ow * c
-            out = (oh, ow, c)
-            if k > 1:
-                history.append(f"{k}x{k} pooling")
-        elif t == "GlobalAveragePooling2D":
-            out = (shape[2],)
-            flops = n_in
-            flattened_at = i
-        elif t == "Flatten":
-            out = (n_in,)
-            flattened_at = i
-        elif t == "BatchNormalization":
-            c = shape[-1]
-            params, trainable = 4 * c, 2 * c  # gamma, beta trained; moving mean and variance are not
-            flops = 2 * n_in
-            out = shape
-        elif t in ("Dropout", "Activation", "LeakyReLU"):
-            out = shape
-            flops = n_in if t == "LeakyReLU" or (t == "Activation" and p["activation"] != "linear") else 0
-            if t == "LeakyReLU":
-                source = _non_negative_source(spec.layers, i)
-                if source:
-                    warnings.append(f"{where} only ever gets values ≥ 0 ({source}), so it changes nothing; set "
-                                    "that layer's activation to linear and let LeakyReLU be its activation.")
-        elif t in AUGMENTATION_TYPES:
-            out = shape
-            if seen_trainable:
-                warnings.append(f"{where} comes after trainable layers; augmentation layers normally come "
-                                "first, where they change the input images.")
-            if t == "RandomFlip" and shape[0] < 16:
-                warnings.append(f"{where}: on small images such as digits or letters a mirrored image is "
-                                "often a different or invalid symbol; prefer small rotations, zooms and shifts.")
-        elif t == "Backbone":
-            info = BACKBONES[(p["name"], p["alpha"])]
-            size = p["input_size"]
-            if shape[2] not in (1, 3):
-                errors.append(f"{where} needs grey (1 channel) or RGB (3 channels) images, got {shape[2]} "
-                              "channels.")
-                shape = None
-                rows.append(LayerRow(i, t, describe_layer(layer), None, 0, 0, 0))
-                continue
-            if shape[0] > size or shape[1] > size:
-                warnings.append(f"{where} resizes the {shape[0]}x{shape[1]} input down to {size}x{size}; "
-                                "raise input_size to keep detail.")
-            params = info["params"]
-            trainable = info["trainable"] if p["trainable"] else 0
-            flops = round(2 * info["macs224"] * (size / 224) ** 2)
-            out = (info["features"],)
-            flattened_at = i
-            if i > 1 and any(r.params for r in rows):
-                warnings.append(f"{where} normally comes first (after augmentation): it expects images.")
-        else:  # pragma: no cover - make_layer admits only known types
-            raise SpecError(f"{where}: no shape rule for this layer type")
-        if params:
-            seen_trainable = True
-        if math.prod(out) > MAX_FEATURE_VALUES:
-            errors.append(f"{where} outputs {_shape_text(out)} = {math.prod(out):,} values per example; "
-                          f"at most {MAX_FEATURE_VALUES:,} allowed (use pooling or strides).")
-            shape = None
-        else:
-            shape = out
-        rows.append(LayerRow(i, t, describe_layer(layer), out, params, trainable, flops))
-
-    # The head build_model appends.
-    if n_classes < 2:
-        errors.append(f"the dataset needs at least 2 classes, got {n_classes}")
-    if shape is not None and len(shape) != 1:
-        errors.append(f"the model ends on a {_shape_text(shape)} feature map; the classifier head "
-                      f"(Dense {n_classes} softmax) needs a flat vector: add Flatten or "
-                      "GlobalAveragePooling2D at the end.")
-        shape = None
-    if shape is not None:
-        head = shape[0] * n_classes + n_classes
-        rows.append(LayerRow(0, "Dense (head)", f"{n_classes} classes softmax", (n_classes,), head, head,
-                             2 * shape[0] * n_classes))
-    else:
-        rows.append(LayerRow(0, "Dense (head)", f"{n_classes} classes softmax", None, 0, 0, 0))
+        walk.errors.append(f"a model may have at most {MAX_LAYERS} layers, got {len(spec.layers)}")
+    shape: tuple[int, ...] | None = walk.input_shape
+    for index, given in enumerate(spec.layers, 1):
+        shape = _walk_layer(walk, index, given, shape)
+    _add_head(walk, shape, n_classes)
     if spec.layers and spec.layers[-1].type in ("Dense", "Activation") and \
             spec.layers[-1].params.get("activation") == "softmax":
-        warnings.append(f"layer {len(spec.layers)} uses softmax; the classifier head already ends in "
-                        "softmax, so this squashes the features twice (use relu).")
-    total = sum(r.params for r in rows)
+        walk.warnings.append(f"layer {len(spec.layers)} uses softmax; the classifier head already ends in "
+                             "softmax, so this squashes the features twice (use relu).")
+    total = sum(r.params for r in walk.rows)
     if total > MAX_PARAMS:
-        errors.append(f"the model has {total:,} parameters; at most {MAX_PARAMS:,} allowed")
-    return SpecAnalysis(tuple(rows), tuple(errors), tuple(warnings))
+        walk.errors.append(f"the model has {total:,} parameters; at most {MAX_PARAMS:,} allowed")
+    return SpecAnalysis(tuple(walk.rows), tuple(walk.errors), tuple(walk.warnings))
+
+
+@dataclass
+class _Walk:
+    """What the walk over a spec's layers has gathered by the time it reaches the next layer."""
+
+    layers: tuple[LayerSpec, ...]  # the whole spec, for rules that look back
+    input_shape: tuple[int, ...]  # one example of the data
+    kind: str  # "image" or "tabular"
+    rows: list[LayerRow] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    history: list[str] = field(default_factory=list)  # what has shrunk the map so far, for messages
+    flattened_at: int | None = None  # the layer that turned the map into a flat vector
+    seen_trainable: bool = False  # a layer with weights came before
+
+
+@dataclass(frozen=True)
+class _Layer:
+    """A checked layer and the shape it gets, as a rule sees it."""
+
+    index: int  # 1-based position in the spec
+    spec: LayerSpec  # every setting filled in
+    shape: tuple[int, ...]  # its input, per example
+
+    @property
+    def where(self) -> str:
+        return f"layer {self.index} {self.spec.type}"
+
+    @property
+    def params(self) -> dict:
+        return self.spec.params
+
+
+@dataclass(frozen=True)
+class _Out:
+    """What one layer makes of its input, per example."""
+
+    shape: tuple[int, ...]
+    params: int = 0  # all weights
+    trainable: int = 0  # of which trained by backprop
+    flops: int = 0  # forward pass, 2 per multiply-add
+
+
+class _Unfit(Exception):
+    """A layer cannot take the shape it gets; the message says why, and every shape after it is unknown."""
+
+
+def _walk_layer(walk: _Walk, index: int, given: LayerSpec, shape: tuple[int, ...] | None
+                ) -> tuple[int, ...] | None:
+    """Add the layer's row (and its problems) to the walk; returns its output shape, None once unknown."""
+    try:  # specs built in code may leave settings out or get them wrong
+        checked = make_layer(given.type, f"layer {index}", **given.params)
+    except SpecError as exc:
+        walk.errors.append(str(exc))
+        walk.rows.append(LayerRow(index, str(given.type)[:40], "", None, 0, 0, 0))
+        return None
+    unknown = LayerRow(index, checked.type, describe_layer(checked), None, 0, 0, 0)
+    if shape is None:
+        walk.rows.append(unknown)
+        return None
+    layer = _Layer(index, checked, shape)
+    try:
+        if checked.type in _IMAGE_ONLY and len(shape) != 3:
+            raise _Unfit(_needs_a_map_message(layer, walk))
+        out = _RULES[checked.type](layer, walk)
+    except _Unfit as exc:
+        walk.errors.append(str(exc))
+        walk.rows.append(unknown)
+        return None
+    if out.params:
+        walk.seen_trainable = True
+    walk.rows.append(replace(unknown, output_shape=out.shape, params=out.params,
+                              trainable=out.trainable, flops=out.flops))
+    values = math.prod(out.shape)
+    if values > MAX_FEATURE_VALUES:
+        walk.errors.append(f"{layer.where} outputs {_shape_text(out.shape)} = {values:,} values per example; "
+                           f"at most {MAX_FEATURE_VALUES:,} allowed (use pooling or strides).")
+        return None
+    return out.shape
+
+
+def _needs_a_map_message(layer: _Layer, walk: _Walk) -> str:
+    """Why an image layer cannot take a flat vector: tabular data, or a Flatten / pooling before it."""
+    if walk.kind == "tabular":
+        return (f"{layer.where} needs image input; the dataset is tabular ({layer.shape[0]} features). "
+                "Remove it or choose an image dataset.")
+    after = f" (flattened by layer {walk.flattened_at})" if walk.flattened_at else ""
+    return (f"{layer.where} needs a 2-D feature map (height x width x channels) but gets a flat vector of "
+            f"{_shape_text(layer.shape)} values{after}; move it before the Flatten / global pooling.")
+
+
+def _add_head(walk: _Walk, shape: tuple[int, ...] | None, n_classes: int) -> None:
+    """The classifier head build_model appends: Dense(n_classes, softmax), which needs a flat vector."""
+    if n_classes < 2:
+        walk.errors.append(f"the dataset needs at least 2 classes, got {n_classes}")
+    if shape is not None and len(shape) != 1:
+        walk.errors.append(f"the model ends on a {_shape_text(shape)} feature map; the classifier head "
+                           f"(Dense {n_classes} softmax) needs a flat vector: add Flatten or "
+                           "GlobalAveragePooling2D at the end.")
+        shape = None
+    label = f"{n_classes} classes softmax"
+    if shape is None:
+        walk.rows.append(LayerRow(0, "Dense (head)", label, None, 0, 0, 0))
+        return
+    weights = shape[0] * n_classes + n_classes
+    walk.rows.append(LayerRow(0, "Dense (head)", label, (n_classes,), weights, weights, 2 * shape[0] * n_classes))
+
+
+# ---- one rule per layer type: its output shape, weights and FLOPs; raise _Unfit when it cannot fit
+
+
+def _dense(layer: _Layer, walk: _Walk) -> _Out:
+    units, shape = layer.params["units"], layer.shape
+    if len(shape) != 1:
+        first = "the input images" if shape == walk.input_shape else "a 2-D feature map"
+        raise _Unfit(f"{layer.where} gets {first} ({_shape_text(shape)}) directly; a Dense layer needs a "
+                     "flat vector: add Flatten or GlobalAveragePooling2D before it.")
+    weights = shape[0] * units + units
+    return _Out((units,), weights, weights, 2 * shape[0] * units)
+
+
+def _conv2d(layer: _Layer, walk: _Walk) -> _Out:
+    (h, w, c), p = layer.shape, layer.params
+    k, s, filters = p["kernel_size"], p["strides"], p["filters"]
+    oh, ow = _out_size(h, k, s, p["padding"]), _out_size(w, k, s, p["padding"])
+    if oh < 1 or ow < 1:
+        raise _Unfit(_shrink_message(layer.where, (h, w), f"a {k}x{k} 'valid' kernel", walk.history,
+                                     walk.input_shape))
+    if p["padding"] == "valid" and k > 1:
+        walk.history.append(f"{k}x{k} valid convolution")
+    if s > 1:
+        walk.history.append(f"stride-{s} convolution")
+    weights = k * k * c * filters + filters
+    return _Out((oh, ow, filters), weights, weights, 2 * k * k * c * filters * oh * ow)
+
+
+def _pooling(layer: _Layer, walk: _Walk) -> _Out:
+    (h, w, c), k, padding = layer.shape, layer.params["pool_size"], layer.params["padding"]
+    oh, ow = _out_size(h, k, k, padding), _out_size(w, k, k, padding)
+    if oh < 1 or ow < 1:
+        raise _Unfit(_shrink_message(layer.where, (h, w), f"a {k}x{k} pooling window", walk.history,
+                                     walk.input_shape))
+    if k > 1:
+        walk.history.append(f"{k}x{k} pooling")
+    return _Out((oh, ow, c), flops=k * k * oh * ow * c)
+
+
+def _global_pooling(layer: _Layer, walk: _Walk) -> _Out:
+    walk.flattened_at = layer.index
+    return _Out((layer.shape[2],), flops=math.prod(layer.shape))
+
+
+def _flatten(layer: _Layer, walk: _Walk) -> _Out:
+    walk.flattened_at = layer.index
+    return _Out((math.prod(layer.shape),))
+
+
+def _batch_norm(layer: _Layer, walk: _Walk) -> _Out:
+    c = layer.shape[-1]  # gamma and beta are trained; the moving mean and variance are not
+    return _Out(layer.shape, 4 * c, 2 * c, 2 * math.prod(layer.shape))
+
+
+def _dropout(layer: _Layer, walk: _Walk) -> _Out:
+    return _Out(layer.shape)
+
+
+def _activation(layer: _Layer, walk: _Walk) -> _Out:
+    return _Out(layer.shape, flops=0 if layer.params["activation"] == "linear" else math.prod(layer.shape))
+
+
+def _leaky_relu(layer: _Layer, walk: _Walk) -> _Out:
+    source = _non_negative_source(walk.layers, layer.index)
+    if source:
+        walk.warnings.append(f"{layer.where} only ever gets values ≥ 0 ({source}), so it changes nothing; set "
+                             "that layer's activation to linear and let LeakyReLU be its activation.")
+    return _Out(layer.shape, flops=math.prod(layer.shape))
+
+
+def _augmentation(layer: _Layer, walk: _Walk) -> _Out:
+    if walk.seen_trainable:
+        walk.warnings.append(f"{layer.where} comes after trainable layers; augmentation layers normally come "
+                             "first, where they change the input images.")
+    if layer.spec.type == "RandomFlip" and layer.shape[0] < 16:
+        walk.warnings.append(f"{layer.where}: on small images such as digits or letters a mirrored image is "
+                             "often a different or invalid symbol; prefer small rotations, zooms and shifts.")
+    return _Out(layer.shape)
+
+
+def _backbone(layer: _Layer, walk: _Walk) -> _Out:
+    (h, w, c), p = layer.shape, layer.params
+    if c not in (1, 3):
+        raise _Unfit(f"{layer.where} needs grey (1 channel) or RGB (3 channels) images, got {c} channels.")
+    size = p["input_size"]
+    if h > size or w > size:
+        walk.warnings.append(f"{layer.where} resizes the {h}x{w} input down to {size}x{size}; raise "
+                             "input_size to keep detail.")
+    if layer.index > 1 and any(r.params for r in walk.rows):
+        walk.warnings.append(f"{layer.where} normally comes first (after augmentation): it expects images.")
+    walk.flattened_at = layer.index
+    info = BACKBONES[(p["name"], p["alpha"])]
+    return _Out((info["features"],), info["params"], info["trainable"] if p["trainable"] else 0,
+                round(2 * info["macs224"] * (size / 224) ** 2))
+
+
+_RULES: dict[str, Callable[[_Layer, _Walk], _Out]] = {
+    "Dense": _dense, "Conv2D": _conv2d, "MaxPooling2D": _pooling, "AveragePooling2D": _pooling,
+    "GlobalAveragePooling2D": _global_pooling, "Flatten": _flatten, "BatchNormalization": _batch_norm,
+    "Dropout": _dropout, "Activation": _activation, "LeakyReLU": _leaky_relu, "Backbone": _backbone,
+    **dict.fromkeys(AUGMENTATION_TYPES, _augmentation),
+}
 
 
 # Layers that keep every value's sign (≥ 0 in, ≥ 0 out), and activations whose output is never negative.

@@ -18,7 +18,7 @@ same number of inputs; a category the training part never saw is constant there,
 training is scaled by 0, so it contributes nothing at test or prediction time (as an unknown category).
 
 The functions between the "shared with exported scripts" markers apply such a JSON preparation to raw text
-rows; they are the code of Evaluate's typed/uploaded rows, of core.model_files.read_csv_rows, of training
+rows; they are the code of Evaluate's typed/uploaded rows, of core.prediction_input.read_csv_rows, of training
 (`encode`), and they are copied verbatim into the exported script (`export_source`), so all give the same
 numbers.
 """
@@ -37,6 +37,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from core.checks import KerasLabError
 from core.datasets import Dataset, DatasetError
 
 __all__ = [
@@ -91,7 +92,7 @@ class TableError(DatasetError):
     """The chosen roles cannot make a dataset; the message names the file and the column, for the user."""
 
 
-class PreparationError(ValueError):
+class PreparationError(KerasLabError):
     """A stored preparation is not one this app wrote (damaged or foreign); the message says what is wrong."""
 
 

@@ -11,8 +11,8 @@ runs at a time per process (`FIT_LOCK`); `clear_session` is called only by the w
 
 from __future__ import annotations
 
+import contextlib
 import math
-import os
 import platform
 import threading
 import time
@@ -23,6 +23,9 @@ from importlib import metadata
 from typing import Any
 
 import numpy as np
+
+from core.checks import KerasLabError, boolean, choice, number, whole_number
+from core.settings import MAX_BATCH_SIZE, MAX_EPOCHS, devices, tf_config
 
 __all__ = [
     "CLASS_WEIGHTS",
@@ -58,7 +61,7 @@ _ASSUMED_FLOPS_PER_S = 4e10  # measured ~6 ms per Article CNN step on 2 cores: 1
 _STEP_OVERHEAD_S = 5e-4  # fixed cost of one training step call (dispatch, callbacks)
 
 
-class TrainConfigError(ValueError):
+class TrainConfigError(KerasLabError):
     """A training setting is out of range; the message says what was given and what is allowed."""
 
 
@@ -86,24 +89,24 @@ class TrainConfig:
 
     def validate(self) -> TrainConfig:
         """Raise TrainConfigError naming the first bad setting; return self so calls can chain."""
-        _choice("optimizer", self.optimizer, OPTIMIZERS)
-        _choice("schedule", self.schedule, SCHEDULES)
-        _choice("monitor", self.monitor, MONITORS)
-        _choice("loss", self.loss, LOSSES)
-        _choice("class weights", self.class_weights, CLASS_WEIGHTS)
-        _number("learning rate", self.learning_rate, lo=0, hi=10, lo_open=True)
-        _number("momentum", self.momentum, lo=0, hi=1, hi_open=True)
-        _number("weight decay", self.weight_decay, lo=0, hi=1)
-        _number("step factor", self.step_factor, lo=0, hi=1, lo_open=True, hi_open=True)
-        _integer("batch size", self.batch_size, lo=1, hi=65536)
-        _integer("epochs", self.epochs, lo=1, hi=1000)
-        _integer("patience", self.patience, lo=1, hi=1000)
-        _integer("step every", self.step_every, lo=1, hi=1000)
-        _integer("seed", self.seed, lo=0, hi=2**31 - 1)
-        if not isinstance(self.early_stopping, bool):
-            raise TrainConfigError(f"early stopping must be true or false, got {self.early_stopping!r}")
-        _number("validation fraction", self.val_fraction, lo=0, hi=1, lo_open=True, hi_open=True)
-        _number("test fraction", self.test_fraction, lo=0, hi=1, lo_open=True, hi_open=True)
+        error = TrainConfigError
+        choice("optimizer", self.optimizer, OPTIMIZERS, error=error)
+        choice("schedule", self.schedule, SCHEDULES, error=error)
+        choice("monitor", self.monitor, MONITORS, error=error)
+        choice("loss", self.loss, LOSSES, error=error)
+        choice("class weights", self.class_weights, CLASS_WEIGHTS, error=error)
+        number("learning rate", self.learning_rate, 0, 10, lo_open=True, error=error)
+        number("momentum", self.momentum, 0, 1, hi_open=True, error=error)
+        number("weight decay", self.weight_decay, 0, 1, error=error)
+        number("step factor", self.step_factor, 0, 1, lo_open=True, hi_open=True, error=error)
+        whole_number("batch size", self.batch_size, 1, MAX_BATCH_SIZE, error=error)
+        whole_number("epochs", self.epochs, 1, MAX_EPOCHS, error=error)
+        whole_number("patience", self.patience, 1, MAX_EPOCHS, error=error)
+        whole_number("step every", self.step_every, 1, MAX_EPOCHS, error=error)
+        whole_number("seed", self.seed, 0, 2**31 - 1, error=error)
+        boolean("early stopping", self.early_stopping, error=error)
+        number("validation fraction", self.val_fraction, 0, 1, lo_open=True, hi_open=True, error=error)
+        number("test fraction", self.test_fraction, 0, 1, lo_open=True, hi_open=True, error=error)
         if self.val_fraction + self.test_fraction >= 0.9:
             raise TrainConfigError("validation + test fractions must leave at least 10% for training, got "
                                    f"{self.val_fraction:g} + {self.test_fraction:g}")
@@ -119,29 +122,6 @@ class TrainConfig:
             raise TrainConfigError(f"training settings must be a JSON object, got {type(data).__name__}")
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
-
-
-def _choice(what: str, value: Any, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise TrainConfigError(f"{what} must be one of {', '.join(allowed)}, got {value!r}")
-
-
-def _number(what: str, value: Any, *, lo: float, hi: float, lo_open: bool = False,
-            hi_open: bool = False) -> None:
-    ok_type = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    ok = ok_type and (value > lo if lo_open else value >= lo) and (value < hi if hi_open else value <= hi)
-    if not ok:
-        left, right = ("(" if lo_open else "["), (")" if hi_open else "]")
-        raise TrainConfigError(f"{what} must be in {left}{lo:g}, {hi:g}{right}, got {value!r}")
-
-
-def _integer(what: str, value: Any, *, lo: int, hi: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise TrainConfigError(f"{what} must be a whole number, got {value!r}")
-    if value < lo:
-        raise TrainConfigError(f"{what} must be >= {lo}, got {value}")
-    if value > hi:
-        raise TrainConfigError(f"{what} must be <= {hi}, got {value}")
 
 
 def library_versions() -> dict[str, str]:
@@ -213,32 +193,31 @@ class TrainOutcome:
 _MULTI_WORKER: Any = None  # this process's MultiWorkerMirroredStrategy, made by its first multi-worker run
 
 
-def choose_strategy(env: dict[str, str] | None = None) -> tuple[Any, dict[str, Any]]:
+def choose_strategy() -> tuple[Any, dict[str, Any]]:
     """(strategy or None, description). TF_CONFIG -> MultiWorkerMirroredStrategy; >1 GPU -> Mirrored.
 
-    KERAS_LAB_DEVICES picks the devices to mirror over: unset or "gpu" (every visible GPU), "cpu" (every
-    logical CPU: how the tests exercise the multi-device path without a GPU) or a comma-separated list
-    of device names such as "/gpu:0,/gpu:1". One device means no strategy (plain fit).
+    KERAS_LAB_DEVICES (core.settings) picks the devices to mirror over: "gpu" (every visible GPU, the
+    default), "cpu" (every logical CPU: how the tests exercise the multi-device path without a GPU) or a
+    comma-separated list of device names such as "/gpu:0,/gpu:1". One device means no strategy (plain fit).
     """
     import tensorflow as tf
 
-    env = dict(os.environ if env is None else env)
-    if env.get("TF_CONFIG"):
+    if tf_config():
         global _MULTI_WORKER
         if _MULTI_WORKER is None:  # once per process: a second one aborts the collectives of the next run
             _patch_keras_for_multi_worker()
             _MULTI_WORKER = tf.distribute.MultiWorkerMirroredStrategy()
         strategy = _MULTI_WORKER
         return strategy, {"name": "MultiWorkerMirroredStrategy", "replicas": strategy.num_replicas_in_sync}
-    wanted = env.get("KERAS_LAB_DEVICES", "gpu").strip().lower() or "gpu"
+    wanted = devices()
     if wanted in ("gpu", "cpu"):
-        devices = [d.name for d in tf.config.list_logical_devices(wanted.upper())]
+        names = [d.name for d in tf.config.list_logical_devices(wanted.upper())]
     else:
-        devices = [d.strip() for d in wanted.split(",") if d.strip()]
-    if len(devices) > 1:
-        strategy = tf.distribute.MirroredStrategy(devices=devices)
+        names = [d.strip() for d in wanted.split(",") if d.strip()]
+    if len(names) > 1:
+        strategy = tf.distribute.MirroredStrategy(devices=names)
         return strategy, {"name": "MirroredStrategy", "replicas": strategy.num_replicas_in_sync,
-                          "devices": devices}
+                          "devices": names}
     return None, {"name": "default", "replicas": 1}
 
 
@@ -479,71 +458,123 @@ def train_run(store: Any, run_id: str, *, dataset: Any, split: Any, spec: Any, c
         progress.update(message="waiting for the training in progress to finish (one fit at a time)")
         FIT_LOCK.acquire()
     try:
-        return _train_locked(store, run_id, dataset, split, spec, config, progress, build_model)
+        return _train_locked(_Run(store, run_id, dataset, split, spec, config, progress), build_model)
     finally:
         FIT_LOCK.release()
 
 
-def _train_locked(store: Any, run_id: str, dataset: Any, split: Any, spec: Any, config: TrainConfig,
-                  progress: LiveProgress, build_model: Callable[[Any, Any], Any]) -> TrainOutcome:
+@dataclass(frozen=True)
+class _Run:
+    """One run's inputs, shared by the steps of train_run."""
+
+    store: Any  # the RunStore it writes to
+    run_id: str
+    dataset: Any
+    split: Any
+    spec: Any  # the ModelSpec
+    config: TrainConfig
+    progress: LiveProgress
+
+    def targets(self, y: np.ndarray) -> np.ndarray:
+        return _targets(y, self.config, self.dataset.n_classes)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """How a run trains: its tf.distribute strategy and the batch arithmetic that follows from it."""
+
+    strategy: Any  # a tf.distribute strategy, or None for a plain fit
+    info: dict[str, Any]  # stored as the run's "strategy": name, replicas, global batch, steps per call
+    global_batch: int  # samples per step over all replicas
+    steps_per_epoch: int
+
+    @property
+    def multi_worker(self) -> Any:
+        """The strategy when every worker must leave fit after the same batch; else None."""
+        return self.strategy if self.info["name"] == "MultiWorkerMirroredStrategy" else None
+
+
+def _train_locked(run: _Run, build_model: Callable[[Any, Any], Any]) -> TrainOutcome:
+    """Plan, build and fit under FIT_LOCK; then judge the fit, and keep the model and its test predictions."""
+    plan = _plan(run)
+    run.store.update_config(run.run_id, strategy=plan.info)
+    model, build_notes = _build(run, plan, build_model)
+    if build_notes:
+        run.store.update_config(run.run_id, build_notes=build_notes)
+    reporter = _progress_callback(run.store, run.run_id, run.progress, len(run.split.y_train), plan.global_batch,
+                                  run.config.epochs, plan.multi_worker)
+    run.progress.update(message="training")
+    _fit(run, model, plan, [reporter, *_setting_callbacks(run.config)])
+
+    extra: dict[str, Any] = {"epochs_done": len(reporter.records), "steps": reporter.step}
+    stop_step = run.progress.read().get("stop_requested_at_step")
+    if stop_step is not None:
+        extra["steps_after_stop_request"] = reporter.step - stop_step
+    diverged = _diverged(reporter, run.config, extra)
+    if diverged is not None:
+        return diverged
+    run.progress.update(message="evaluating on the test split and saving the model")
+    extra.update(_test_and_save(run, model, plan.global_batch))
+    return _outcome(run, reporter, model, extra, build_notes)
+
+
+def _plan(run: _Run) -> _Plan:
+    """Reset Keras' process-wide state and seed it, choose the strategy, and work out the batches."""
     import keras
+
+    from core.specs import analyse_spec
 
     keras.backend.clear_session()
     keras.config.set_dtype_policy("float32")
-    keras.utils.set_random_seed(config.seed)
+    keras.utils.set_random_seed(run.config.seed)
     strategy, info = choose_strategy()
-    global_batch = config.batch_size * info["replicas"]
-    info["global_batch"] = global_batch
-    n_classes = dataset.n_classes
-    n_train = len(split.y_train)
-    steps_per_epoch = max(1, math.ceil(n_train / global_batch))
-    from core.specs import analyse_spec
-
-    flops = analyse_spec(spec, tuple(dataset.input_shape), n_classes, dataset.kind).flops
+    global_batch = run.config.batch_size * info["replicas"]
+    steps_per_epoch = max(1, math.ceil(len(run.split.y_train) / global_batch))
+    flops = analyse_spec(run.spec, tuple(run.dataset.input_shape), run.dataset.n_classes, run.dataset.kind).flops
     # one step per call under a tf.distribute strategy: Keras 3's multi-step loop fails there ("You must feed a
     # value for placeholder tensor 'while/cond/Placeholder'", keras-team/keras#19246), Mirrored included
-    info["steps_per_call"] = 1 if strategy is not None else steps_per_call(flops, global_batch, steps_per_epoch)
-    store.update_config(run_id, strategy=info)
-    loss, metric = None, None
-    build_notes: list[str] = []  # e.g. "ImageNet weights unavailable: random weights"
+    info.update(global_batch=global_batch,
+                steps_per_call=1 if strategy is not None else steps_per_call(flops, global_batch, steps_per_epoch))
+    return _Plan(strategy, info, global_batch, steps_per_epoch)
 
-    def build() -> Any:
-        nonlocal loss, metric
-        model = build_model(spec, dataset, notes=build_notes)
-        loss, metric = _loss_and_metric(config)
-        model.compile(optimizer=_optimizer(config, steps_per_epoch), loss=loss, metrics=[metric],
-                      steps_per_execution=info["steps_per_call"])
-        return model
 
-    if strategy is not None:
-        with strategy.scope():
-            model = build()
-    else:
-        model = build()
+def _build(run: _Run, plan: _Plan, build_model: Callable[[Any, Any], Any]) -> tuple[Any, list[str]]:
+    """The compiled model, built in the strategy's scope when there is one, and the notes building it left
+    (e.g. "ImageNet weights unavailable: random weights")."""
+    notes: list[str] = []
+    with plan.strategy.scope() if plan.strategy is not None else contextlib.nullcontext():
+        model = build_model(run.spec, run.dataset, notes=notes)
+        loss, metric = _loss_and_metric(run.config)
+        model.compile(optimizer=_optimizer(run.config, plan.steps_per_epoch), loss=loss, metrics=[metric],
+                      steps_per_execution=plan.info["steps_per_call"])
+    return model, notes
 
-    if build_notes:
-        store.update_config(run_id, build_notes=build_notes)
-    reporter = _progress_callback(store, run_id, progress, n_train, global_batch, config.epochs,
-                                  strategy if info["name"] == "MultiWorkerMirroredStrategy" else None)
-    callbacks = [reporter]
+
+def _setting_callbacks(config: TrainConfig) -> list[Any]:
+    """The Keras callbacks the settings ask for: early stopping, the plateau schedule."""
+    import keras
+
+    callbacks = []
     if config.early_stopping:
         callbacks.append(keras.callbacks.EarlyStopping(monitor=config.monitor, patience=config.patience,
                                                        restore_best_weights=True))
     if config.schedule == "plateau":
         callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor=config.monitor, factor=config.step_factor,
                                                            patience=config.step_every, min_lr=1e-7))
-    has_val = len(split.y_val) > 0
-    progress.update(message="training")
-    model.fit(split.x_train, _targets(split.y_train, config, n_classes), batch_size=global_batch,
-              epochs=config.epochs, verbose=0, shuffle=True, callbacks=callbacks,
-              class_weight=_class_weights(split.y_train, config, n_classes),
-              validation_data=(split.x_val, _targets(split.y_val, config, n_classes)) if has_val else None)
+    return callbacks
 
-    epochs_done = len(reporter.records)
-    extra: dict[str, Any] = {"epochs_done": epochs_done, "steps": reporter.step}
-    stop_step = progress.read().get("stop_requested_at_step")
-    if stop_step is not None:
-        extra["steps_after_stop_request"] = reporter.step - stop_step
+
+def _fit(run: _Run, model: Any, plan: _Plan, callbacks: list[Any]) -> None:
+    split, config = run.split, run.config
+    has_val = len(split.y_val) > 0
+    model.fit(split.x_train, run.targets(split.y_train), batch_size=plan.global_batch, epochs=config.epochs,
+              verbose=0, shuffle=True, callbacks=callbacks,
+              class_weight=_class_weights(split.y_train, config, run.dataset.n_classes),
+              validation_data=(split.x_val, run.targets(split.y_val)) if has_val else None)
+
+
+def _diverged(reporter: Any, config: TrainConfig, extra: dict[str, Any]) -> TrainOutcome | None:
+    """The outcome of a fit whose loss became NaN or exploded; None when it did not."""
     if reporter.non_finite is not None:
         epoch, batch = reporter.non_finite
         message = (f"the loss became NaN or infinite at epoch {epoch}, batch {batch} (learning rate "
@@ -555,24 +586,34 @@ def _train_locked(store: Any, run_id: str, dataset: Any, split: Any, spec: Any, 
                    f"{batch} (learning rate {config.learning_rate:g}, {config.optimizer}); training was stopped: "
                    f"try a smaller learning rate")
         return TrainOutcome("diverged", message, extra)
+    return None
 
-    progress.update(message="evaluating on the test split and saving the model")
+
+def _test_and_save(run: _Run, model: Any, global_batch: int) -> dict[str, Any]:
+    """Evaluate on the test split and save its predictions (when it has rows), then the model; the test metrics."""
+    split, metrics = run.split, {}
     if len(split.y_test):
-        test = model.evaluate(split.x_test, _targets(split.y_test, config, n_classes), batch_size=global_batch,
-                              verbose=0, return_dict=True)
+        test = model.evaluate(split.x_test, run.targets(split.y_test), batch_size=global_batch, verbose=0,
+                              return_dict=True)
         probs = model.predict(split.x_test, batch_size=global_batch, verbose=0).astype(np.float32)
-        extra["test_loss"] = _finite_or_none(test.get("loss"))
-        extra["test_accuracy"] = _finite_or_none(test.get("accuracy"))
-        store.save_predictions(run_id, probs=probs, y_true=np.asarray(split.y_test, dtype=np.int64),
-                               test_idx=np.asarray(split.test_idx, dtype=np.int64),
-                               test_loss=np.float32(extra["test_loss"] if extra["test_loss"] is not None
-                                                    else np.nan),
-                               test_accuracy=np.float32(extra["test_accuracy"] or 0.0))
-    store.save_model(run_id, model)
+        metrics = {"test_loss": _finite_or_none(test.get("loss")),
+                   "test_accuracy": _finite_or_none(test.get("accuracy"))}
+        run.store.save_predictions(run.run_id, probs=probs, y_true=np.asarray(split.y_test, dtype=np.int64),
+                                   test_idx=np.asarray(split.test_idx, dtype=np.int64),
+                                   test_loss=np.float32(metrics["test_loss"] if metrics["test_loss"] is not None
+                                                        else np.nan),
+                                   test_accuracy=np.float32(metrics["test_accuracy"] or 0.0))
+    run.store.save_model(run.run_id, model)
+    return metrics
 
-    cut_short = epochs_done < config.epochs or bool(reporter.records and reporter.records[-1].get("partial"))
-    if progress.stop_event.is_set() and cut_short:
-        at = reporter.records[-1]["epoch"] if reporter.records else 0
+
+def _outcome(run: _Run, reporter: Any, model: Any, extra: dict[str, Any], build_notes: list[str]) -> TrainOutcome:
+    """How a fit that did not diverge ended: stopped by request, stopped early, or every epoch done."""
+    config, records = run.config, reporter.records
+    epochs_done = len(records)
+    cut_short = epochs_done < config.epochs or bool(records and records[-1].get("partial"))
+    if run.progress.stop_event.is_set() and cut_short:
+        at = records[-1]["epoch"] if records else 0
         return TrainOutcome("stopped", f"stopped by request during epoch {at} of {config.epochs} "
                                        f"(batch {reporter.batch_in_epoch}); the model at that point was kept",
                             extra)
@@ -584,8 +625,8 @@ def _train_locked(store: Any, run_id: str, dataset: Any, split: Any, spec: Any, 
     acc = extra.get("test_accuracy")
     message = f"{epochs_done} epochs" + (f", test accuracy {acc:.3f}" if acc is not None else "")
     notes = [*build_notes]
-    if acc is not None and len(split.y_test) and (note := _chance_note(
-            acc, split, dataset, reporter.records, model, {"model": spec.to_dict(), "build_notes": build_notes})):
+    if acc is not None and len(run.split.y_test) and (note := _chance_note(
+            acc, run.split, run.dataset, records, model, {"model": run.spec.to_dict(), "build_notes": build_notes})):
         notes.insert(0, note)
     return TrainOutcome("completed", "; ".join([message, *notes]), extra)
 

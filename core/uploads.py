@@ -26,7 +26,7 @@ import time
 import warnings
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any, Literal
@@ -42,6 +42,7 @@ __all__ = [
     "CsvInfo",
     "UploadError",
     "UploadLimits",
+    "csv_separator",
     "decode_csv_bytes",
     "inspect_csv",
     "read_csv",
@@ -324,21 +325,27 @@ def _first_rows(text: str, sep: str, n: int) -> list[list[str]]:
     return rows
 
 
-def _separator(head: str) -> str:
-    """The candidate that splits the first lines into the same number (> 1) of fields most consistently.
+def csv_separator(head: str, columns: Collection[str] = ()) -> str:
+    """The separator of CSV text (its first lines suffice): the candidate that splits them into the same
+    number (> 1) of fields most consistently.
 
+    A reader that knows the columns (a prediction CSV, whose header is optional and may be a single row)
+    passes their names: a separator whose first row names more of them wins, then one that splits it into
+    that many fields. A comma, also a decimal mark and common in text, loses a tie: "1,5|2" reads as 1,5 and 2.
     csv.Sniffer is not used: its regular expressions take time quadratic in the sample (8 s on 48 KB)."""
     sample = head[:_SAMPLE_CHARS]
     if len(head) > _SAMPLE_CHARS:
         sample = sample[:sample.rfind("\n") + 1] or sample
+    expected = set(columns)
 
-    def score(sep: str) -> tuple[bool, float, int]:
+    def score(sep: str) -> tuple[int, bool, bool, float, int, bool]:
         rows = _first_rows(sample, sep, 50)
         if not rows:
-            return False, 0.0, 0
+            return 0, False, False, 0.0, 0, False
         n = len(rows[0])
+        named = sum(cell.strip() in expected for cell in rows[0])
         fits = sum(len(r) == n or (len(r) == n + 1 and not r[-1].strip()) for r in rows[1:])
-        return n > 1, fits / max(1, len(rows) - 1), n
+        return named, n == len(expected), n > 1, fits / max(1, len(rows) - 1), n, sep != ","
 
     return max(_SEPARATORS, key=score)
 
@@ -352,7 +359,7 @@ def _layout(data: bytes, label: str, limits: UploadLimits) -> _Layout:
         if len(data) <= limits.max_line_chars:
             raise UploadError(f"{label} is empty")
         raise UploadError(f"{label}: its first {limits.max_line_chars:,} characters are blank")
-    sep = _separator(head)
+    sep = csv_separator(head)
     rows = _first_rows(head, sep, 2)
     if not rows:
         raise UploadError(f"{label}: not valid CSV (its first line cannot be read as fields)")
@@ -1099,6 +1106,131 @@ def _decode_image(zf, info, mode: str, size: int, corrupt: list[str]):
         return None
 
 
+@dataclass
+class _ImageZip:
+    """An image ZIP being read: the open archive, what its images become, and the members that could not
+    be read (for the notes and the messages)."""
+
+    zf: zipfile.ZipFile
+    label: str
+    limits: UploadLimits
+    deadline: _Deadline
+    size: int
+    color: Literal["grayscale", "rgb"]
+    corrupt: list[str] = field(default_factory=list)
+
+    @property
+    def channels(self) -> int:
+        return 1 if self.color == "grayscale" else 3
+
+    @property
+    def mode(self) -> str:
+        """Pillow's mode for the colour."""
+        return "L" if self.color == "grayscale" else "RGB"
+
+
+def _image_members(z: _ImageZip) -> tuple[list[tuple[zipfile.ZipInfo, str]], dict[str, int]]:
+    """The images in class folders as (member, class folder), and how many files of each kind were
+    skipped; refuses too many members or declared bytes, an unsafe path and a zip bomb before any is read."""
+    label, limits = z.label, z.limits
+    infos = z.zf.infolist()
+    if len(infos) > limits.max_members:
+        raise UploadError(f"{label} has {len(infos):,} members; the limit is {limits.max_members:,}")
+    total = sum(i.file_size for i in infos)
+    if total > limits.max_total_bytes:
+        raise UploadError(f"{label} declares {total / _MB:,.0f} MB uncompressed; the limit is "
+                          f"{limits.max_total_bytes / _MB:.0f} MB")
+    picked: list[tuple[zipfile.ZipInfo, str]] = []
+    skipped = {"non-image": 0, "symlink": 0, "outside a class folder": 0}
+    for info in infos:
+        _check_member_name(info.filename, label)
+        parts = [p for p in info.filename.split("/") if p]
+        if info.is_dir() or not parts or parts[0] == "__MACOSX" or any(p.startswith(".") for p in parts):
+            continue
+        if stat.S_ISLNK(info.external_attr >> 16):
+            skipped["symlink"] += 1
+            continue
+        if info.file_size > 64 * 1024 and info.file_size > limits.max_ratio * max(info.compress_size, 1):
+            raise UploadError(f"{label}: member {_member_label(info.filename)!r} expands "
+                              f"{info.file_size / max(info.compress_size, 1):,.0f}x; the limit is "
+                              f"{limits.max_ratio:g}x (zip bomb?)")
+        if PurePosixPath(parts[-1]).suffix.lower() not in _IMAGE_SUFFIXES:
+            skipped["non-image"] += 1
+        elif len(parts) < 2:
+            skipped["outside a class folder"] += 1
+        else:
+            picked.append((info, parts[-2]))
+    return picked, skipped
+
+
+def _image_classes(z: _ImageZip, picked: list[tuple[zipfile.ZipInfo, str]], skipped: dict[str, int]) -> list[str]:
+    """The class folders, sorted; refuses no image, a single class, too many classes, and a result over
+    the array cap."""
+    label, limits = z.label, z.limits
+    if not picked:
+        found = ", ".join(f"{n} {k}" for k, n in skipped.items() if n) or "no files"
+        raise UploadError(f"{label} has no PNG/JPEG images in class folders ({found}); put one folder per "
+                          f"class, e.g. cats/1.png, dogs/2.jpg")
+    classes = sorted({c for _, c in picked})
+    if len(classes) < 2:
+        raise UploadError(f"{label}: found a single class folder {safe_label(classes[0])!r}; "
+                          f"classification needs at least two")
+    if len(classes) > limits.max_classes:
+        raise UploadError(f"{label}: {len(classes)} class folders; the limit is {limits.max_classes}")
+    need = _array_bytes(z, len(picked))
+    if need > limits.max_array_bytes:
+        raise UploadError(f"{label}: {len(picked):,} images at {z.size}x{z.size} would take {need / _MB:,.0f} MB; "
+                          f"the limit is {limits.max_array_bytes / _MB:.0f} MB: choose a smaller size")
+    return classes
+
+
+def _array_bytes(z: _ImageZip, n_images: int) -> int:
+    """Memory of n images as the float32 array the Dataset holds."""
+    return n_images * z.size * z.size * z.channels * 4
+
+
+def _measure_images(z: _ImageZip, picked: list[tuple[zipfile.ZipInfo, str]], data: bytes
+                    ) -> list[tuple[zipfile.ZipInfo, str]]:
+    """The members whose headers can be read, once their summed pixels and the memory of the result (and
+    of decoding the largest) are known to be under the caps: nothing is decoded before this says so."""
+    label, limits = z.label, z.limits
+    readable, pixels, largest = [], 0, (0, 0)
+    for info, cls in picked:
+        z.deadline.check()
+        header = _image_header(z.zf, info, z.mode, z.size, z.channels, label, limits, z.corrupt)
+        if header is not None:
+            w, h, values = header
+            pixels += w * h * values
+            largest = max(largest, (w, h), key=lambda s: s[0] * s[1])
+            readable.append((info, cls))
+    if pixels > limits.max_total_pixels:
+        raise UploadError(f"{label}: its {len(readable):,} images total {pixels:,} pixel values (width x height "
+                          f"x channels, as decoded); the cap per upload is {limits.max_total_pixels:,}. "
+                          f"Upload fewer or smaller images")
+    _check_memory(_array_bytes(z, len(picked)) + 8 * largest[0] * largest[1], data, label, limits,
+                  f"{len(picked):,} images at {z.size}x{z.size}, and decoding the largest "
+                  f"({largest[0]}x{largest[1]}),", ". Choose a smaller size, or upload fewer or smaller images")
+    return readable
+
+
+def _decode_images(z: _ImageZip, readable: list[tuple[zipfile.ZipInfo, str]], classes: list[str]
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """x (n, size, size, channels) in [0, 1] and y (class indices) of the images that decode."""
+    size, channels = z.size, z.channels
+    x = np.empty((len(readable), size, size, channels), np.float32)
+    y = np.empty(len(readable), np.int64)
+    kept = 0
+    for info, cls in readable:
+        z.deadline.check()
+        img = _decode_image(z.zf, info, z.mode, size, z.corrupt)
+        if img is None:
+            continue
+        x[kept] = np.asarray(img, np.float32).reshape(size, size, channels) / 255.0
+        y[kept] = classes.index(cls)
+        kept += 1
+    return x[:kept], y[:kept]
+
+
 def read_image_zip(data: bytes, filename: str, *, size: int = 32, color: Literal["grayscale", "rgb"] = "rgb",
                    limits: UploadLimits = UploadLimits()) -> Dataset:
     """One folder per class of PNG/JPEG images, decoded in memory and resized to size x size.
@@ -1112,90 +1244,22 @@ def read_image_zip(data: bytes, filename: str, *, size: int = 32, color: Literal
         raise UploadError(f"colour must be 'grayscale' or 'rgb', got {color!r}")
     _check_size(data, label, limits)
     deadline = _Deadline(label, limits)
-    zf = _open_zip(data, label, limits, "ZIP file (truncated or corrupt?)", _looks_like(data))
-    channels, mode = (1, "L") if color == "grayscale" else (3, "RGB")
-    with zf:
-        infos = zf.infolist()
-        if len(infos) > limits.max_members:
-            raise UploadError(f"{label} has {len(infos):,} members; the limit is {limits.max_members:,}")
-        total = sum(i.file_size for i in infos)
-        if total > limits.max_total_bytes:
-            raise UploadError(f"{label} declares {total / _MB:,.0f} MB uncompressed; the limit is "
-                              f"{limits.max_total_bytes / _MB:.0f} MB")
-        picked: list[tuple[zipfile.ZipInfo, str]] = []
-        skipped = {"non-image": 0, "symlink": 0, "outside a class folder": 0}
-        for info in infos:
-            _check_member_name(info.filename, label)
-            parts = [p for p in info.filename.split("/") if p]
-            if info.is_dir() or not parts or parts[0] == "__MACOSX" or any(p.startswith(".") for p in parts):
-                continue
-            if stat.S_ISLNK(info.external_attr >> 16):
-                skipped["symlink"] += 1
-                continue
-            if info.file_size > 64 * 1024 and info.file_size > limits.max_ratio * max(info.compress_size, 1):
-                raise UploadError(f"{label}: member {_member_label(info.filename)!r} expands "
-                                  f"{info.file_size / max(info.compress_size, 1):,.0f}x; the limit is "
-                                  f"{limits.max_ratio:g}x (zip bomb?)")
-            if PurePosixPath(parts[-1]).suffix.lower() not in _IMAGE_SUFFIXES:
-                skipped["non-image"] += 1
-            elif len(parts) < 2:
-                skipped["outside a class folder"] += 1
-            else:
-                picked.append((info, parts[-2]))
-        if not picked:
-            found = ", ".join(f"{n} {k}" for k, n in skipped.items() if n) or "no files"
-            raise UploadError(f"{label} has no PNG/JPEG images in class folders ({found}); put one folder per "
-                              f"class, e.g. cats/1.png, dogs/2.jpg")
-        classes = sorted({c for _, c in picked})
-        if len(classes) < 2:
-            raise UploadError(f"{label}: found a single class folder {safe_label(classes[0])!r}; "
-                              f"classification needs at least two")
-        if len(classes) > limits.max_classes:
-            raise UploadError(f"{label}: {len(classes)} class folders; the limit is {limits.max_classes}")
-        need = len(picked) * size * size * channels * 4
-        if need > limits.max_array_bytes:
-            raise UploadError(f"{label}: {len(picked):,} images at {size}x{size} would take {need / _MB:,.0f} MB; "
-                              f"the limit is {limits.max_array_bytes / _MB:.0f} MB: choose a smaller size")
-        corrupt: list[str] = []
-        readable, pixels, largest = [], 0, (0, 0)
-        for info, cls in picked:
-            deadline.check()
-            header = _image_header(zf, info, mode, size, channels, label, limits, corrupt)
-            if header is not None:
-                w, h, values = header
-                pixels += w * h * values
-                largest = max(largest, (w, h), key=lambda s: s[0] * s[1])
-                readable.append((info, cls))
-        if pixels > limits.max_total_pixels:
-            raise UploadError(f"{label}: its {len(readable):,} images total {pixels:,} pixel values (width x height "
-                              f"x channels, as decoded); the cap per upload is {limits.max_total_pixels:,}. "
-                              f"Upload fewer or smaller images")
-        _check_memory(need + 8 * largest[0] * largest[1], data, label, limits,
-                      f"{len(picked):,} images at {size}x{size}, and decoding the largest "
-                      f"({largest[0]}x{largest[1]}),", ". Choose a smaller size, or upload fewer or smaller images")
-        x = np.empty((len(readable), size, size, channels), np.float32)
-        y = np.empty(len(readable), np.int64)
-        kept = 0
-        for info, cls in readable:
-            deadline.check()
-            img = _decode_image(zf, info, mode, size, corrupt)
-            if img is None:
-                continue
-            x[kept] = np.asarray(img, np.float32).reshape(size, size, channels) / 255.0
-            y[kept] = classes.index(cls)
-            kept += 1
-    if kept == 0:
+    with _open_zip(data, label, limits, "ZIP file (truncated or corrupt?)", _looks_like(data)) as zf:
+        z = _ImageZip(zf, label, limits, deadline, size, color)
+        picked, skipped = _image_members(z)
+        classes = _image_classes(z, picked, skipped)
+        x, y = _decode_images(z, _measure_images(z, picked, data), classes)
+    if len(x) == 0:
         raise UploadError(f"{label}: none of its {len(picked)} images could be decoded "
-                          f"(e.g. {corrupt[0]})")
-    x, y = x[:kept], y[:kept]
+                          f"(e.g. {z.corrupt[0]})")
     if len(np.unique(y)) < 2:
         raise UploadError(f"{label}: only one class has readable images; classification needs two")
     notes = [f"skipped {n} {k} file(s)" for k, n in skipped.items() if n]
-    if corrupt:
-        notes.append(f"skipped {len(corrupt)} unreadable image(s), e.g. {corrupt[0]}")
+    if z.corrupt:
+        notes.append(f"skipped {len(z.corrupt)} unreadable image(s), e.g. {z.corrupt[0]}")
     return Dataset(f"upload: {label}", x, y, tuple(safe_label(c) for c in classes), "image",
-                   source=f"uploaded ZIP {label}: {kept:,} images in {len(classes)} class folders, resized to "
-                          f"{size}x{size} {color}" + (f"; {'; '.join(notes)}" if notes else ""))
+                   source=f"uploaded ZIP {label}: {len(x):,} images in {len(classes)} class folders, resized "
+                          f"to {size}x{size} {color}" + (f"; {'; '.join(notes)}" if notes else ""))
 
 
 def read_upload(data: bytes, filename: str, *, target: str | None = None, image_size: int = 32,

@@ -3,10 +3,13 @@
 import streamlit as st
 
 from core import backprop as bp
+from core.backprop_text import network_dot, worked_steps
+from core.layer_gradients import demo_gradient_reports
 from ui.learn import (
     pick_completed_run,
     render_chain,
     render_concept_map,
+    render_errata,
     render_gradient_report,
     render_network_editor,
     render_proof,
@@ -17,7 +20,7 @@ from ui.learn import (
 from ui.state import ensure_app_entry
 from ui.text import md_literal
 
-ensure_app_entry()  # a direct link (/train) must run through app.py's navigation
+ensure_app_entry()
 
 st.title(":material/calculate: Backpropagation, number by number")
 st.markdown(
@@ -26,8 +29,10 @@ st.markdown(
     "moves each weight a little against its gradient. The defaults are the article's 3-2-1 network "
     "(inputs x = (1, 2, 3), label y = 1, ReLU hidden layer, sigmoid output, binary cross-entropy, "
     "learning rate 0.01) with its arithmetic corrected: for example "
-    "0.1·1 + 0.2·2 + 0.3·3 + 0.5 = **1.9**, not 1.6."
+    "0.1·1 + 0.2·2 + 0.3·3 + 0.5 = **1.9**, not 1.6. The errata below list every correction."
 )
+with st.expander("Errata: the article's §4 numbers checked", icon=":material/fact_check:"):
+    render_errata()
 with st.expander("Where this fits: the whole chain from data to tuning", icon=":material/route:"):
     render_concept_map()
 
@@ -36,13 +41,13 @@ left, right = st.columns([1, 1], gap="large")
 with left:
     net = render_network_editor()
 with right:
-    st.graphviz_chart(bp.network_dot(net), width="stretch")
+    st.graphviz_chart(network_dot(net), width="stretch")
     st.caption("Blue: inputs. Yellow: hidden units (net input z and activation h). Green: the output. "
                "Red: the loss. Edge labels are the weights.")
 
 st.header("The worked example", divider="gray")
 st.caption("Every number below is computed from the network above; change a weight and they all follow.")
-render_steps(bp.worked_steps(net))
+render_steps(worked_steps(net))
 
 st.header("Follow one weight through the chain rule", divider="gray")
 st.markdown("A weight's gradient is a product of local slopes, one per link between the weight and the "
@@ -75,7 +80,7 @@ with tab_demo:
     if st.session_state.get("bp_demo_on"):
         try:
             with st.spinner("Building the two networks and running one batch…"):
-                reports = bp.demo_gradient_reports()
+                reports = demo_gradient_reports()
         except (bp.BackpropError, OSError) as exc:
             st.error(f"Could not compute the gradient report: {md_literal(exc)}", icon=":material/error:")
         else:

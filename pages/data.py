@@ -2,15 +2,15 @@
 
 import streamlit as st
 
-from core import charts_data as charts
 from core import explore, tabular
+from core.charts import data as charts
 from core.datasets import ALL_DATASETS, DEFAULT_DATASET, KERAS_DATASETS, DatasetError, is_cached
 from core.uploads import safe_label, upload_kind
 from ui import data as ud
 from ui.state import ensure_app_entry
 from ui.text import md_literal
 
-ensure_app_entry()  # a direct link (/train) must run through app.py's navigation
+ensure_app_entry()
 
 SIZES = [1000, 2000, 5000, 10000, 20000, "all"]
 st.title(":material/bar_chart: Explore data")

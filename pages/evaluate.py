@@ -3,31 +3,24 @@
 import numpy as np
 import streamlit as st
 
-from core.charts_eval import probabilities_figure
+from core.charts.eval import probabilities_figure
 from core.datasets import split_dataset
 from core.diagnostics import check_dead_relu, dead_relu_shares, diagnose, relu_activations
 from core.evaluation import (
     EvaluationError,
     evaluate_predictions,
     prediction_table,
-    standardise_like_training,
     to_display_image,
     top_classes,
 )
-from core.model_files import (
-    ModelFileError,
-    check_compatible,
-    predict_probabilities,
-    read_csv_rows,
-    read_image,
-    should_invert,
-)
+from core.model_files import ModelFileError, check_compatible, predict_probabilities
+from core.prediction_input import read_csv_rows, read_image, should_invert
 from ui import evaluate as ui
 from ui.state import ensure_app_entry
 from ui.text import md_literal
 from ui.workspace import workspace_jobs
 
-ensure_app_entry()  # a direct link (/evaluate) must run through app.py's navigation
+ensure_app_entry()
 
 st.title(":material/target: Evaluate")
 store = workspace_jobs().store  # a shared server: this visitor's workspace only
@@ -126,7 +119,7 @@ with tab_run:
                 if up is not None:
                     try:
                         raw = read_csv_rows(up.getvalue(), ds.feature_names)
-                        probs = predict_probabilities(model, standardise_like_training(raw, ds, data.split))
+                        probs = predict_probabilities(model, data.split.standardise(raw))
                         st.dataframe(prediction_table(probs, ds.class_names), hide_index=True)
                     except ModelFileError as exc:
                         ui.evaluation_error(exc)

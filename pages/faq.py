@@ -6,7 +6,7 @@ from core import faq
 from ui.state import ensure_app_entry
 from ui.text import md_literal
 
-ensure_app_entry()  # a direct link (/train) must run through app.py's navigation
+ensure_app_entry()
 
 _QUERY = "faq_query"  # plain session key: survives visits to other pages, unlike widget keys
 _WRITTEN = "faq_url_written"  # the ?q= this page last put in the URL
@@ -52,8 +52,9 @@ def _show(entry: faq.FaqEntry) -> None:
         st.markdown(entry.answer)
         if entry.links:
             cols = st.columns(len(entry.links) + 1)
-            for col, (page, label) in zip(cols, entry.links, strict=False):
-                col.page_link(page, label=label, icon=":material/arrow_forward:")
+            for col, (url_path, label) in zip(cols, entry.links, strict=False):
+                # app.py serves each pages/<name>.py at /<name> (tests/test_faq.py renders every link)
+                col.page_link(f"pages/{url_path}.py", label=label, icon=":material/arrow_forward:")
 
 
 if hits and hits[0].id == query.strip().lower():  # a link to one answer: show it first

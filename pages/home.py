@@ -5,7 +5,7 @@ import streamlit as st
 from ui.state import ensure_app_entry
 from ui.text import md_literal
 
-ensure_app_entry()  # a direct link (/train) must run through app.py's navigation
+ensure_app_entry()
 
 st.title(":material/science: Keras Lab")
 st.markdown(

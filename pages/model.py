@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from core.charts_model import architecture_figure
+from core.charts.model import architecture_figure
 from core.models import export_code, export_file_stem
 from core.specs import SpecError, analyse_spec, available_presets, layer_types_for, preset, preset_caption
 from ui.data import current_dataset
@@ -10,7 +10,7 @@ from ui.model import cached_summary, editing_spec, layer_editor, set_spec, spec_
 from ui.state import ensure_app_entry
 from ui.text import md_literal
 
-ensure_app_entry()  # a direct link (/train) must run through app.py's navigation
+ensure_app_entry()
 
 st.title(":material/view_in_ar: Build a model")
 dataset = current_dataset()

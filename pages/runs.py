@@ -2,16 +2,16 @@
 
 import streamlit as st
 
-from core.charts_eval import setting_label
+from core.charts.eval import setting_label
 from core.compare import METRIC_COLUMNS, differing_settings, filter_runs, run_label
 from core.exports import all_metrics_csv
 from core.runs import ACTIVE_STATES
-from ui import evaluate as ui
+from ui import runs as ui
 from ui.state import ensure_app_entry
 from ui.text import md_literal
 from ui.workspace import workspace_jobs
 
-ensure_app_entry()  # a direct link (/evaluate) must run through app.py's navigation
+ensure_app_entry()
 
 st.title(":material/compare: Compare runs")
 manager = workspace_jobs()  # a shared server: this visitor's workspace only

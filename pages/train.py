@@ -25,7 +25,7 @@ from ui.train_view import (
 )
 from ui.workspace import workspace_jobs
 
-ensure_app_entry()  # a direct link (/train) must run through app.py's navigation
+ensure_app_entry()
 
 st.title(":material/model_training: Train")
 manager = workspace_jobs()  # a shared server: this visitor's runs only (ui.workspace)

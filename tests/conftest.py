@@ -23,3 +23,20 @@ def clean_streamlit_caches():
     yield
     st.cache_data.clear()
     st.cache_resource.clear()
+
+
+@pytest.fixture
+def served_files(monkeypatch):
+    """URL -> (file name, bytes) of every file a download button handed to Streamlit (AppTest serves none)."""
+    from streamlit.runtime.media_file_manager import MediaFileManager
+
+    files = {}
+    original = MediaFileManager.add
+
+    def spy(self, path_or_data, mimetype, coordinates, file_name=None, is_for_static_download=False):
+        url = original(self, path_or_data, mimetype, coordinates, file_name, is_for_static_download)
+        files[url] = (file_name, path_or_data)
+        return url
+
+    monkeypatch.setattr(MediaFileManager, "add", spy)
+    return files

@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from core.backprop import LayerGradients
-from core.charts_learn import gradient_histograms, gradient_norms_figure, loss_steps_figure
+from core.charts.learn import gradient_histograms, gradient_norms_figure, loss_steps_figure
+from core.layer_gradients import LayerGradients
 
 
 def _records():

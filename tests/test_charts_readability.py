@@ -1,5 +1,6 @@
 """Charts a newcomer can read on a phone: titles clear of Plotly's toolbar, whole-number epoch and step axes,
-confusion-matrix class names next to their cells, parallel-coordinates axes named in words."""
+a smoothed loss curve that keeps its gaps, confusion-matrix class names next to their cells,
+parallel-coordinates axes named in words."""
 
 from __future__ import annotations
 
@@ -7,8 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core import charts_data, charts_eval, charts_learn, charts_training
-from core.charts_style import MODEBAR_REMOVED, TOOLBAR_PX, integer_axis, tidy
+from core.charts import data as charts_data
+from core.charts import eval as charts_eval
+from core.charts import learn as charts_learn
+from core.charts import training as charts_training
+from core.charts.style import MODEBAR_REMOVED, TOOLBAR_PX, integer_axis, tidy
 
 
 def _epochs(n: int) -> list[dict]:
@@ -73,6 +77,17 @@ def test_many_epochs_or_steps_get_at_most_twelve_whole_number_ticks():
     assert fig.layout.xaxis.dtick is None
     batch = charts_training.batch_figure([(i, 1.0 / i) for i in range(1, 500)])
     assert batch.layout.xaxis.nticks == 12 and batch.layout.xaxis.tickformat == "d"
+
+
+def test_the_smoothed_batch_curve_skips_a_diverged_batch_and_is_not_pulled_to_zero():
+    # weight 0.5: each point averages the finite losses so far, the newest weighing 1, the one before 1/2, …
+    # 1 -> 1;  gap;  3 -> (3 + 1/2) / (1 + 1/2) = 7/3;  gap;  5 -> (5 + 3/2 + 1/4) / (1 + 1/2 + 1/4) = 27/7
+    # (the values the hand-written loop before pandas' ewm gave; the gaps stay gaps on the chart)
+    smoothed = charts_training.smooth([1.0, float("nan"), 3.0, float("inf"), 5.0], 0.5)
+    np.testing.assert_allclose(smoothed, [1, np.nan, 7 / 3, np.nan, 27 / 7])
+    assert charts_training.smooth([None, 2.0, 2.0], 0.9) == pytest.approx([np.nan, 2.0, 2.0], nan_ok=True)
+    fig = charts_training.batch_figure([(1, 1.0), (2, float("nan")), (3, 3.0)], weight=0.5)
+    np.testing.assert_allclose(fig.data[1].y, [1, np.nan, 7 / 3])
 
 
 def test_integer_axis_ignores_missing_values():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.crossval import check_k, fold_splits, submit_cv, summarize_cv
+from core.crossval import CrossValidationError, check_k, fold_splits, submit_cv, summarize_cv
 from core.datasets import load_builtin
 from core.runs import RunStore
 from tests.test_evaluation import write_run
@@ -41,12 +41,15 @@ def test_k_is_validated_with_a_message():
     ds = load_builtin("iris")  # 50 per class
     for bad, message in ((1, "between 2 and 10, got 1"), (11, "between 2 and 10, got 11"),
                          (2.5, "whole number")):
-        with pytest.raises(ValueError, match=message):
+        with pytest.raises(CrossValidationError, match=message):
             check_k(ds, bad)
+    with pytest.raises(CrossValidationError, match="validation fraction must be greater than 0 and less than 0.5, "
+                                                   "got 0.5"):
+        fold_splits(ds, 3, val_fraction=0.5)
     from core.datasets import Dataset
 
     tiny = Dataset("tiny", np.zeros((9, 2), np.float32), np.array([0] * 6 + [1] * 3), ("a", "b"), "tabular")
-    with pytest.raises(ValueError, match="class b has 3 samples, got k = 4"):
+    with pytest.raises(CrossValidationError, match="class b has 3 samples, got k = 4"):
         check_k(tiny, 4)
     assert check_k(tiny, 3) == 3
 

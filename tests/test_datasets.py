@@ -154,7 +154,7 @@ def test_subset_larger_than_dataset_keeps_everything():
     assert load("iris", subset=10_000).n_samples == 150
 
 
-@pytest.mark.parametrize("subset, message", [(0, "got 0"), (-5, "got -5"), (2.5, "got 2.5"), (2, ">= the number")])
+@pytest.mark.parametrize("subset, message", [(0, "got 0"), (-5, "got -5"), (2.5, "got 2.5"), (2, "at least the number of classes")])
 def test_bad_subset_is_refused_with_what_was_given(subset, message):
     with pytest.raises(DatasetError, match=message):
         load("iris", subset=subset)
@@ -179,6 +179,22 @@ def test_split_keeps_classes_and_standardises_with_train_statistics():
     raw_train = ds.x[split.train_idx]
     expected_test = (ds.x[split.test_idx] - raw_train.mean(0)) / raw_train.std(0)
     np.testing.assert_allclose(split.x_test, expected_test, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["iris", "wine", "breast_cancer"])
+def test_standardisation_statistics_are_the_training_rows_mean_and_std(name):
+    """A constant column (zero variance) keeps scale 1 and becomes 0, instead of a division by ~0."""
+    ds = load(name)
+    x = np.c_[ds.x, np.full(ds.n_samples, 7.3, np.float32), np.zeros(ds.n_samples, np.float32)]
+    wide = D.Dataset(name, x, ds.y, ds.class_names, "tabular")
+    split = D.split_dataset(wide, seed=2)
+    train = x[split.train_idx].astype(np.float64)
+    np.testing.assert_allclose(split.mean, train.mean(0), rtol=1e-6)
+    np.testing.assert_allclose(split.std[:-2], train.std(0)[:-2], rtol=1e-6)
+    np.testing.assert_array_equal(split.std[-2:], [1.0, 1.0])
+    np.testing.assert_array_equal(split.x_test[:, -2:], 0.0)
+    np.testing.assert_allclose(split.x_test[:, :-2], (x[split.test_idx, :-2] - train.mean(0)[:-2]) / train.std(0)[:-2],
+                               rtol=1e-5, atol=1e-5)
 
 
 # --- keras datasets from the cache ---------------------------------------------------------------------

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.deployment import SHARED_ENV, shared_deployment
+from core.deployment import shared_deployment
+from core.settings import SHARED_ENV
 
 
 def _failing_page():

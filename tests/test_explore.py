@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core import charts_data as charts
 from core import explore
+from core.charts import data as charts
 from core.datasets import Dataset, DatasetError, load, split_dataset
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from pathlib import Path
 
 import pytest
+from streamlit.testing.v1 import AppTest
 
 from core import faq
 
@@ -21,10 +23,19 @@ def test_entries_are_well_formed():
         assert re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", e.id), e.id
         assert e.group in faq.GROUPS, e.id
         assert e.question.strip() and len(e.answer) > 80, e.id
-        for page, label in e.links:
-            assert (ROOT / page).is_file(), f"{e.id} links to missing {page}"
+        for url_path, label in e.links:
+            assert re.fullmatch(r"[a-z]+", url_path), f"{e.id} links to {url_path!r}, not a URL path"
             assert label
     assert list(faq.by_group(list(faq.ENTRIES))) == list(faq.GROUPS)  # the FAQ's own order, unfiltered
+
+
+def test_the_faq_page_links_each_answer_to_the_page_at_its_url_path(clean_streamlit_caches):
+    """Every link of every answer, as the FAQ page draws it, goes to the page app.py serves at that path."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    at.switch_page("pages/faq.py").run()
+    assert not at.exception
+    shown = Counter((link.proto.page, link.proto.label) for link in at.get("page_link"))
+    assert shown == Counter(link for e in faq.ENTRIES for link in e.links)
 
 
 @pytest.mark.parametrize("entry_id", DIAGNOSTIC_IDS + ["data-privacy", "energy-cost", "explainability",

@@ -68,7 +68,7 @@ def _done(manager, run_id):
 def test_submit_rejects_bad_settings_before_creating_a_run(iris, mlp, managers):
     manager = JobManager(max_queue=2)
     managers.append(manager)
-    with pytest.raises(TrainConfigError, match="batch size must be >= 1, got 0"):
+    with pytest.raises(TrainConfigError, match="batch size must be between 1 and 65,536, got 0"):
         manager.submit(TrainRequest(iris, mlp, TrainConfig(batch_size=0)))
     assert manager.store.list_runs() == []
 

@@ -31,15 +31,20 @@ def datasets() -> dict[str, Dataset]:
 
 @pytest.fixture
 def no_downloads(monkeypatch):
-    """ImageNet weights unavailable, as offline: Keras' download raises; the memo of failures starts empty."""
-    import keras.src.applications.mobilenet_v2 as mobilenet_v2
+    """ImageNet weights unavailable, as offline: asking Keras for them raises what its download raises; the
+    memo of failures starts empty."""
+    import keras
 
     import core.models as models
 
-    def _fail(*args, **kwargs):
-        raise Exception("URL fetch failure: -- [Errno -2] Name or service not known")
+    real = keras.applications.MobileNetV2
 
-    monkeypatch.setattr(mobilenet_v2.file_utils, "get_file", _fail)
+    def offline(*args, weights="imagenet", **kwargs):
+        if weights == "imagenet":
+            raise Exception("URL fetch failure: -- [Errno -2] Name or service not known")
+        return real(*args, weights=weights, **kwargs)
+
+    monkeypatch.setattr(keras.applications, "MobileNetV2", offline)
     monkeypatch.setattr(models, "_FAILED_WEIGHTS", {})
 
 
@@ -160,9 +165,15 @@ def test_exported_script_trains_and_rebuilds_the_same_model(datasets, tmp_path):
         make_layer("LeakyReLU", negative_slope=0.1),
         make_layer("Dense", units=32, activation="gelu", kernel_initializer="lecun_normal"),
         make_layer("Dropout", rate=0.3)), "Article CNN (edited)")
-    code = export_code(spec, digits, {"optimizer": "adam", "learning_rate": 0.001, "batch_size": 64,
+    code = export_code(spec, digits, {"optimizer": "sgd", "momentum": 0.8, "learning_rate": 0.01, "batch_size": 64,
+                                      "schedule": "step", "step_every": 2, "step_factor": 0.5,
+                                      "early_stopping": True, "patience": 2, "monitor": "val_accuracy",
                                       "epochs": 1, "loss": "sparse_categorical_crossentropy", "seed": 3})
-    for text in ("activation='leaky_relu', kernel_initializer='he_normal'", "kernel_initializer='he_uniform'",
+    # the optimizer and callbacks the app's training builds for these settings (core.training), all of them
+    for text in ("ExponentialDecay(0.01, decay_steps=2 * int(np.ceil(len(train_idx) / 64)), decay_rate=0.5, "
+                 "staircase=True)", "keras.optimizers.SGD(learning_rate=lr, momentum=0.8)",
+                 "EarlyStopping(monitor='val_accuracy', patience=2, restore_best_weights=True)",
+                 "activation='leaky_relu', kernel_initializer='he_normal'", "kernel_initializer='he_uniform'",
                  "layers.LeakyReLU(negative_slope=0.1, name='leaky_relu_8')", "activation='gelu'",
                  "kernel_initializer='lecun_normal'"):
         assert text in code, text

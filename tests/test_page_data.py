@@ -3,6 +3,7 @@ through st.file_uploader, bad uploads shown as st.error, and the choice seen by 
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 from pathlib import Path
@@ -92,11 +93,25 @@ def test_tsne_shows_again_after_pca_and_for_a_second_visitor(name):
     assert set(ud._projection_tasks()._tasks) == set(computed)  # served from the memo, not computed again
 
 
-def test_reshuffle_changes_the_sample_seed():
-    at = _data_page()
-    before = at.session_state["data_shuffle"]
+def _sample_mosaic(at: AppTest) -> np.ndarray:
+    """The pixels of the "Samples of class" mosaic as the browser gets them (a base64 typed array)."""
+    spec = next(json.loads(c.proto.spec) for c in at.get("plotly_chart") if "Samples of class" in c.proto.spec)
+    z = spec["data"][0]["z"]
+    shape = [int(n) for n in z["shape"].split(",")]
+    return np.frombuffer(base64.b64decode(z["bdata"]), dtype=z["dtype"]).reshape(shape)
+
+
+def test_reshuffle_shows_other_samples_and_a_rerun_keeps_them():
+    at = _data_page()  # digits, class 0: 178 samples, 24 shown
+    first = _sample_mosaic(at)
+    at.run()
+    np.testing.assert_array_equal(_sample_mosaic(at), first)  # a rerun alone does not reshuffle
     at.button(key="data_reshuffle").click().run()
-    assert at.session_state["data_shuffle"] == before + 1 and not at.exception
+    assert not at.exception
+    second = _sample_mosaic(at)
+    assert second.shape == first.shape and not np.array_equal(second, first)
+    at.button(key="data_reshuffle").click().run()
+    assert not np.array_equal(_sample_mosaic(at), second)  # every press, not only the first
 
 
 def test_csv_upload_through_the_file_uploader_becomes_every_pages_dataset():
@@ -123,16 +138,16 @@ def test_upload_injected_in_session_state_is_current_dataset():
 
     at = AppTest.from_string("""
 import streamlit as st
-from ui.data import current_dataset, current_dataset_ref
+from ui.data import current_dataset
 ds = current_dataset()
-st.text(f"{ds.name}|{ds.n_samples}|{current_dataset_ref()}")
+st.text(f"{ds.name}|{ds.n_samples}")
 """, default_timeout=30)
     ds = read_csv(CSV, "injected.csv", "kind")
     at.session_state["uploads"] = {ds.name: ds}
     at.session_state["dataset"] = ds.name
     at.run()
     assert not at.exception
-    assert at.text[0].value == "upload: injected.csv|20|None"
+    assert at.text[0].value == "upload: injected.csv|20"
 
 
 def test_bad_uploads_show_an_error_and_the_page_stays_usable():

@@ -131,7 +131,8 @@ def test_hostile_uploads_are_refused_and_the_page_keeps_working(clean_streamlit_
     assert at.metric[0].label == "Test accuracy"
 
 
-def test_a_digit_drawn_on_paper_is_inverted_before_prediction(clean_streamlit_caches, tiny_model_bytes):
+def test_a_digit_drawn_on_paper_is_inverted_before_prediction(clean_streamlit_caches, tiny_model_bytes,
+                                                               served_files):
     """digits are light ink on black: a dark-on-white upload got a confident wrong answer unless the
     person knew to tick 'invert'; now a new upload starts inverted when its background is the opposite."""
     from PIL import Image, ImageDraw
@@ -150,8 +151,9 @@ def test_a_digit_drawn_on_paper_is_inverted_before_prediction(clean_streamlit_ca
     box = next(c for c in at.checkbox if c.key.startswith(f"pred_inv_{run_id}"))
     assert box.value is True
     assert any("Inverted automatically" in c.value for c in at.caption)
-    shown = next(i for i in at.get("image") if any("as the model sees it" in c for c in i.captions))
-    assert shown is not None
+    [shown] = [i for i in at.get("image") if any("as the model sees it" in c.caption for c in i.proto.imgs)]
+    pixels = np.asarray(Image.open(io.BytesIO(served_files[shown.proto.imgs[0].url][1])).convert("L"), float)
+    assert pixels.mean() < 64 and pixels.max() > 128  # light ink on a dark background, as digits are drawn
 
 
 # ---- downloads where the numbers are shown --------------------------------------------------------------

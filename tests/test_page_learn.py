@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from pathlib import Path
@@ -35,6 +36,35 @@ def test_backprop_shows_the_default_numbers():
     assert f"= {1 / (1 + math.exp(-3.74)):.6g}" in text
     assert f"= {-math.log(1 / (1 + math.exp(-3.74))):.6g}" in text
     assert not at.error
+
+
+def test_backprop_errata_list_the_articles_numbers_beside_the_apps():
+    at = _open("pages/backprop.py")
+    errata = next(e for e in at.expander if e.label.startswith("Errata"))
+    text = "\n".join(m.value for m in errata.markdown).replace("\\", "")
+    for printed, correct in [("1.6", "1.9"), ("1.8", "2.3"), ("1.64", "3.74"), ("0.613", "0.837535"),
+                             ("0.268", f"{-math.log(1 / (1 + math.exp(-3.74))):.6g}"),
+                             ("0.8 + 0.00387 = 0.839", "0.800232")]:
+        assert f"the article prints {printed}; correct: **{correct}**" in text, printed
+    assert "no f′(z) factor" in text
+    assert "W2 = (0.7, 0.7)" in text and "w²¹ = 0.3 is W1[1,3]" in text and "w²² = 0.4 is W1[2,3]" in text
+
+
+def _chart_texts(at: AppTest) -> list[str]:
+    """Every annotation's text in the page's plotly charts."""
+    layouts = [json.loads(c.proto.spec)["layout"] for c in at.get("plotly_chart")]
+    return [a["text"] for layout in layouts for a in layout.get("annotations", [])]
+
+
+def test_backprop_activation_curves_open_on_request():
+    at = _open("pages/backprop.py")
+    assert any(e.label == "What do these activations look like?" for e in at.expander)
+    assert "max slope<br>0.25 at z = 0" not in _chart_texts(at)  # built only when opened
+    at.session_state["bp_activation_curves"] = True  # the expander, opened
+    at.run()
+    assert not at.exception
+    assert "max slope<br>0.25 at z = 0" in _chart_texts(at)
+    assert any("at most 0.25" in c.value for c in at.caption)
 
 
 def test_changing_a_weight_changes_the_dependent_numbers():
@@ -142,8 +172,8 @@ def test_gradient_report_of_a_finished_run(tmp_path, _isolated_run_store):
     import keras
     import numpy as np
 
-    from core.backprop import gradient_report
     from core.datasets import load_builtin, split_dataset
+    from core.layer_gradients import gradient_report
     from core.runs import RunStore
     from tests.test_evaluation import write_run
 

@@ -142,7 +142,7 @@ def test_settings_chart_shows_what_differs_among_the_chosen_runs(clean_streamlit
     at.multiselect(key="runs_selected").set_value([adam, sgd]).run()
     assert not at.exception, at.exception
     spec = next(json.loads(c.proto.spec) for c in at.get("plotly_chart") if c.proto.spec and "parcoords" in c.proto.spec)
-    from core.charts_eval import setting_label
+    from core.charts.eval import setting_label
 
     labels = [d["label"] for d in spec["data"][0]["dimensions"]]
     assert setting_label("training.optimizer") in labels and setting_label("training.learning_rate") in labels, labels
@@ -292,7 +292,7 @@ class _Manager:
 
 
 def test_runs_changed_sees_state_changes_new_runs_and_deletions():
-    from ui.evaluate import runs_changed
+    from ui.runs import runs_changed
 
     store = RunStore()
     a = write_run(store, "iris", seed=1)

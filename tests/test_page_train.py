@@ -58,12 +58,12 @@ def test_invalid_settings_show_a_message_and_start_nothing(clean_streamlit_cache
     assert "Small MLP" in header and "iris" in header
     _number(at, "Batch size").set_value(0)
     _start(at)
-    assert [shown(e.value) for e in at.error] == ["Cannot start training: batch size must be >= 1, got 0"]
+    assert [shown(e.value) for e in at.error] == ["Cannot start training: batch size must be between 1 and 65,536, got 0"]
     assert RunStore().list_runs() == []
     _number(at, "Batch size").set_value(16)
     _number(at, "Learning rate").set_value(50.0)
     _start(at)
-    assert "learning rate must be in (0, 10], got 50.0" in shown(at.error[0].value)
+    assert "learning rate must be greater than 0 and at most 10, got 50.0" in shown(at.error[0].value)
     assert not at.exception
 
 
@@ -130,6 +130,7 @@ def test_settings_changed_after_a_start_are_the_ones_the_next_start_uses(clean_s
                "both runs to finish")
 
 
+@pytest.mark.slow
 def test_the_watched_run_is_above_the_settings_form(clean_streamlit_caches):
     """Below a tall form the progress was off screen after Start: a person saw no sign that it began."""
     at = _train_page()
@@ -143,28 +144,48 @@ def test_the_watched_run_is_above_the_settings_form(clean_streamlit_caches):
     _run_until(at, lambda a: "completed" in _badge(a), "the run to finish")
 
 
-def test_export_script_carries_the_last_settings_used(clean_streamlit_caches):
-    from core.datasets import load_builtin
-    from core.models import export_code
-    from core.specs import default_preset_name, preset
-    from core.training import TrainConfig
-    from ui.jobs import job_manager
+def _exported_script(at: AppTest, served_files) -> tuple[str, str]:
+    """The file name and text the page's "Export as a script" button downloads; the text must compile."""
+    [button] = [b for b in at.get("download_button") if b.proto.label.startswith("Export as a script")]
+    name, data = served_files[button.proto.url]
+    code = data.decode()
+    compile(code, name, "exec")
+    return name, code
 
+
+def test_export_script_carries_the_last_settings_used(clean_streamlit_caches, served_files, monkeypatch):
+    import core.worker
+    from core.training import TrainOutcome
+
+    monkeypatch.setattr(core.worker, "train_run", lambda *a, **k: TrainOutcome("completed", "not trained", {}))
+    monkeypatch.setenv("KERAS_LAB_RUNNER", "thread")  # the replaced train_run lives in this process
     at = _train_page("iris")
+    name, code = _exported_script(at, served_files)
+    assert name == "small_mlp_iris_train.py"
+    assert "layers.Dense(64, activation='relu', name='dense_1')(x)" in code
+    assert "layers.Dropout(0.1, name='dropout_2')(x)" in code
+    assert "batch_size=32, epochs=10," in code  # the defaults before any start
     _number(at, "Epochs").set_value(3)
     _number(at, "Batch size").set_value(16)
     _start(at)
-    assert not at.exception and not at.error
-    buttons = at.get("download_button")
-    assert len(buttons) == 1 and buttons[0].proto.label.startswith("Export as a script"), buttons
-    settings = TrainConfig.from_dict(at.session_state["train_config"])  # what the export is built from
-    assert (settings.epochs, settings.batch_size) == (3, 16)
-    iris = load_builtin("iris")
-    spec = preset(default_preset_name(iris), iris)  # no model chosen: the Train page uses the default preset
-    code = export_code(spec, iris, train_settings=settings.to_dict())
-    assert "batch_size=16, epochs=3)" in code
-    for run in RunStore().list_runs():  # leave nothing training behind
-        job_manager().stop(run.run_id)
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert "batch_size=16, epochs=3," in _exported_script(at, served_files)[1]
+
+
+def test_export_script_of_a_runs_settings_once_used_is_that_runs_model_and_settings(clean_streamlit_caches,
+                                                                                  served_files):
+    at = _watch(_someone_elses_run())
+    next(b for b in at.button if b.label == "Use these settings").click()
+    at.run()
+    assert not at.exception, at.exception
+    name, code = _exported_script(at, served_files)
+    assert name == "wide_mlp_run_iris_train.py"
+    assert "layers.Dense(48, activation='relu', name='dense_1')(x)" in code
+    assert "layers.Dropout(0.1, name='dropout_2')(x)" in code and "name='dense_3'" not in code
+    assert "keras.optimizers.SGD(learning_rate=lr, momentum=0.8)" in code and "set_random_seed(11)" in code
+    assert "ExponentialDecay(0.05, decay_steps=2 * " in code and "decay_rate=0.25" in code
+    assert "EarlyStopping(monitor='val_loss', patience=4, restore_best_weights=True)" in code
+    assert "batch_size=16, epochs=7," in code
 
 
 @pytest.mark.slow
@@ -298,6 +319,7 @@ def test_a_watched_run_shows_its_own_model_and_settings_not_the_sessions(clean_s
     assert order.index("form") > head
 
 
+@pytest.mark.slow
 def test_use_these_settings_fills_the_form_and_makes_the_run_model_the_next_one(clean_streamlit_caches):
     run_id = _someone_elses_run()
     at = _watch(run_id)
@@ -349,6 +371,7 @@ def test_use_these_settings_of_a_run_on_other_data_keeps_the_model_and_says_so(c
         f"dataset on the Data page and press Use these settings again to train its model too."]
 
 
+@pytest.mark.slow
 def test_start_confirms_next_to_the_button_with_the_run_and_its_queue_position(clean_streamlit_caches):
     """The run's progress appears above the form, out of sight on a phone: Start answers beside itself."""
     at = _train_page()
@@ -368,6 +391,7 @@ def test_start_confirms_next_to_the_button_with_the_run_and_its_queue_position(c
     assert ended.startswith(f"Run `{run_id}` (Small MLP on iris), started at ") and "has ended: **completed**" in ended
 
 
+@pytest.mark.slow
 def test_a_second_start_says_where_it_waits_in_the_queue(clean_streamlit_caches):
     from ui.jobs import job_manager
 
@@ -396,6 +420,7 @@ def test_a_second_start_says_where_it_waits_in_the_queue(clean_streamlit_caches)
                "both runs to stop")
 
 
+@pytest.mark.slow
 def test_a_double_start_says_so_names_the_run_and_can_start_another(clean_streamlit_caches):
     """The same settings a moment after Start are a double click: nothing new starts, and the page says so
     beside the button, names the run, and offers a deliberate second start."""
@@ -431,6 +456,7 @@ def test_a_double_start_says_so_names_the_run_and_can_start_another(clean_stream
                                  for r in (first, second)), "both runs to stop")
 
 
+@pytest.mark.slow
 def test_the_same_settings_after_the_double_click_window_start_a_new_run(clean_streamlit_caches, monkeypatch):
     """Only a repeat within a few seconds is a double click: a deliberate Start later trains again."""
     import core.jobs

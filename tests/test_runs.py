@@ -200,7 +200,7 @@ def test_both_files_damaged_names_both_and_values_are_never_quoted(store):
     (store.run_dir(run_id) / "status.json").write_text('{"state": "<img src=x onerror=alert(1)>"}')
     info = store.run_info(run_id)
     assert info.message == ("config.json: 'dataset.name' is not a text; status.json: 'state' is not one of "
-                            "queued, running, completed, stopped, diverged, failed, interrupted")
+                            "queued, running, completed, stopped, pruned, diverged, failed, interrupted")
     assert "evil" not in info.message and "img" not in info.message
 
 

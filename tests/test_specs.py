@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from core.datasets import Dataset, load_builtin
+from core.settings import MAX_PARAMS, MAX_SPEC_JSON_BYTES
 from core.specs import (
     ACTIVATIONS,
     INITIALIZERS,
-    MAX_PARAMS,
-    MAX_SPEC_JSON_BYTES,
+    LAYER_TYPES,
     LayerSpec,
     ModelSpec,
     SpecError,
@@ -135,6 +135,59 @@ def test_transfer_preset_declares_a_frozen_small_backbone(datasets):
 def test_invalid_specs_are_explained(layers, shape, kind, expected):
     errors = validate_spec(_spec(*layers), shape, 3, kind)
     assert any(expected in e for e in errors), errors
+
+
+# One row per layer type: (type, settings, input shape) -> (output shape, parameters, trainable, FLOPs).
+LAYER_ROWS = [
+    ("Dense", {"units": 5}, (4,), ((5,), 25, 25, 40)),
+    ("Conv2D", {"filters": 4, "kernel_size": 3, "strides": 2, "padding": "same"}, (8, 8, 1), ((4, 4, 4), 40, 40, 1152)),
+    ("MaxPooling2D", {"pool_size": 2}, (7, 7, 1), ((3, 3, 1), 0, 0, 36)),
+    ("AveragePooling2D", {"pool_size": 3, "padding": "same"}, (8, 8, 2), ((3, 3, 2), 0, 0, 162)),
+    ("GlobalAveragePooling2D", {}, (4, 4, 3), ((3,), 0, 0, 48)),
+    ("Flatten", {}, (4, 4, 3), ((48,), 0, 0, 0)),
+    ("Dropout", {}, (10,), ((10,), 0, 0, 0)),
+    ("BatchNormalization", {}, (10,), ((10,), 40, 20, 20)),
+    ("Activation", {"activation": "tanh"}, (10,), ((10,), 0, 0, 10)),
+    ("LeakyReLU", {}, (10,), ((10,), 0, 0, 10)),
+    ("RandomFlip", {}, (32, 32, 3), ((32, 32, 3), 0, 0, 0)),
+    ("RandomRotation", {}, (8, 8, 1), ((8, 8, 1), 0, 0, 0)),
+    ("RandomZoom", {}, (8, 8, 1), ((8, 8, 1), 0, 0, 0)),
+    ("RandomTranslation", {}, (8, 8, 1), ((8, 8, 1), 0, 0, 0)),
+    ("Backbone", {"trainable": True}, (32, 32, 3), ((1280,), 410_208, 396_128, 2_408_163)),
+]
+
+
+@pytest.mark.parametrize(("type_", "params", "shape", "expected"), LAYER_ROWS, ids=[r[0] for r in LAYER_ROWS])
+def test_each_layer_type_has_its_shape_and_count_rule(type_, params, shape, expected):
+    kind = "image" if len(shape) == 3 else "tabular"
+    row = analyse_spec(_spec((type_, params)), shape, 3, kind).rows[0]
+    assert (row.output_shape, row.params, row.trainable, row.flops) == expected
+    assert {r[0] for r in LAYER_ROWS} == set(LAYER_TYPES)
+
+
+@pytest.mark.parametrize(("layers", "shape", "classes", "expected"), [
+    ((("Conv2D", {"kernel_size": 1, "strides": 4}), ("Conv2D", {})), (8, 8, 1), 3,
+     "the 8x8 input has been through 1 shrinking layer (stride-4 convolution)"),
+    ((("Conv2D", {"filters": 2048, "kernel_size": 1, "padding": "same"}), ("GlobalAveragePooling2D", {})),
+     (64, 64, 3), 3, "layer 1 Conv2D outputs 64x64x2048 = 8,388,608 values per example; at most 8,000,000 allowed"),
+    ((("Dense", {}),), (4,), 1, "the dataset needs at least 2 classes, got 1"),
+    ((("Dropout", {}),) * 65, (4,), 3, "a model may have at most 64 layers, got 65"),
+])
+def test_caps_and_shrinking_strides_are_explained(layers, shape, classes, expected):
+    errors = validate_spec(_spec(*layers), shape, classes, "image" if len(shape) == 3 else "tabular")
+    assert any(expected in e for e in errors), errors
+
+
+@pytest.mark.parametrize(("layers", "shape", "expected"), [
+    ((("Conv2D", {"padding": "same"}), ("RandomZoom", {}), ("Flatten", {})), (8, 8, 1),
+     "layer 2 RandomZoom comes after trainable layers"),
+    ((("Backbone", {}),), (64, 64, 3), "layer 1 Backbone resizes the 64x64 input down to 32x32"),
+    ((("Conv2D", {"padding": "same", "filters": 3}), ("Backbone", {})), (32, 32, 3),
+     "layer 2 Backbone normally comes first (after augmentation)"),
+])
+def test_layers_in_odd_places_are_warned_about(layers, shape, expected):
+    a = analyse_spec(_spec(*layers), shape, 3, "image")
+    assert a.ok and any(expected in w for w in a.warnings), a.warnings
 
 
 def test_shrink_message_counts_what_shrank_the_map():

@@ -2,14 +2,15 @@
 
 from pathlib import Path
 
+import pytest
 from streamlit.testing.v1 import AppTest
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
 
+@pytest.mark.slow
 def test_once_tensorflow_is_loaded_a_page_run_freezes_the_heap_for_cheap_collections(clean_streamlit_caches):
-    """Streamlit collects garbage after every script run; with TensorFlow's objects frozen that walk is cheap.
-    No private Streamlit internals are patched any more (trainings run in worker processes)."""
+    """Streamlit collects garbage after every script run; with TensorFlow's objects frozen that walk is cheap."""
     import gc
 
     import tensorflow  # noqa: F401 - what an Evaluate or Model page visit does in this process

@@ -24,22 +24,25 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("change, message", [
-    ({"batch_size": 0}, "batch size must be >= 1, got 0"),
+    ({"batch_size": 0}, "batch size must be between 1 and 65,536, got 0"),
     ({"batch_size": 2.5}, "batch size must be a whole number, got 2.5"),
-    ({"learning_rate": 0.0}, "learning rate must be in (0, 10], got 0.0"),
-    ({"learning_rate": 11}, "learning rate must be in (0, 10], got 11"),
-    ({"learning_rate": float("nan")}, "learning rate must be in (0, 10], got nan"),
-    ({"epochs": 0}, "epochs must be >= 1, got 0"),
-    ({"epochs": 1001}, "epochs must be <= 1000, got 1001"),
+    ({"learning_rate": 0.0}, "learning rate must be greater than 0 and at most 10, got 0.0"),
+    ({"learning_rate": 11}, "learning rate must be greater than 0 and at most 10, got 11"),
+    ({"learning_rate": float("nan")}, "learning rate must be a number, got nan"),
+    ({"epochs": 0}, "epochs must be between 1 and 1,000, got 0"),
+    ({"epochs": 1001}, "epochs must be between 1 and 1,000, got 1,001"),
     ({"optimizer": "adagrad"}, "optimizer must be one of sgd, adam, adamw, rmsprop, got 'adagrad'"),
     ({"schedule": "linear"}, "schedule must be one of constant, step, cosine, plateau, got 'linear'"),
-    ({"momentum": 1.0}, "momentum must be in [0, 1), got 1.0"),
+    ({"momentum": 1.0}, "momentum must be at least 0 and less than 1, got 1.0"),
     ({"monitor": "loss"}, "monitor must be one of val_loss, val_accuracy, got 'loss'"),
     ({"loss": "hinge"}, "loss must be one of sparse_categorical_crossentropy, mse, got 'hinge'"),
-    ({"patience": 0}, "patience must be >= 1, got 0"),
-    ({"step_factor": 1.0}, "step factor must be in (0, 1), got 1.0"),
-    ({"seed": -1}, "seed must be >= 0, got -1"),
+    ({"patience": 0}, "patience must be between 1 and 1,000, got 0"),
+    ({"step_factor": 1.0}, "step factor must be greater than 0 and less than 1, got 1.0"),
+    ({"seed": -1}, "seed must be between 0 and 2,147,483,647, got -1"),
     ({"early_stopping": "yes"}, "early stopping must be true or false, got 'yes'"),
+    ({"class_weights": True}, "class weights must be one of none, balanced, got True"),
+    ({"weight_decay": "0.1"}, "weight decay must be a number, got '0.1'"),
+    ({"test_fraction": 1}, "test fraction must be greater than 0 and less than 1, got 1"),
     ({"val_fraction": 0.5, "test_fraction": 0.4}, "validation + test fractions must leave at least 10% for training, got 0.5 + 0.4"),
 ])
 def test_invalid_settings_say_what_was_given_and_what_is_allowed(change, message):
@@ -209,7 +212,6 @@ def test_two_logical_cpus_train_under_mirrored_strategy(tmp_path):
     assert result["state"] == "completed" and result["epochs"] == 2
 
 
-@pytest.mark.slow
 def test_steps_per_call_groups_cheap_steps_and_keeps_stop_and_the_curve():
     from core.training import steps_per_call
 
@@ -221,6 +223,7 @@ def test_steps_per_call_groups_cheap_steps_and_keeps_stop_and_the_curve():
     assert mid == 16
 
 
+@pytest.mark.slow
 def test_grouped_steps_report_each_call_and_stop_lands_within_one_call(tmp_path, monkeypatch):
     """With several steps per call the run reports every call, and Stop lands at the end of the call."""
     import core.training as training
@@ -250,7 +253,7 @@ def test_grouped_steps_report_each_call_and_stop_lands_within_one_call(tmp_path,
 
 
 def test_history_figure_overlays_runs_with_training_and_validation():
-    from core.charts_training import history_figure, metric_names
+    from core.charts.training import history_figure, metric_names
 
     a = [{"kind": "epoch", "epoch": 1, "loss": 1.0, "val_loss": 1.2, "accuracy": 0.5, "lr": 0.1, "time": 1.0},
          {"kind": "epoch", "epoch": 2, "loss": 0.5, "val_loss": 0.9, "accuracy": 0.7, "lr": 0.1, "time": 2.0}]
@@ -265,7 +268,7 @@ def test_history_figure_overlays_runs_with_training_and_validation():
 
 
 def test_smoothing_is_debiased_and_batch_curve_is_thinned():
-    from core.charts_training import batch_figure, smooth
+    from core.charts.training import batch_figure, smooth
 
     assert smooth([2.0, 2.0, 2.0], 0.9) == pytest.approx([2.0, 2.0, 2.0])  # no pull towards zero
     assert smooth([0.0, 1.0], 0.5) == pytest.approx([0.0, 2 / 3])

@@ -18,6 +18,7 @@ import core.uploads as uploads
 from core.uploads import (
     UploadError,
     UploadLimits,
+    csv_separator,
     decode_csv_bytes,
     inspect_csv,
     read_csv,
@@ -437,6 +438,17 @@ def test_the_separator_is_detected(sep):
     rows = [["a", "b b", "label"], ["1.5", "2", "x"], ["3", "4", "y"]]
     info = inspect_csv("\n".join(sep.join(r) for r in rows).encode(), "t.tsv")
     assert info.separator == sep and info.columns == ("a", "b b", "label")
+
+
+def test_the_separator_of_rows_that_split_either_way():
+    """A comma loses a tie (decimal commas); a reader that knows the columns (prediction) passes their names:
+    the separator whose first row names them wins, then one that gives that many fields."""
+    assert csv_separator("1,5|2\n3,5|4\n") == "|"
+    assert csv_separator("Poids (kg, brut)|Taille (cm, debout)\n",
+                         ["Taille (cm, debout)", "Poids (kg, brut)"]) == "|"
+    assert csv_separator("Taille|Poids (kg, brut)|Note\n", ["Poids (kg, brut)", "Taille"]) == "|"
+    assert csv_separator("1,5|2,5\n", ["a", "b"]) == "|"
+    assert csv_separator("1,2|5,3\n", ["a", "b", "c"]) == ","
 
 
 def test_quoted_fields_with_separators_and_line_breaks_are_one_field():

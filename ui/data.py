@@ -19,7 +19,7 @@ import pandas as pd
 import streamlit as st
 
 from core import explore, tabular
-from core.datasets import DEFAULT_DATASET, Dataset, DatasetError, DatasetRef, fetch, load, split_dataset
+from core.datasets import DEFAULT_DATASET, Dataset, DatasetError, fetch, load, split_dataset
 from core.text import LABEL_CHARS, plain, plain_all
 from core.uploads import CsvInfo, UploadLimits, inspect_csv, read_upload, table_dataset
 from ui.text import md_literal
@@ -36,7 +36,6 @@ __all__ = [
     "cached_pixel_histogram",
     "projection_task",
     "current_dataset",
-    "current_dataset_ref",
     "dataset_key",
     "download_dataset",
     "forget_table",
@@ -79,14 +78,6 @@ def current_dataset() -> Dataset:
     if name.startswith("upload:"):  # an upload from a session that is gone: fall back to the default
         st.session_state["dataset"] = name = DEFAULT_DATASET
     return load_dataset(name, st.session_state.get(SUBSET))
-
-
-def current_dataset_ref() -> DatasetRef | None:
-    """What a run records to rebuild the current dataset; None for uploads."""
-    name = st.session_state.get("dataset", DEFAULT_DATASET)
-    if name in st.session_state.get(UPLOADS, {}) or name.startswith("upload:"):
-        return None
-    return DatasetRef(name, st.session_state.get(SUBSET), 0)
 
 
 def select_dataset(name: str, subset: int | None = None) -> Dataset:
@@ -229,7 +220,7 @@ def missing_figure(profiles) -> Any:
     """Bars: the share of missing values per column (only columns that have some), the count on hover."""
     import plotly.graph_objects as go
 
-    from core.charts_style import tidy
+    from core.charts.style import tidy
 
     gaps = [p for p in profiles if p.n_missing]
     names = plain_all([p.name for p in gaps], LABEL_CHARS)
@@ -262,7 +253,8 @@ def render_row_prediction(model: Any, preparation: dict[str, Any], class_names, 
     """Type new rows of the raw columns (or upload a CSV of them): predicted through the run's preparation, the
     same code that prepared its training rows."""
     from core.evaluation import prediction_table
-    from core.model_files import ModelFileError, predict_probabilities, read_csv_rows
+    from core.model_files import ModelFileError, predict_probabilities
+    from core.prediction_input import read_csv_rows
 
     try:
         prep = tabular.check_preparation(preparation)

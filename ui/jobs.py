@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
-import os
 import secrets
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +23,7 @@ import streamlit as st
 from core.deployment import shared_deployment
 from core.jobs import JobManager
 from core.runs import RunStore, is_run_id
+from core.settings import job_settings
 from core.training import TrainConfig
 from ui.text import md_literal
 
@@ -38,17 +37,6 @@ RUN_KEY = "train_run_id"  # session key (and query parameter "run") of the run t
 _CONFIG_KEY = "train_config"  # the last settings submitted, so the form keeps them across page changes
 _TOKEN_KEY = "_train_submit_token"
 _TOLD_KEY = "_runs_store_problem_told"  # this session has been shown the run store's problem once
-_log = logging.getLogger(__name__)
-
-
-def _env_int(name: str, default: int, lo: int) -> int:
-    raw = os.environ.get(name, "")
-    try:
-        value = int(raw) if raw else default
-    except ValueError:
-        _log.warning("%s must be a whole number, got %r; using %d", name, raw, default)
-        return default
-    return max(lo, value)
 
 
 def _release(manager: JobManager) -> None:
@@ -57,14 +45,10 @@ def _release(manager: JobManager) -> None:
 
 @st.cache_resource(show_spinner=False, on_release=_release)
 def _shared_manager() -> JobManager:
-    runner = os.environ.get("KERAS_LAB_RUNNER", "process").strip().lower() or "process"
-    if runner not in ("process", "thread"):
-        _log.warning("KERAS_LAB_RUNNER must be process or thread, got %r; using process", runner)
-        runner = "process"
-    per_workspace = _env_int("KERAS_LAB_MAX_PER_WORKSPACE", 5, 1) if shared_deployment() else None
-    return JobManager(RunStore(), max_concurrent=_env_int("KERAS_LAB_MAX_JOBS", 1, 1),
-                      max_queue=_env_int("KERAS_LAB_MAX_QUEUE", 8, 0), runner=runner,
-                      max_per_workspace=per_workspace)
+    settings = job_settings()
+    return JobManager(RunStore(), max_concurrent=settings.max_jobs, max_queue=settings.max_queue,
+                      runner=settings.runner,
+                      max_per_workspace=settings.max_per_workspace if shared_deployment() else None)
 
 
 def store_problem_text(problem: str) -> str:

@@ -16,16 +16,23 @@ import pandas as pd
 import streamlit as st
 
 from core import backprop as bp
-from core.charts_learn import gradient_histograms, gradient_norms_figure, loss_steps_figure
+from core.backprop_check import compare, finite_difference_gradients, our_values, tf_reference
+from core.backprop_text import Step, chain_factors, chain_formulas
+from core.charts.activations import activations_figure
+from core.charts.learn import gradient_histograms, gradient_norms_figure, loss_steps_figure
 from core.compare import run_label
+from core.errata import completed_parameters, errata, name_mapping
+from core.layer_gradients import LayerGradients, gradient_report
 from ui.text import md_literal
 
 __all__ = [
     "CONCEPTS",
     "current_network",
     "pick_completed_run",
+    "render_activation_curves",
     "render_chain",
     "render_concept_map",
+    "render_errata",
     "render_gradient_report",
     "render_network_editor",
     "render_proof",
@@ -154,6 +161,7 @@ def render_network_editor() -> bp.Network:
                  format_func=bp.ACTIVATIONS.get, key=_key("hidden"), on_change=_on_field, args=("hidden",))
     c2.number_input("Inputs", 1, bp.MAX_INPUTS, net.n_inputs, key=_key("n_inputs"), on_change=_on_shape)
     c3.number_input("Hidden width", 1, bp.MAX_WIDTH, net.width, key=_key("width"), on_change=_on_shape)
+    render_activation_curves("bp_activation_curves")
     c1, c2 = st.columns(2)
     c1.number_input("Label y", value=net.y, step=1.0 if net.head == "sigmoid_bce" else 0.1, format="%.6g",
                     min_value=0.0 if net.head == "sigmoid_bce" else None,
@@ -188,9 +196,37 @@ def render_network_editor() -> bp.Network:
     return current_network()
 
 
+# --- the article's errors, the activations ---------------------------------------------------------
+
+def render_errata() -> None:
+    """The article's §4 numbers beside the app's (core.errata): a list, so the reasons wrap on a phone."""
+    st.markdown("\n".join(
+        f"- **{md_literal(e.quantity)}** ({md_literal(e.where)}): the article prints {md_literal(e.printed)}; "
+        f"correct: **{md_literal(e.correct)}**. {md_literal(e.why)}" for e in errata()))
+    for c in completed_parameters():
+        values = ", ".join(f"{v:g}" for v in c.values)
+        st.markdown(f"**Completed by the app.** {md_literal(c.parameter)} = ({values}): {md_literal(c.why)}.")
+    names = "; ".join(md_literal(f"its {m.article} = {m.article_value:g} is {m.parameter} = {m.value:g} here "
+                                 f"({m.meaning})") for m in name_mapping())
+    st.markdown(f"**The article's names.** The app writes W1\\[j,i\\] for the weight from input i to hidden "
+                f"unit j: {names}.")
+
+
+def render_activation_curves(key: str) -> None:
+    """Every activation and its slope, in an expander that builds the chart only once it is opened."""
+    box = st.expander("What do these activations look like?", icon=":material/show_chart:", key=key,
+                      on_change="rerun")
+    if box.open:
+        with box:
+            st.plotly_chart(activations_figure(), key=f"{key}_chart")
+            st.caption("The slope f′(z) multiplies every gradient that flows back through the unit: a sigmoid's "
+                       "is at most 0.25, so a gradient keeps at most a quarter of its size through each sigmoid "
+                       "layer (unless large weights make up for it). Softmax is shown for two classes: the first probability of softmax([z, 0]), which equals σ(z).")
+
+
 # --- the worked example --------------------------------------------------------------------------
 
-def render_steps(steps: list[bp.Step]) -> None:
+def render_steps(steps: list[Step]) -> None:
     """Numbered steps: a title, one sentence, then each formula with the numbers put in."""
     for n, step in enumerate(steps, 1):
         st.markdown(f"**{n}. {step.title}.** {step.text}")
@@ -208,10 +244,10 @@ def render_chain(net: bp.Network) -> None:
     value = bp.parameter_value(net, name)
     c2.number_input(f"Value of {name}", value=value, step=0.01, format="%.6g", key=_key(f"pv_{name}"),
                     on_change=_on_param)
-    factors, _ = bp.chain_factors(net, name)
+    factors, _ = chain_factors(net, name)
     # a list, not a two-column table: on a phone the table cut the numbers off behind the long meanings
     st.markdown("\n".join(f"{n}. {md_literal(f.meaning)}: **{f.value:.6g}**" for n, f in enumerate(factors, 1)))
-    for line in bp.chain_formulas(net, name):
+    for line in chain_formulas(net, name):
         st.latex(line)
 
 
@@ -238,8 +274,8 @@ def _table(rows: list[dict[str, Any]]) -> None:
 
 def render_proof(net: bp.Network) -> None:
     """Finite differences (always) and tf.GradientTape in float64 (on request: it loads TensorFlow)."""
-    ours = bp.our_values(net)
-    rows, worst = bp.compare(ours, bp.finite_difference_gradients(net))
+    ours = our_values(net)
+    rows, worst = compare(ours, finite_difference_gradients(net))
     st.markdown("**Finite differences.** Nudge each parameter by ±10⁻⁶ and watch the loss: "
                 r"$\frac{\partial L}{\partial \theta} \approx \frac{L(\theta + \varepsilon) - L(\theta - \varepsilon)}"
                 r"{2\varepsilon}$. No calculus involved, so it checks the chain rule independently.")
@@ -253,7 +289,7 @@ def render_proof(net: bp.Network) -> None:
                   on_click=lambda: st.session_state.update({_TF: True}))
         return
     with st.spinner("Loading TensorFlow and computing the reference…"):
-        rows, worst = bp.compare(ours, bp.tf_reference(net))
+        rows, worst = compare(ours, tf_reference(net))
     st.metric("Largest difference, ours vs TensorFlow (forward values, gradients, updates)", f"{worst:.2e}")
     if worst <= 1e-9:
         st.success(f"All {len(rows)} numbers agree with TensorFlow to within 10⁻⁹.", icon=":material/check_circle:")
@@ -264,7 +300,7 @@ def render_proof(net: bp.Network) -> None:
 
 # --- gradient reports ----------------------------------------------------------------------------
 
-def render_gradient_report(records: list[bp.LayerGradients], key: str = "grad") -> None:
+def render_gradient_report(records: list[LayerGradients], key: str = "grad") -> None:
     """Per-layer weight and gradient norms (log scale), and histograms of weights and gradient sizes."""
     st.plotly_chart(gradient_norms_figure(records), key=f"{key}_norms")
     weights, grads = gradient_histograms(records)
@@ -308,7 +344,7 @@ def render_run_gradients(run: Any, batch_size: int = 128) -> None:
         model = cached_run_model(str(store.root), run.run_id, run.updated)
         n = min(batch_size, len(data.split.y_test))
         with st.spinner("One batch through tf.GradientTape…"):
-            records = bp.gradient_report(model, data.split.x_test[:n], data.split.y_test[:n])
+            records = gradient_report(model, data.split.x_test[:n], data.split.y_test[:n])
     except (OSError, ValueError, KeyError) as exc:
         st.error(f"Could not compute the gradient report of run {run.run_id}: {md_literal(exc)}",
                  icon=":material/error:")

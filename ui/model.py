@@ -14,9 +14,9 @@ from typing import Any
 import streamlit as st
 
 from core.models import ModelSummary, model_summary
+from core.settings import MAX_SPEC_JSON_BYTES
 from core.specs import (
     LAYER_TYPES,
-    MAX_SPEC_JSON_BYTES,
     LayerSpec,
     ModelSpec,
     Param,
@@ -28,6 +28,7 @@ from core.specs import (
     preset,
     validate_spec,
 )
+from ui.learn import render_activation_curves
 from ui.text import md_literal
 
 __all__ = ["SPEC_KEY", "cached_summary", "current_spec", "editing_spec", "layer_editor", "set_spec",
@@ -169,6 +170,8 @@ def layer_editor(spec: ModelSpec, analysis: SpecAnalysis, kind_types: list[str])
         with cols[4].popover("", icon=":material/tune:", key=f"pop_{uid}", help="Settings", disabled=not schema):
             for name, p in schema.items():
                 _param_widget(uid, name, p, layer.params[name])
+                if name == "activation":
+                    render_activation_curves(f"layer_{uid}_activation_curves")
         cols[5].button("", icon=":material/arrow_upward:", key=f"up_{uid}", help="Move up",
                        on_click=_move, args=(uid, -1), disabled=k == 0)
         cols[6].button("", icon=":material/arrow_downward:", key=f"down_{uid}", help="Move down",

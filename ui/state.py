@@ -1,4 +1,5 @@
-"""Session state shared across pages: the selected dataset, the model spec, the current job."""
+"""What every script run needs before its page: session defaults (the dataset from the command line),
+app.py in charge of a direct link such as /train, and a cheap garbage collection once TensorFlow is loaded."""
 
 from __future__ import annotations
 
@@ -34,7 +35,8 @@ def ensure_app_entry() -> None:
     st.navigation call in a process (and in every AppTest run), a request for /train runs pages/train.py
     alone — the old automatic sidebar, no page config, no session defaults. Here we leave that mode and
     run app.py in this same script run (so a click that triggered it is not lost); app.py's navigation
-    then runs this page properly, and the legacy run stops.
+    then runs this page properly, and the legacy run stops. Streamlit has no option to turn that mode off;
+    tests/test_streamlit_internals.py fails the day it no longer needs this.
     """
     import runpy
 

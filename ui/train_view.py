@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
-from core.charts_training import batch_figure, history_figure, lr_figure, metric_names
+from core.charts.training import batch_figure, history_figure, lr_figure, metric_names
 from core.datasets import dataset_fingerprint
 from core.jobs import JobManager
 from core.specs import ModelSpec, SpecError, analyse_spec, validate_spec

@@ -16,7 +16,6 @@ workspace sees it (every call scoped to it), and its `store` is the workspace's 
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Iterable
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -25,14 +24,14 @@ import streamlit as st
 from core.deployment import shared_deployment
 from core.jobs import JobManager, JobSnapshot, TrainRequest
 from core.runs import RunInfo, RunStore
+from core.settings import auth_provider
 from core.workspaces import is_workspace_key, new_workspace_key, user_workspace
 from ui.text import md_literal
 
-__all__ = ["AUTH_PROVIDER_ENV", "WS_PARAM", "WorkspaceJobs", "current_workspace", "render_workspace_box",
+__all__ = ["WS_PARAM", "WorkspaceJobs", "current_workspace", "render_workspace_box",
            "signed_in_identity", "workspace_jobs", "workspace_link"]
 
 WS_PARAM = "ws"  # query parameter of an anonymous workspace's key
-AUTH_PROVIDER_ENV = "KERAS_LAB_AUTH_PROVIDER"  # a named provider ([auth.<name>]); unset: the [auth] default
 _KEY = "_workspace_key"  # this session's anonymous key
 _SEEN = "_workspace_seen"  # the workspace of the session's previous run (a change forgets the watched run)
 
@@ -177,7 +176,7 @@ def workspace_link(url: str | None, key: str) -> str:
 
 
 def _login() -> None:
-    st.login(os.environ.get(AUTH_PROVIDER_ENV, "").strip() or None)
+    st.login(auth_provider())
 
 
 def render_workspace_box(workspace: str | None) -> None:

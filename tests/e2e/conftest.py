@@ -1,12 +1,14 @@
 """Browser tests: the real app under `streamlit run`, driven by Playwright in the system Chromium.
 
 Playwright never downloads a browser here: it drives /usr/bin/chromium (Debian's package; `make test`
-installs it). The server gets a free port, its own run store and no file watcher.
+installs it). The server gets a free port, its own run store and no file watcher. Screenshots go to
+test-artifacts/: those a test takes to be looked at, and one of every open tab of a test that fails.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -19,6 +21,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
+DESKTOP = {"width": 1400, "height": 1000}
+_TABS = pytest.StashKey[list]()  # the Playwright pages a test opened with new_tab
 
 
 def _chromium() -> str:
@@ -59,7 +63,7 @@ def start_server(runs: Path, log: Path, env: dict[str, str] | None = None) -> tu
 
 
 def stop_server(proc: subprocess.Popen, log: Path) -> None:
-    """Stop the server and fail if it printed a traceback or a warning about pages/."""
+    """Stop the server and fail if it printed a traceback."""
     proc.terminate()
     try:
         proc.wait(timeout=10)
@@ -95,14 +99,57 @@ def browser():
 
 
 @pytest.fixture
-def page(browser, app_server):
-    """A fresh tab; on failure a screenshot lands in test-artifacts/."""
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    p = context.new_page()
-    p.set_default_timeout(30_000)
-    yield p
+def new_tab(request, browser):
+    """Opens a tab in a browser context of its own (own cookies and storage: another visitor's browser).
+    They close after the test, not in it, so that a failing test's screenshot still sees them."""
+    contexts = []
+    tabs = request.node.stash.setdefault(_TABS, [])
+
+    def open_tab(*, timeout_ms: float = 30_000, **context_options):
+        context = browser.new_context(**{"viewport": DESKTOP, **context_options})
+        contexts.append(context)
+        tab = context.new_page()
+        tab.set_default_timeout(timeout_ms)
+        tabs.append(tab)
+        return tab
+
+    yield open_tab
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def page(new_tab, app_server):
+    """A fresh desktop tab, with the shared server (app_server) up."""
+    return new_tab()
+
+
+def screenshot(tab, name: str) -> None:
+    """Save what the tab shows as test-artifacts/<name>.png, for a person to look at after the run. (The app
+    scrolls inside its own frame, so a full-page screenshot would show no more.)"""
     ARTIFACTS.mkdir(exist_ok=True)
-    context.close()
+    tab.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A test that fails saves each tab it still has open as test-artifacts/<test name>[-<n>].png."""
+    report = yield
+    open_tabs = [tab for tab in item.stash.get(_TABS, []) if not tab.is_closed()]
+    if report.when == "call" and report.failed and open_tabs:
+        from playwright.sync_api import Error as PlaywrightError
+
+        stem = re.sub(r"[^\w.\[\]-]+", "_", item.name)
+        saved = []
+        for n, tab in enumerate(open_tabs, 1):
+            name = stem if n == 1 else f"{stem}-{n}"
+            try:
+                screenshot(tab, name)
+                saved.append(f"{ARTIFACTS / name}.png")
+            except PlaywrightError as exc:  # a crashed or hung tab: the report says so, the failure stands
+                saved.append(f"{name}.png not saved: {exc.message}")
+        report.sections.append(("screenshots", "\n".join(saved)))
+    return report
 
 
 def until(page, condition, what: str, deadline_s: float = 240.0):

@@ -19,7 +19,7 @@ from urllib.parse import urlparse
 import pytest
 
 from core.runs import RunStore
-from tests.e2e.conftest import ARTIFACTS, wait_for_app
+from tests.e2e.conftest import DESKTOP, screenshot, wait_for_app
 from tests.test_evaluation import write_run
 
 pytestmark = pytest.mark.e2e
@@ -27,7 +27,6 @@ pytestmark = pytest.mark.e2e
 # url path -> the title the page has in the navigation (and in the browser tab)
 PAGES = {"data": "Explore data", "model": "Build a model", "train": "Train", "evaluate": "Evaluate",
          "runs": "Compare runs", "backprop": "Backpropagation", "faq": "FAQ"}
-DESKTOP = {"width": 1400, "height": 1000}
 PHONE = {"width": 390, "height": 844}
 _PROBE = re.compile(r"/(" + "|".join(PAGES) + r")/_stcore/(health|host-config)$")
 
@@ -58,16 +57,14 @@ class Watch:
             route.abort("internetdisconnected")
 
 
-def _open(browser, base_url: str, viewport: dict, phone: bool):
+def _open(new_tab, base_url: str, viewport: dict, phone: bool):
     watch = Watch(urlparse(base_url).hostname)
-    context = browser.new_context(viewport=viewport, is_mobile=phone, has_touch=phone,
-                                  device_scale_factor=2 if phone else 1)
-    context.route("**/*", watch.route)
-    page = context.new_page()
-    page.set_default_timeout(60_000)
+    page = new_tab(timeout_ms=60_000, viewport=viewport, is_mobile=phone, has_touch=phone,
+                   device_scale_factor=2 if phone else 1)
+    page.route("**/*", watch.route)
     page.on("console", watch.console)
     page.on("pageerror", lambda exc: watch.errors.append(f"page error: {exc}"))
-    return context, page, watch
+    return page, watch
 
 
 def _settle(page) -> None:
@@ -90,57 +87,45 @@ def with_a_run(e2e_runs):
 
 
 @pytest.mark.parametrize("device", ["desktop", "phone"])
-def test_every_page_opened_by_its_address_is_clean_offline(browser, app_server, with_a_run, device):
+def test_every_page_opened_by_its_address_is_clean_offline(new_tab, app_server, with_a_run, device):
     phone = device == "phone"
-    context, page, watch = _open(browser, app_server, PHONE if phone else DESKTOP, phone)
-    try:
-        for path, title in {"": "Home", **PAGES}.items():
-            watch.direct_load = True
-            page.goto(f"{app_server}/{path}")
-            _settle(page)
-            _check(page, watch, title, f"{device} /{path}")
-    finally:
-        ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / f"console-offline-direct-{device}.png"))
-        context.close()
-
-
-def test_every_page_reached_through_the_sidebar_is_clean_offline(browser, app_server, with_a_run):
-    context, page, watch = _open(browser, app_server, DESKTOP, phone=False)
-    try:
-        page.goto(app_server)
+    page, watch = _open(new_tab, app_server, PHONE if phone else DESKTOP, phone)
+    for path, title in {"": "Home", **PAGES}.items():
+        watch.direct_load = True
+        page.goto(f"{app_server}/{path}")
         _settle(page)
-        _check(page, watch, "Home", "desktop home")
-        nav = page.get_by_test_id("stSidebarNav")
-        sections = [t.strip() for t in nav.get_by_test_id("stNavSectionHeader").all_inner_texts()]
-        assert sections == ["Experiment", "Learn"], sections  # no section holding one page of its own name
-        for title in [*PAGES.values(), "Home"]:
-            nav.get_by_test_id("stSidebarNavItems").get_by_role("link", name=title, exact=True).click()
-            _settle(page)
-            _check(page, watch, title, f"desktop sidebar → {title}")
-    finally:
-        ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / "console-offline-sidebar.png"))
-        context.close()
+        _check(page, watch, title, f"{device} /{path}")
+    screenshot(page, f"console-offline-direct-{device}")
 
 
-def test_on_a_phone_the_home_cards_are_in_order_and_lead_to_every_page(browser, app_server, with_a_run):
-    context, page, watch = _open(browser, app_server, PHONE, phone=True)
-    try:
-        page.goto(app_server)
+def test_every_page_reached_through_the_sidebar_is_clean_offline(new_tab, app_server, with_a_run):
+    page, watch = _open(new_tab, app_server, DESKTOP, phone=False)
+    page.goto(app_server)
+    _settle(page)
+    _check(page, watch, "Home", "desktop home")
+    nav = page.get_by_test_id("stSidebarNav")
+    sections = [t.strip() for t in nav.get_by_test_id("stNavSectionHeader").all_inner_texts()]
+    assert sections == ["Experiment", "Learn"], sections  # no section holding one page of its own name
+    for title in [*PAGES.values(), "Home"]:
+        nav.get_by_test_id("stSidebarNavItems").get_by_role("link", name=title, exact=True).click()
         _settle(page)
-        cards = page.get_by_test_id("stPageLink")
-        cards.first.wait_for()
-        tops = sorted((cards.nth(i).bounding_box()["y"], cards.nth(i).inner_text()) for i in range(cards.count()))
-        numbers = [int(m.group(1)) for _, text in tops if (m := re.search(r"(\d)\. ", text))]
-        assert numbers == list(range(1, 8)), tops  # top to bottom, as the phone stacks them
-        for n, title in enumerate(PAGES.values(), 1):
-            page.get_by_test_id("stPageLink").filter(has_text=f"{n}. {title}").click()
-            _settle(page)
-            _check(page, watch, title, f"phone home card → {title}")
-            page.goto(app_server)  # back home (its address has no page path: nothing to probe)
-            _settle(page)
-    finally:
-        ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / "console-offline-phone-cards.png"))
-        context.close()
+        _check(page, watch, title, f"desktop sidebar → {title}")
+    screenshot(page, "console-offline-sidebar")
+
+
+def test_on_a_phone_the_home_cards_are_in_order_and_lead_to_every_page(new_tab, app_server, with_a_run):
+    page, watch = _open(new_tab, app_server, PHONE, phone=True)
+    page.goto(app_server)
+    _settle(page)
+    cards = page.get_by_test_id("stPageLink")
+    cards.first.wait_for()
+    tops = sorted((cards.nth(i).bounding_box()["y"], cards.nth(i).inner_text()) for i in range(cards.count()))
+    numbers = [int(m.group(1)) for _, text in tops if (m := re.search(r"(\d)\. ", text))]
+    assert numbers == list(range(1, 8)), tops  # top to bottom, as the phone stacks them
+    for n, title in enumerate(PAGES.values(), 1):
+        page.get_by_test_id("stPageLink").filter(has_text=f"{n}. {title}").click()
+        _settle(page)
+        _check(page, watch, title, f"phone home card → {title}")
+        page.goto(app_server)  # back home (its address has no page path: nothing to probe)
+        _settle(page)
+    screenshot(page, "console-offline-phone-cards")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.conftest import ARTIFACTS, goto, wait_for_app
+from tests.e2e.conftest import goto, screenshot, wait_for_app
 
 pytestmark = pytest.mark.e2e
 
@@ -17,8 +17,7 @@ def test_data_page_shows_charts_and_takes_a_csv_upload(page, app_server, tmp_pat
     wait_for_app(page)
     page.wait_for_selector('[data-testid="stPlotlyChart"] .js-plotly-plot')
     assert page.locator('[data-testid="stMetricValue"]').first.inner_text() == "1,797"  # digits
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "data-page-digits.png"))
+    screenshot(page, "data-page-digits")
 
     csv = tmp_path / "beans.csv"
     csv.write_bytes(CSV)
@@ -32,5 +31,5 @@ def test_data_page_shows_charts_and_takes_a_csv_upload(page, app_server, tmp_pat
     assert page.locator('[data-testid="stMetricValue"]').first.inner_text() == "24"
     page.get_by_role("tab", name="Features").click()
     page.wait_for_selector('[data-testid="stPlotlyChart"]:visible .js-plotly-plot')
-    page.screenshot(path=str(ARTIFACTS / "data-page-upload.png"))
+    screenshot(page, "data-page-upload")
     assert page.locator('[data-testid="stException"]').count() == 0

@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from tests.e2e.conftest import ARTIFACTS, goto, wait_for_app
+from tests.e2e.conftest import goto, screenshot, wait_for_app
 
 pytestmark = pytest.mark.e2e
 
@@ -40,7 +40,7 @@ def _show(page, method: str) -> None:
     assert page.locator('[data-testid="stException"]').count() == 0, method
 
 
-def test_tsne_pca_tsne_with_real_progress_then_a_second_visitor(page, browser, app_server):
+def test_tsne_pca_tsne_with_real_progress_then_a_second_visitor(page, new_tab, app_server):
     problems = _watch_console(page)
     _open_projection_tab(page, app_server)
 
@@ -49,28 +49,22 @@ def test_tsne_pca_tsne_with_real_progress_then_a_second_visitor(page, browser, a
     # the bar names the iteration it has reached and the seconds spent, and moves while t-SNE runs
     progress.get_by_text(re.compile(r"iteration \d+ of 500 · \d+ s")).wait_for(timeout=60_000)
     first = progress.inner_text()
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "data-tsne-progress.png"))
+    screenshot(page, "data-tsne-progress")
     page.wait_for_function(
         "t => { const p = document.querySelector('[data-testid=\"stProgress\"]');"
         " return !p || p.innerText !== t; }", arg=first, timeout=60_000)
     _show(page, "t-SNE")
-    page.screenshot(path=str(ARTIFACTS / "data-tsne.png"))
+    screenshot(page, "data-tsne")
     _show(page, "PCA")
     _show(page, "t-SNE")  # the second showing: CacheReplayClosureError before the fix
     _show(page, "PCA")
     _show(page, "t-SNE")
 
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})  # another visitor
-    try:
-        other = context.new_page()
-        other.set_default_timeout(30_000)
-        other_problems = _watch_console(other)
-        _open_projection_tab(other, app_server)
-        for method in ["t-SNE", "PCA", "t-SNE"]:
-            _show(other, method)
-        assert other.locator('[data-testid="stProgress"]').count() == 0  # served from memory, no recompute
-        other.screenshot(path=str(ARTIFACTS / "data-tsne-second-visitor.png"))
-    finally:
-        context.close()
+    other = new_tab()  # another visitor
+    other_problems = _watch_console(other)
+    _open_projection_tab(other, app_server)
+    for method in ["t-SNE", "PCA", "t-SNE"]:
+        _show(other, method)
+    assert other.locator('[data-testid="stProgress"]').count() == 0  # served from memory, no recompute
+    screenshot(other, "data-tsne-second-visitor")
     assert problems == [] and other_problems == [], problems + other_problems

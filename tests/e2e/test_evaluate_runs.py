@@ -10,7 +10,7 @@ from PIL import Image
 from sklearn.metrics import confusion_matrix
 
 from core.runs import RunStore
-from tests.e2e.conftest import goto, wait_for_app
+from tests.e2e.conftest import goto, screenshot, wait_for_app
 from tests.test_evaluation import write_run
 
 pytestmark = pytest.mark.e2e
@@ -65,7 +65,7 @@ def test_click_the_worst_cell_then_compare_runs(page, app_server, server_runs):
     page.get_by_text(f"True {t} → predicted {p}: {cm[t, p]} mistake").wait_for()  # right under the matrix
     images = page.locator('[data-testid="stImage"]')
     assert images.count() >= min(int(cm[t, p]), 24)
-    page.screenshot(path="/tmp/e2e-evaluate-errors.png", full_page=True)
+    screenshot(page, "evaluate-errors")
 
     goto(page, app_server, "runs")
     page.get_by_test_id("stMultiSelect").filter(has_text="Selected runs").click()
@@ -81,7 +81,7 @@ def test_click_the_worst_cell_then_compare_runs(page, app_server, server_runs):
         page.keyboard.press("Enter")
         wait_for_app(page)
     page.get_by_text("Run B got better on").first.wait_for()
-    page.screenshot(path="/tmp/e2e-runs-compare.png", full_page=True)
+    screenshot(page, "runs-compare")
 
 
 def test_a_png_renamed_keras_is_refused_and_the_app_keeps_working(page, app_server, server_runs):
@@ -94,4 +94,4 @@ def test_a_png_renamed_keras_is_refused_and_the_app_keeps_working(page, app_serv
     page.get_by_text("this is a PNG image renamed to .keras").wait_for()
     page.get_by_role("tab", name="A run of this app").click()
     assert page.get_by_text("Test accuracy").first.is_visible()
-    page.screenshot(path="/tmp/e2e-evaluate-refused.png", full_page=True)
+    screenshot(page, "evaluate-refused")

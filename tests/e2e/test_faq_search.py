@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import ARTIFACTS, goto, wait_for_app
+from tests.e2e.conftest import goto, screenshot, wait_for_app
 
 pytestmark = pytest.mark.e2e
 
@@ -58,7 +58,6 @@ def test_four_searches_in_a_row_each_take_effect_and_the_url_follows(page, app_s
     expect(box).to_have_value("dead-relu")
     assert _url_query(page) == "dead-relu"
 
-    ARTIFACTS.mkdir(exist_ok=True)
     for n, (query, question) in enumerate(QUERIES, 1):
         box.fill(query)
         box.press("Enter")
@@ -68,7 +67,7 @@ def test_four_searches_in_a_row_each_take_effect_and_the_url_follows(page, app_s
         expect(box).to_have_value(query)
         assert _url_query(page) == query, (n, query, page.url)
         assert _questions(page)[0].startswith(question), (n, query, _questions(page))  # best match first
-        page.screenshot(path=str(ARTIFACTS / f"faq-search-{n}.png"))
+        screenshot(page, f"faq-search-{n}")
 
     page.reload()  # the URL now carries the last query, and a fresh load takes it into the box
     wait_for_app(page)

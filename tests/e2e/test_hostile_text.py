@@ -15,7 +15,7 @@ from urllib.parse import quote, urlparse
 import pytest
 
 from core.runs import RunStore
-from tests.e2e.conftest import ARTIFACTS, goto, start_server, stop_server, wait_for_app
+from tests.e2e.conftest import goto, screenshot, start_server, stop_server, wait_for_app
 from tests.test_hostile_text import (
     CLASSES,
     MESSAGE,
@@ -28,7 +28,6 @@ from tests.test_hostile_text import (
 from ui.text import WORD_JOINER
 
 pytestmark = pytest.mark.e2e
-SCREENSHOT = "/tmp/keras-lab-hostile-evaluate.png"
 
 
 @pytest.fixture(scope="module")
@@ -61,79 +60,73 @@ def _nav(page, name: str) -> None:
     _settle(page)
 
 
-def test_hostile_names_fetch_nothing_elsewhere_and_open_no_dialog(browser, hostile_server, tmp_path):
+def test_hostile_names_fetch_nothing_elsewhere_and_open_no_dialog(new_tab, hostile_server, tmp_path):
     url, (older, newest) = hostile_server
     own_host = urlparse(url).hostname
-    context = browser.new_context(viewport={"width": 1400, "height": 1100})
-    page = context.new_page()
-    page.set_default_timeout(60_000)
+    page = new_tab(timeout_ms=60_000, viewport={"width": 1400, "height": 1100})
     elsewhere, dialogs = [], []
     page.on("request", lambda r: elsewhere.append(r.url)
             if urlparse(r.url).scheme not in ("data", "blob") and urlparse(r.url).hostname != own_host else None)
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-    try:
-        goto(page, url)
-        _nav(page, "Explore data")
-        page.locator('[data-testid="stExpander"] summary').first.click()
-        page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(
-            files=[{"name": "![f](http://evil.example/f.png).csv", "mimeType": "text/csv",
-                    "buffer": hostile_csv()}])
-        use = page.get_by_role("button", name=re.compile(r"^Use "))
-        use.wait_for()
-        _settle(page)
-        use.click()
-        page.get_by_text("uploaded CSV").wait_for()
-        _settle(page)
-        page.get_by_role("tab", name="Features").click()
-        _settle(page)
-        page.get_by_role("tab", name="2-D projection").click()
-        _settle(page)
+    goto(page, url)
+    _nav(page, "Explore data")
+    page.locator('[data-testid="stExpander"] summary').first.click()
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(
+        files=[{"name": "![f](http://evil.example/f.png).csv", "mimeType": "text/csv",
+                "buffer": hostile_csv()}])
+    use = page.get_by_role("button", name=re.compile(r"^Use "))
+    use.wait_for()
+    _settle(page)
+    use.click()
+    page.get_by_text("uploaded CSV").wait_for()
+    _settle(page)
+    page.get_by_role("tab", name="Features").click()
+    _settle(page)
+    page.get_by_role("tab", name="2-D projection").click()
+    _settle(page)
 
-        _nav(page, "Build a model")
-        spec = tmp_path / "spec.json"
-        spec.write_text(hostile_spec(hostile_dataset()).to_json())
-        page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(spec))
-        page.get_by_role("heading").filter(has_text="Layers of").filter(has_not_text="Small MLP").wait_for()
-        _settle(page)
-        assert f"Layers of “{SPEC_NAME}”" in _texts(page.get_by_role("heading"))  # shown as typed
+    _nav(page, "Build a model")
+    spec = tmp_path / "spec.json"
+    spec.write_text(hostile_spec(hostile_dataset()).to_json())
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(spec))
+    page.get_by_role("heading").filter(has_text="Layers of").filter(has_not_text="Small MLP").wait_for()
+    _settle(page)
+    assert f"Layers of “{SPEC_NAME}”" in _texts(page.get_by_role("heading"))  # shown as typed
 
-        _nav(page, "Train")
-        assert any(SPEC_NAME in t for t in _texts(page.locator('[data-testid="stMarkdownContainer"]')))
+    _nav(page, "Train")
+    assert any(SPEC_NAME in t for t in _texts(page.locator('[data-testid="stMarkdownContainer"]')))
 
-        _nav(page, "Evaluate")
-        page.wait_for_selector('[data-testid="stPlotlyChart"] .js-plotly-plot')
-        _settle(page)
-        headings = _texts(page.get_by_role("heading"))
-        assert any(h.startswith("True ") and any(c[:40] in h for c in CLASSES) for h in headings), headings
-        page.set_viewport_size({"width": 1400, "height": 3400})  # the app scrolls inside: show it all
-        _settle(page)
-        page.screenshot(path=SCREENSHOT)
-        page.set_viewport_size({"width": 1400, "height": 1100})
-        page.get_by_role("tab", name="Errors").click()
-        page.get_by_role("tab", name="Diagnostics").click()
-        _settle(page)
+    _nav(page, "Evaluate")
+    page.wait_for_selector('[data-testid="stPlotlyChart"] .js-plotly-plot')
+    _settle(page)
+    headings = _texts(page.get_by_role("heading"))
+    assert any(h.startswith("True ") and any(c[:40] in h for c in CLASSES) for h in headings), headings
+    page.set_viewport_size({"width": 1400, "height": 3400})  # the app scrolls inside: show it all
+    _settle(page)
+    screenshot(page, "hostile-evaluate")
+    page.set_viewport_size({"width": 1400, "height": 1100})
+    page.get_by_role("tab", name="Errors").click()
+    page.get_by_role("tab", name="Diagnostics").click()
+    _settle(page)
 
-        _nav(page, "Compare runs")
-        chooser = page.locator('[data-testid="stMultiSelect"]', has_text="Selected runs")
-        for _ in range(2):
-            chooser.locator("input").click()
-            page.get_by_role("option").first.click()
-            _settle(page)
-        page.keyboard.press("Escape")
-        page.get_by_role("tab", name="Class by class").click()
+    _nav(page, "Compare runs")
+    chooser = page.locator('[data-testid="stMultiSelect"]', has_text="Selected runs")
+    for _ in range(2):
+        chooser.locator("input").click()
+        page.get_by_role("option").first.click()
         _settle(page)
-        page.screenshot(path="/tmp/keras-lab-hostile-runs.png")
-        page.get_by_role("tab", name="Settings vs metric").click()
-        _settle(page)
+    page.keyboard.press("Escape")
+    page.get_by_role("tab", name="Class by class").click()
+    _settle(page)
+    screenshot(page, "hostile-runs")
+    page.get_by_role("tab", name="Settings vs metric").click()
+    _settle(page)
 
-        goto(page, url, f"faq?q={quote(CLASSES[0] + ' ' + CLASSES[2])}")
-        page.wait_for_timeout(400)
-        assert any(CLASSES[0] in t for t in _texts(page.locator('[data-testid="stCaptionContainer"]')))
+    goto(page, url, f"faq?q={quote(CLASSES[0] + ' ' + CLASSES[2])}")
+    page.wait_for_timeout(400)
+    assert any(CLASSES[0] in t for t in _texts(page.locator('[data-testid="stCaptionContainer"]')))
 
-        assert page.locator('[data-testid="stException"]').count() == 0
-        assert not dialogs, f"a dialog opened: {dialogs}"
-        assert not elsewhere, f"requests to another host: {sorted(set(elsewhere))}"
-    finally:
-        ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / "hostile-text-last-page.png"), full_page=True)
-        context.close()
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert not dialogs, f"a dialog opened: {dialogs}"
+    assert not elsewhere, f"requests to another host: {sorted(set(elsewhere))}"
+    screenshot(page, "hostile-text-last-page")

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.e2e.conftest import goto, wait_for_app
+from tests.e2e.conftest import goto, screenshot, wait_for_app
 
 pytestmark = pytest.mark.e2e
 
@@ -46,4 +46,4 @@ def test_build_export_and_refuse_a_hostile_spec(page, app_server, tmp_path):
     page.get_by_text("Spec not loaded: layer 2 Dense: units must be between 1 and 16,384").wait_for()
     wait_for_app(page)
     assert _rows(page) == rows_before + 1  # the model on the page is unchanged
-    page.screenshot(path=str(tmp_path / "model_page.png"), full_page=True)
+    screenshot(page, "model-page")

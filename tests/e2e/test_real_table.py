@@ -11,7 +11,7 @@ import time
 import pytest
 
 from core import tabular
-from tests.e2e.conftest import ARTIFACTS, goto, until, wait_for_app
+from tests.e2e.conftest import goto, screenshot, until, wait_for_app
 from tests.test_tabular import titanic_like
 
 pytestmark = pytest.mark.e2e
@@ -64,10 +64,9 @@ def _summary(page) -> str:
 
 def _shot(page, name: str, height: int = 2400) -> None:
     """A screenshot of the whole page (the app scrolls inside its own frame: the window grows for it)."""
-    ARTIFACTS.mkdir(exist_ok=True)
     page.set_viewport_size({"width": 1400, "height": height})
     page.wait_for_timeout(500)
-    page.screenshot(path=str(ARTIFACTS / name))
+    screenshot(page, name)
     page.set_viewport_size({"width": 1400, "height": 1000})
 
 
@@ -91,10 +90,10 @@ def test_a_real_table_from_upload_to_a_prediction_on_a_new_row(page, app_server,
                  "Expanded into year, month, day of year and weekday: Boarded", "Age ", "with the median"):
         assert part in text, (part, text)
     page.wait_for_selector('[data-testid="stPlotlyChart"] .js-plotly-plot')  # the missing-values chart
-    _shot(page, "real-table-columns.png")
+    _shot(page, "real-table-columns")
     _edit_role_until(page, 2, "ignore", "Pclass (ignored by choice)")  # the summary follows the table
     assert "7 feature column(s) make 13 model input(s)" in _summary(page)
-    _shot(page, "real-table-pclass-ignored.png")
+    _shot(page, "real-table-pclass-ignored")
     _edit_role_until(page, 2, "feature", "8 feature column(s) make 14 model input(s)")  # back to the defaults
 
     page.get_by_role("button", name="Use titanic.csv").click()
@@ -102,7 +101,7 @@ def test_a_real_table_from_upload_to_a_prediction_on_a_new_row(page, app_server,
     wait_for_app(page)
     assert page.locator('[data-testid="stMetricValue"]').first.inner_text() == "300"
     page.get_by_text("How this table was prepared").click()
-    _shot(page, "real-table-used.png")
+    _shot(page, "real-table-used")
 
     page.get_by_role("link", name="Train").first.click()
     wait_for_app(page)
@@ -113,7 +112,7 @@ def test_a_real_table_from_upload_to_a_prediction_on_a_new_row(page, app_server,
     until(page, lambda: "completed" in _badge(page), "the run to complete")
     run_id = re.search(r"\d{8}-\d{6}-[0-9a-f]{6}", _badge(page)).group(0)
     wait_for_app(page)
-    _shot(page, "real-table-trained.png")
+    _shot(page, "real-table-trained")
     config = json.loads(next(e2e_runs.rglob(f"{run_id}/config.json")).read_text())
     prep = tabular.check_preparation(config["preparation"])  # stored with the run, as plain data
     assert [c["name"] for c in prep["columns"]] == ["Pclass", "Sex", "Age", "SibSp", "Parch", "Fare", "Embarked",
@@ -127,7 +126,7 @@ def test_a_real_table_from_upload_to_a_prediction_on_a_new_row(page, app_server,
     page.get_by_text("Type a new row as it would appear in your table").wait_for()
     until(page, lambda: page.locator('[data-testid="stDataFrame"]:visible').count() >= 2,
            "the typed row's prediction")
-    _shot(page, "real-table-predict-typed.png")
+    _shot(page, "real-table-predict-typed")
 
     row = tmp_path / "new_passenger.csv"
     row.write_text("Name,Sex,Age,Pclass,Fare,Embarked,Boarded,SibSp,Parch,Ticket\n"
@@ -140,4 +139,4 @@ def test_a_real_table_from_upload_to_a_prediction_on_a_new_row(page, app_server,
            "the uploaded rows' predictions")
     assert page.locator('[data-testid="stException"]').count() == 0
     assert page.locator('[data-testid="stAlertContentError"]').count() == 0
-    _shot(page, "real-table-predict-uploaded.png")
+    _shot(page, "real-table-predict-uploaded")

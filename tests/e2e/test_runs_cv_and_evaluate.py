@@ -15,11 +15,10 @@ from playwright.sync_api import expect
 from sklearn.metrics import precision_recall_fscore_support
 
 from core.runs import RunStore
-from tests.e2e.conftest import goto, start_server, stop_server, wait_for_app
+from tests.e2e.conftest import goto, screenshot, start_server, stop_server, wait_for_app
 from tests.test_evaluation import write_run
 
 pytestmark = pytest.mark.e2e
-SHOTS = "/tmp/keras-lab-e2e"
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +116,7 @@ def test_a_cross_validation_appears_on_compare_runs_without_a_reload(page, lab):
     group = re.search(r"group (cv-iris-2fold-[0-9a-f]+)", page.get_by_text("Queued 2 folds").inner_text())[1]
     page.get_by_text(re.compile(f"Cross-validation {group}: [01] of 2 folds finished")).wait_for()
     page.get_by_text("queued or training — this page updates by itself").wait_for()
-    page.screenshot(path=f"{SHOTS}-cv-running.png", full_page=True)
+    screenshot(page, "compare-runs-cv-running")
     # no reload, no click: the page follows the folds by itself
     page.get_by_text(f"Cross-validation {group}: 2 of 2 folds finished").wait_for(timeout=240_000)
     polling = page.get_by_text("queued or training — this page updates by itself")
@@ -128,7 +127,7 @@ def test_a_cross_validation_appears_on_compare_runs_without_a_reload(page, lab):
     expect(summary.get_by_test_id("stDataFrame")).to_be_visible()
     expect(summary.get_by_test_id("stPlotlyChart")).to_be_visible()
     assert page.evaluate("window.__sameDocument === true")
-    page.screenshot(path=f"{SHOTS}-cv-done.png", full_page=True)
+    screenshot(page, "compare-runs-cv-done")
     folds = [i for i in store.list_runs() if i.config.get("group") == group]
     assert sorted(i.status for i in folds) == ["completed", "completed"]
     assert not problems, problems
@@ -149,7 +148,7 @@ def test_a_frozen_random_backbone_gets_one_diagnosis_in_message_and_panel(page, 
     explanation = text.split(" — ", 1)[1].strip()
     message = page.get_by_test_id("stCaptionContainer").filter(has_text="completed · 5 epochs").inner_text()
     assert explanation.rstrip(".") in message.replace("\n", " ")  # the run's final message says the same
-    page.screenshot(path=f"{SHOTS}-diagnostics.png", full_page=True)
+    screenshot(page, "evaluate-diagnostics")
     assert not problems, problems
 
 
@@ -176,5 +175,5 @@ def test_evaluate_downloads_the_report_the_predictions_and_the_model(page, lab):
     rows = pd.read_csv(io.BytesIO(files[f"{run_id}-predictions.csv"]))
     np.testing.assert_array_equal(rows["index"], pred["test_idx"])
     assert files[f"{run_id}.keras"] == store.model_path(run_id).read_bytes()
-    page.screenshot(path=f"{SHOTS}-evaluate-downloads.png", full_page=True)
+    screenshot(page, "evaluate-downloads")
     assert not problems, problems

@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 from core.datasets import load_builtin
 from core.runs import RunStore
 from core.specs import preset
-from tests.e2e.conftest import wait_for_app
+from tests.e2e.conftest import screenshot, wait_for_app
 from tests.test_evaluation import write_run
 
 pytestmark = pytest.mark.e2e
@@ -28,12 +28,8 @@ _SCROLL_TO_BOTTOM = """() => {
 
 
 @pytest.fixture
-def phone(browser, app_server):
-    context = browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True)
-    p = context.new_page()
-    p.set_default_timeout(30_000)
-    yield p
-    context.close()
+def phone(new_tab, app_server):
+    return new_tab(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True)
 
 
 def _in_viewport(locator) -> bool:
@@ -66,7 +62,7 @@ def test_phone_reload_shows_the_runs_model_reuses_it_and_start_answers_beside_th
     assert "SGD with momentum (momentum 0.85) · learning rate 0.02 · batch 64 · 6 epochs · cosine decay" in watched
     assert "Small CNN" not in watched  # the session's model is only in the next-start part below
     assert phone.get_by_text(re.compile(r"^Trains Small CNN")).count() == 1
-    phone.screenshot(path="/tmp/e2e-train-phone-watched.png")
+    screenshot(phone, "train-phone-watched")
 
     phone.get_by_role("button", name="Use these settings").click()
     wait_for_app(phone)
@@ -90,12 +86,12 @@ def test_phone_reload_shows_the_runs_model_reuses_it_and_start_answers_beside_th
     assert _in_viewport(feedback), feedback.bounding_box()  # beside the button, without scrolling
     toast = phone.get_by_test_id("stToast").filter(has_text=new_run)
     assert toast.count() == 1 and _in_viewport(toast)
-    phone.screenshot(path="/tmp/e2e-train-phone-started.png")
+    screenshot(phone, "train-phone-started")
 
     # the run panel above grows (progress, then charts); the confirmation stays where the person looks
     phone.locator("h4", has_text=new_run).filter(has_text="running").wait_for(timeout=120_000)
     assert _in_viewport(feedback), feedback.bounding_box()
-    phone.screenshot(path="/tmp/e2e-train-phone-running.png")
+    screenshot(phone, "train-phone-running")
 
     phone.get_by_role("button", name="Stop").click()
     phone.locator("h4", has_text=new_run).filter(has_text="stopped").wait_for(timeout=120_000)

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from tests.e2e.conftest import goto, until, wait_for_app
+from tests.e2e.conftest import goto, screenshot, until, wait_for_app
 
 pytestmark = pytest.mark.e2e
 
@@ -44,7 +44,7 @@ def test_training_survives_page_changes_and_reload_and_stops(page, app_server):
 
     first = until(page, lambda: page.evaluate(_JS_POINTS) >= 1, "the loss chart's first epoch")
     until(page, lambda: page.evaluate(_JS_POINTS) >= first + 2, "the loss chart to grow by two epochs")
-    page.screenshot(path="/tmp/e2e-train-running.png")
+    screenshot(page, "train-running")
 
     page.get_by_role("link", name="Explore data").click()
     wait_for_app(page)
@@ -65,6 +65,6 @@ def test_training_survives_page_changes_and_reload_and_stops(page, app_server):
     until(page, lambda: "stopped" in _badge(page), "the run to stop")
     wait_for_app(page)
     until(page, lambda: page.get_by_role("button", name="Stop").count() == 0, "the Stop button to go away")
-    page.screenshot(path="/tmp/e2e-train-stopped.png", full_page=True)
+    screenshot(page, "train-stopped")
     assert page.get_by_role("link", name="Evaluate this run").count() == 1
     assert page.locator('[data-testid="stProgress"]').count() == 0  # polling is off

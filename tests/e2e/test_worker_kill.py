@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from core.runs import RunStore
-from tests.e2e.conftest import goto, start_server, stop_server, until, wait_for_app
+from tests.e2e.conftest import goto, screenshot, start_server, stop_server, until, wait_for_app
 
 pytestmark = pytest.mark.e2e
 _RUN_ID = re.compile(r"\d{8}-\d{6}-[0-9a-f]{6}")
@@ -42,39 +42,40 @@ def _training_processes(server_pid: int) -> list[int]:
     return found
 
 
+def _run_in_url(page) -> str:
+    found = _RUN_ID.search(page.url)
+    return found.group(0) if found else ""
+
+
 def _start(page, epochs: int) -> str:
+    """Start a run; its id, once the URL names it instead of the run the page showed before."""
+    before = _run_in_url(page)
     page.get_by_label("Epochs", exact=True).fill(str(epochs))
     page.get_by_role("button", name="Start training").click()
-    until(page, lambda: _RUN_ID.search(page.url), "the run id in the URL")
+    run_id = until(page, lambda: _run_in_url(page) if _run_in_url(page) != before else "", "the new run's id in the URL")
     wait_for_app(page)
-    return _RUN_ID.search(page.url).group(0)
+    return run_id
 
 
-def test_killing_the_worker_fails_only_its_run_and_the_next_one_trains(browser, own_server):
+def test_killing_the_worker_fails_only_its_run_and_the_next_one_trains(new_tab, own_server):
     proc, url, runs = own_server
     store = RunStore(runs)
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    try:
-        goto(page, url, "train")
-        doomed = _start(page, 400)
-        until(page, lambda: store.read_metrics(doomed), "the first run's first epoch on disk")
-        later = _start(page, 2)
-        assert later != doomed
-        [worker] = until(page, lambda: _training_processes(proc.pid), "the training process")
-        os.kill(worker, signal.SIGKILL)
+    page = new_tab()
+    goto(page, url, "train")
+    doomed = _start(page, 400)
+    until(page, lambda: store.read_metrics(doomed), "the first run's first epoch on disk")
+    later = _start(page, 2)
+    [worker] = until(page, lambda: _training_processes(proc.pid), "the training process")
+    os.kill(worker, signal.SIGKILL)
 
-        until(page, lambda: store.read_status(later)["state"] == "completed", "the next run to complete",
-               deadline_s=240)
-        assert proc.poll() is None, "the server died with its worker"
-        status = store.read_status(doomed)
-        assert status["state"] == "failed" and "killed (out of memory?)" in status["message"]
+    until(page, lambda: store.read_status(later)["state"] == "completed", "the next run to complete",
+          deadline_s=240)
+    assert proc.poll() is None, "the server died with its worker"
+    status = store.read_status(doomed)
+    assert status["state"] == "failed" and "killed (out of memory?)" in status["message"]
 
-        goto(page, url, f"train?run={doomed}")
-        until(page, lambda: "failed" in page.locator("h4", has_text="Run ").first.inner_text(),
-               "the killed run shown as failed")
-        assert page.get_by_text("the training process was killed (out of memory?)").count() >= 1
-        page.screenshot(path="/tmp/e2e-worker-killed.png", full_page=True)
-    finally:
-        context.close()
+    goto(page, url, f"train?run={doomed}")
+    until(page, lambda: "failed" in page.locator("h4", has_text="Run ").first.inner_text(),
+          "the killed run shown as failed")
+    assert page.get_by_text("the training process was killed (out of memory?)").count() >= 1
+    screenshot(page, "worker-killed")

@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from core.workspaces import is_workspace_key, workspace_root
-from tests.e2e.conftest import goto, start_server, stop_server, until, wait_for_app
+from tests.e2e.conftest import goto, screenshot, start_server, stop_server, until, wait_for_app
 
 pytestmark = pytest.mark.e2e
 
@@ -27,17 +27,9 @@ def shared_server(tmp_path_factory):
 
 
 @pytest.fixture
-def two_visitors(browser, shared_server):
-    """Two browser contexts: separate cookies, storage and sessions, as two strangers' browsers."""
-    contexts = [browser.new_context(viewport={"width": 1400, "height": 1000}) for _ in range(2)]
-    pages = []
-    for context in contexts:
-        p = context.new_page()
-        p.set_default_timeout(30_000)
-        pages.append(p)
-    yield pages
-    for context in contexts:
-        context.close()
+def two_visitors(new_tab, shared_server):
+    """Two tabs in separate browser contexts: separate cookies, storage and sessions, as two strangers'."""
+    return new_tab(), new_tab()
 
 
 def _ws(page) -> str:
@@ -69,7 +61,7 @@ def test_a_strangers_runs_stay_private_and_a_reload_keeps_the_workspace(two_visi
     assert box.count() == 1
     link = a.locator('[data-testid="stSidebar"] [data-testid="stCode"]').inner_text().strip()
     assert link == f"{base}/?ws={key_a}", link  # the whole link, ready to copy
-    a.screenshot(path="/tmp/e2e-workspace-a-home.png")
+    screenshot(a, "workspace-a-home")
 
     # A trains a tiny run: digits, the default model and settings, one epoch
     _nav(a, "Train")
@@ -81,7 +73,7 @@ def test_a_strangers_runs_stay_private_and_a_reload_keeps_the_workspace(two_visi
     until(a, lambda: "completed" in _badge(a), "A's run to complete")
     assert (workspace_root(runs, key_a) / run_id / "status.json").is_file()  # in A's workspace folder
     assert not (runs / run_id).exists()
-    a.screenshot(path="/tmp/e2e-workspace-a-trained.png", full_page=True)
+    screenshot(a, "workspace-a-trained")
 
     # B, a stranger: another workspace, and A's run is nowhere
     goto(b, base)
@@ -90,7 +82,7 @@ def test_a_strangers_runs_stay_private_and_a_reload_keeps_the_workspace(two_visi
     _nav(b, "Compare runs")
     b.get_by_text("No runs yet").wait_for()
     assert run_id not in _main_text(b)
-    b.screenshot(path="/tmp/e2e-workspace-b-runs.png", full_page=True)
+    screenshot(b, "workspace-b-runs")
     _nav(b, "Evaluate")
     b.get_by_text("No finished run with test predictions yet").wait_for()
     assert run_id not in _main_text(b)
@@ -101,7 +93,7 @@ def test_a_strangers_runs_stay_private_and_a_reload_keeps_the_workspace(two_visi
     assert run_id not in _main_text(b) and run_id not in b.url
     assert b.get_by_role("button", name="Stop").count() == 0
     assert _ws(b) == key_b
-    b.screenshot(path="/tmp/e2e-workspace-b-link.png", full_page=True)
+    screenshot(b, "workspace-b-link")
     goto(b, base, f"train?run={run_id}")  # the bare link: a fresh workspace, still nothing
     b.get_by_text("No training in progress").wait_for()
     assert run_id not in _main_text(b) and _ws(b) not in ("", key_a)
@@ -116,4 +108,4 @@ def test_a_strangers_runs_stay_private_and_a_reload_keeps_the_workspace(two_visi
     a.get_by_text("1 of 1 runs.").wait_for()
     a.get_by_label("Selected runs").click()
     a.get_by_role("option", name=re.compile(run_id)).wait_for()  # A's run in the picker of the table's rows
-    a.screenshot(path="/tmp/e2e-workspace-a-runs.png", full_page=True)
+    screenshot(a, "workspace-a-runs")

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from core.charts_style import LEGEND_BELOW, tidy
+from core.charts.style import LEGEND_BELOW, tidy
 from core.text import LABEL_CHARS, plain, plain_all
 
 __all__ = [

@@ -12,9 +12,10 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 
-from core.charts_style import LEGEND_BELOW, integer_axis, tidy
+from core.charts.style import LEGEND_BELOW, integer_axis, tidy
 from core.text import plain
 
 __all__ = ["batch_figure", "history_figure", "lr_figure", "metric_names", "smooth"]
@@ -38,19 +39,14 @@ def metric_names(records: Iterable[dict[str, Any]]) -> list[str]:
     return sorted(names, key=lambda n: (n != "loss", n != "accuracy", n))
 
 
-def smooth(values: Sequence[float], weight: float = 0.9) -> list[float]:
-    """TensorBoard's exponential moving average, debiased so the first points are not pulled to zero."""
+def smooth(values: Sequence[float | None], weight: float = 0.9) -> list[float]:
+    """TensorBoard's exponential moving average, debiased so the first points are not pulled to zero
+    (pandas' adjusted ewm). A missing or infinite value (a diverged batch) stays a gap: it is NaN in the
+    output and the average goes on over the finite values alone."""
     if not 0 <= weight < 1:
         raise ValueError(f"smoothing weight must be in [0, 1), got {weight}")
-    out, avg, n = [], 0.0, 0
-    for value in values:
-        if value is None or not math.isfinite(value):
-            out.append(float("nan"))
-            continue
-        n += 1
-        avg = weight * avg + (1 - weight) * value
-        out.append(avg / (1 - weight**n))
-    return out
+    series = pd.Series(values, dtype=float).replace([np.inf, -np.inf], np.nan)
+    return series.ewm(alpha=1 - weight, adjust=True, ignore_na=True).mean().where(series.notna()).tolist()
 
 
 def _layout(fig: go.Figure, title: str, x_title: str, y_title: str, log_y: bool) -> go.Figure:
@@ -90,7 +86,7 @@ def batch_figure(batch_losses: Sequence[tuple[int, float]], weight: float = 0.9,
     """
     pairs = np.asarray(batch_losses, dtype=np.float64).reshape(-1, 2)
     steps, losses = pairs[:, 0], pairs[:, 1]
-    smoothed = np.asarray(smooth(losses.tolist(), weight))
+    smoothed = np.asarray(smooth(losses, weight))
     every = max(1, math.ceil(len(steps) / max_points))
     steps, losses, smoothed = steps[::every], losses[::every], smoothed[::every]
     fig = go.Figure()

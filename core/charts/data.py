@@ -11,7 +11,7 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
-from core.charts_style import LEGEND_BELOW, tidy
+from core.charts.style import LEGEND_BELOW, tidy
 from core.text import LABEL_CHARS, plain, plain_all
 
 __all__ = [

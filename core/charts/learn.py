@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
-from core.charts_style import LEGEND_BELOW, integer_axis, tidy
+from core.charts.style import LEGEND_BELOW, integer_axis, tidy
 from core.text import plain
 
 __all__ = ["gradient_histograms", "gradient_norms_figure", "loss_steps_figure"]
