@@ -227,7 +227,7 @@ def _patch_keras_for_multi_worker() -> None:
     fit's symbolic build passes the whole (x, y) batch to strategy.reduce, which the collective strategy takes
     one value at a time, and every step reduces its scalar metrics across workers with axis=0. Both are
     wrapped once per process and change nothing unless a multi-worker strategy is in use;
-    tests/test_multiworker.py fails if a Keras upgrade moves them or breaks multi-worker training otherwise.
+    tests/core/test_multiworker.py fails if a Keras upgrade moves them or breaks multi-worker training otherwise.
     """
     from keras.src import tree
     from keras.src.backend.tensorflow import trainer as tf_trainer

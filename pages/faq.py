@@ -53,7 +53,7 @@ def _show(entry: faq.FaqEntry) -> None:
         if entry.links:
             cols = st.columns(len(entry.links) + 1)
             for col, (url_path, label) in zip(cols, entry.links, strict=False):
-                # app.py serves each pages/<name>.py at /<name> (tests/test_faq.py renders every link)
+                # app.py serves each pages/<name>.py at /<name> (tests/core/test_faq.py renders every link)
                 col.page_link(f"pages/{url_path}.py", label=label, icon=":material/arrow_forward:")
 
 

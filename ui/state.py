@@ -36,7 +36,7 @@ def ensure_app_entry() -> None:
     alone — the old automatic sidebar, no page config, no session defaults. Here we leave that mode and
     run app.py in this same script run (so a click that triggered it is not lost); app.py's navigation
     then runs this page properly, and the legacy run stops. Streamlit has no option to turn that mode off;
-    tests/test_streamlit_internals.py fails the day it no longer needs this.
+    tests/pages/test_streamlit_internals.py fails the day it no longer needs this.
     """
     import runpy
 

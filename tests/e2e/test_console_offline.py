@@ -19,8 +19,8 @@ from urllib.parse import urlparse
 import pytest
 
 from core.runs import RunStore
+from tests.core.test_evaluation import write_run
 from tests.e2e.conftest import DESKTOP, screenshot, wait_for_app
-from tests.test_evaluation import write_run
 
 pytestmark = pytest.mark.e2e
 

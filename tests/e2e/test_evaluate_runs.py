@@ -10,8 +10,8 @@ from PIL import Image
 from sklearn.metrics import confusion_matrix
 
 from core.runs import RunStore
+from tests.core.test_evaluation import write_run
 from tests.e2e.conftest import goto, screenshot, wait_for_app
-from tests.test_evaluation import write_run
 
 pytestmark = pytest.mark.e2e
 

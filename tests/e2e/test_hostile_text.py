@@ -16,7 +16,7 @@ import pytest
 
 from core.runs import RunStore
 from tests.e2e.conftest import goto, screenshot, start_server, stop_server, wait_for_app
-from tests.test_hostile_text import (
+from tests.pages.test_hostile_text import (
     CLASSES,
     MESSAGE,
     SPEC_NAME,

@@ -11,8 +11,8 @@ import time
 import pytest
 
 from core import tabular
+from tests.core.test_tabular import titanic_like
 from tests.e2e.conftest import goto, screenshot, until, wait_for_app
-from tests.test_tabular import titanic_like
 
 pytestmark = pytest.mark.e2e
 

@@ -15,8 +15,8 @@ from playwright.sync_api import expect
 from sklearn.metrics import precision_recall_fscore_support
 
 from core.runs import RunStore
+from tests.core.test_evaluation import write_run
 from tests.e2e.conftest import goto, screenshot, start_server, stop_server, wait_for_app
-from tests.test_evaluation import write_run
 
 pytestmark = pytest.mark.e2e
 
@@ -56,7 +56,7 @@ def _stuck_backbone_run(store: RunStore, keras_home) -> tuple[str, object]:
     import core.diagnostics as D
     from core.datasets import load_builtin, split_dataset
     from core.training import _chance_note
-    from tests.test_diagnostics import STUCK, backbone_config
+    from tests.core.test_diagnostics import STUCK, backbone_config
 
     run_id = write_run(store, "digits", accuracy=0.1, seed=5, epochs=0, label="stuck backbone")
     config = backbone_config()

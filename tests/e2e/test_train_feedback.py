@@ -11,8 +11,8 @@ from playwright.sync_api import expect
 from core.datasets import load_builtin
 from core.runs import RunStore
 from core.specs import preset
+from tests.core.test_evaluation import write_run
 from tests.e2e.conftest import screenshot, wait_for_app
-from tests.test_evaluation import write_run
 
 pytestmark = pytest.mark.e2e
 

@@ -11,7 +11,7 @@ import pytest
 from sklearn.metrics import accuracy_score, confusion_matrix
 
 from core.runs import RunStore
-from tests.test_evaluation import write_run
+from tests.core.test_evaluation import write_run
 
 pytestmark = pytest.mark.slow
 
@@ -36,7 +36,7 @@ def tiny_model_bytes(tmp_path_factory):
 def _app():
     from streamlit.testing.v1 import AppTest
 
-    at = AppTest.from_file("../app.py", default_timeout=90)
+    at = AppTest.from_file("../../app.py", default_timeout=90)
     at.run()
     at.switch_page("pages/evaluate.py")
     at.run()
@@ -226,8 +226,8 @@ def test_a_frozen_random_backbone_gets_one_diagnosis_in_the_message_and_the_pane
 
     import core.diagnostics as D
     from core.training import _chance_note
-    from tests.test_diagnostics import STUCK, backbone_config
-    from tests.test_page_runs import shown
+    from tests.core.test_diagnostics import STUCK, backbone_config
+    from tests.pages.test_page_runs import shown
 
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     monkeypatch.setattr(D, "relu_activations", lambda model, x: {})  # the note's relu probe: no model here

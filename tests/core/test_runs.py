@@ -17,7 +17,7 @@ import pytest
 
 from core.runs import DAMAGED, RunStore, RunStoreError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 # ---- faults at the operating-system boundary, for any user (chmod does not stop root) ------------------

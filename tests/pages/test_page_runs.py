@@ -16,15 +16,15 @@ from sklearn.metrics import f1_score
 
 from core.compare import describe_change
 from core.runs import RunStore
-from tests.test_evaluation import write_run
+from tests.core.test_evaluation import write_run
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _app():
     from streamlit.testing.v1 import AppTest
 
-    at = AppTest.from_file("../app.py", default_timeout=60)
+    at = AppTest.from_file("../../app.py", default_timeout=60)
     at.run()
     at.switch_page("pages/runs.py")
     at.run()
@@ -198,7 +198,7 @@ def test_pages_that_pick_runs_skip_damaged_ones_without_crashing(clean_streamlit
     (store.run_dir(bad) / "status.json").write_bytes(b"")
     from streamlit.testing.v1 import AppTest
 
-    at = AppTest.from_file("../app.py", default_timeout=60)
+    at = AppTest.from_file("../../app.py", default_timeout=60)
     at.run()
     at.switch_page("pages/evaluate.py").run()
     assert not at.exception, at.exception
@@ -215,7 +215,7 @@ def test_pages_that_pick_runs_skip_damaged_ones_without_crashing(clean_streamlit
 
 def test_a_read_only_runs_folder_still_lists_runs_and_says_why_nothing_can_change(clean_streamlit_caches,
                                                                                  monkeypatch):
-    from tests.test_runs import make_read_only
+    from tests.core.test_runs import make_read_only
 
     store = RunStore()
     keep = write_run(store, "iris", seed=1)

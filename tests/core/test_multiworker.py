@@ -3,7 +3,7 @@
 The README promises that TF_CONFIG on each machine makes Keras Lab train with
 tf.distribute.MultiWorkerMirroredStrategy. Here two processes on this machine's CPU (localhost ports, a
 TF_CONFIG each, worker 0 the chief) call core.training.train_run on the same data and settings, each with its
-own run folder as two machines would have (tests/multiworker_child.py): a full run, then, in the same warm
+own run folder as two machines would have (tests/core/multiworker_child.py): a full run, then, in the same warm
 processes, a run the chief stops. Both processes start once for the module (~15-25 s on two cores).
 """
 
@@ -22,11 +22,11 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CHILD = Path(__file__).with_name("multiworker_child.py")
 WORKERS = 2
-BATCH = 16  # tests/multiworker_child.py: the per-replica batch size
-STOP_AFTER_STEP = 5  # tests/multiworker_child.py: when the chief asks the second run to stop
+BATCH = 16  # tests/core/multiworker_child.py: the per-replica batch size
+STOP_AFTER_STEP = 5  # tests/core/multiworker_child.py: when the chief asks the second run to stop
 TIMEOUT_S = 240  # generous: two TensorFlow imports on two busy cores; a worker left waiting is killed
 
 

@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.datasets import BUILTIN_DATASETS
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
+APP = str(Path(__file__).resolve().parents[2] / "app.py")
 CSV = b"height,weight,colour,kind\n" + b"1.0,2.0,red,a\n1.5,2.5,blue,b\n2.0,1.0,red,a\n2.5,0.5,blue,b\n" * 5
 
 pytestmark = pytest.mark.usefixtures("clean_streamlit_caches")
@@ -166,7 +166,7 @@ def test_bad_uploads_show_an_error_and_the_page_stays_usable():
 
 
 def test_keras_dataset_from_cache_and_missing_one(tmp_path, monkeypatch):
-    from tests.test_datasets import write_mnist
+    from tests.core.test_datasets import write_mnist
 
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     write_mnist(tmp_path, n_train=300, n_test=100)
@@ -216,7 +216,7 @@ def _upload_table(at: AppTest, name: str, data: bytes) -> AppTest:
 
 
 def test_an_uploaded_table_shows_each_columns_kind_role_and_missing_values():
-    from tests.test_tabular import titanic_like
+    from tests.core.test_tabular import titanic_like
 
     at = _upload_table(_data_page(), "titanic.csv", titanic_like())
     assert not at.error
@@ -243,7 +243,7 @@ def test_an_uploaded_table_shows_each_columns_kind_role_and_missing_values():
 
 
 def test_dropping_rows_with_gaps_fewer_categories_and_the_mean_are_the_users_choice():
-    from tests.test_tabular import adult_like
+    from tests.core.test_tabular import adult_like
 
     at = _upload_table(_data_page(), "adult.csv", adult_like())
     assert at.selectbox(key="data_target").value == "income"
@@ -261,7 +261,7 @@ def test_dropping_rows_with_gaps_fewer_categories_and_the_mean_are_the_users_cho
 
 
 def test_a_target_that_cannot_be_a_class_column_is_explained_and_use_is_off():
-    from tests.test_tabular import titanic_like
+    from tests.core.test_tabular import titanic_like
 
     at = _upload_table(_data_page(), "titanic.csv", titanic_like())
     at.selectbox(key="data_target").set_value("Name").run()
@@ -275,7 +275,7 @@ def test_a_target_that_cannot_be_a_class_column_is_explained_and_use_is_off():
 
 
 def test_hostile_column_names_with_gaps_are_shown_as_text_in_the_roles_table_and_chart():
-    from tests.test_hostile_text import assert_shown_as_text
+    from tests.pages.test_hostile_text import assert_shown_as_text
 
     names = ["![x](http://evil.example/x.png)", "<img src=http://evil.example/y>", "label"]
     rows = "".join(f"{'NA' if i % 5 == 0 else i},{'?' if i % 7 == 0 else 'ab'[i % 2]},{'xy'[i % 2]}\n"
@@ -294,7 +294,7 @@ def test_typed_and_uploaded_rows_are_predicted_through_the_runs_preparation():
     from core import tabular
     from core.datasets import split_dataset
     from core.uploads import read_csv
-    from tests.test_hostile_text import assert_shown_as_text
+    from tests.pages.test_hostile_text import assert_shown_as_text
 
     names = ["**size** $x$", "<img src=http://evil.example/c>", "when", "label"]
     rows = "".join(f"{'NA' if i % 6 == 0 else i % 11},{'red blue green'.split()[i % 3]},"

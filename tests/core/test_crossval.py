@@ -8,7 +8,7 @@ import pytest
 from core.crossval import CrossValidationError, check_k, fold_splits, submit_cv, summarize_cv
 from core.datasets import load_builtin
 from core.runs import RunStore
-from tests.test_evaluation import write_run
+from tests.core.test_evaluation import write_run
 
 
 @pytest.mark.parametrize("name", ["iris", "digits"])
@@ -86,7 +86,7 @@ def test_cross_validation_queues_every_fold_or_none_and_says_why(tmp_path):
     from core.jobs import QueueFullError
     from core.specs import preset
     from core.training import TrainConfig
-    from tests.test_jobs import HeldManager
+    from tests.core.test_jobs import HeldManager
 
     ds = load_builtin("iris")
     spec, config = preset("Small MLP", ds), TrainConfig(epochs=1)

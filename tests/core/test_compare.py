@@ -16,7 +16,7 @@ from core.compare import (
 )
 from core.evaluation import evaluate_predictions
 from core.runs import RunStore
-from tests.test_evaluation import write_run
+from tests.core.test_evaluation import write_run
 
 
 def test_two_run_differences_of_a_hand_worked_example():

@@ -16,7 +16,7 @@ from core.datasets import load_builtin
 from core.jobs import JobManager, QueueFullError, TrainRequest, dataset_fingerprint
 from core.runs import RunStore, RunStoreError
 from core.training import TrainConfig, TrainConfigError
-from tests.test_runs import DiskFull, leftovers, make_read_only
+from tests.core.test_runs import DiskFull, leftovers, make_read_only
 
 
 def _wait(condition, what: str, deadline_s: float = 180.0):

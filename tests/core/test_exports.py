@@ -10,7 +10,7 @@ import pandas as pd
 
 from core.exports import all_metrics_csv, csv_bytes, history_csv, neutralise_cell, run_zip
 from core.runs import RunStore
-from tests.test_evaluation import write_run
+from tests.core.test_evaluation import write_run
 
 
 def test_formula_cells_get_an_apostrophe_numbers_stay():
@@ -103,7 +103,7 @@ def test_a_downloaded_run_carries_its_table_preparation_as_plain_json(tmp_path):
     from core import tabular
     from core.datasets import split_dataset
     from core.uploads import read_csv
-    from tests.test_tabular import penguins_like
+    from tests.core.test_tabular import penguins_like
 
     ds = read_csv(penguins_like(), "penguins.csv")
     prep = split_dataset(ds).preparation

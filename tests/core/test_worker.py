@@ -16,7 +16,7 @@ from core.jobs import JobManager, TrainRequest
 from core.runs import RunStore
 from core.training import TrainConfig
 from core.worker import FORCED_MESSAGE, KILLED_MESSAGE
-from tests.test_jobs import _wait
+from tests.core.test_jobs import _wait
 
 pytestmark = pytest.mark.slow
 
@@ -194,7 +194,7 @@ def test_the_train_page_offers_force_stop_when_stop_does_not_land(clean_streamli
 
     import ui.jobs
     import ui.train_view
-    from tests.test_page_train import _badge, _run_until, _start, _train_page
+    from tests.pages.test_page_train import _badge, _run_until, _start, _train_page
 
     monkeypatch.setattr(ui.jobs, "JobManager", functools.partial(JobManager, build_model=stuck_builder))
     monkeypatch.setattr(ui.train_view, "_FORCE_AFTER_S", 0.5)

@@ -21,8 +21,8 @@ from core.workspaces import (
     workspace_root,
     workspace_roots,
 )
-from tests.test_evaluation import write_run
-from tests.test_page_runs import shown
+from tests.core.test_evaluation import write_run
+from tests.pages.test_page_runs import shown
 
 # ---- core ---------------------------------------------------------------------------------------------
 
@@ -60,7 +60,7 @@ def test_workspace_folders_are_hashes_under_the_runs_folder(tmp_path):
 
 @pytest.fixture
 def held(tmp_path):
-    from tests.test_jobs import HeldManager
+    from tests.core.test_jobs import HeldManager
 
     manager = HeldManager(RunStore(tmp_path / "runs"), max_concurrent=1, max_queue=8, max_per_workspace=2)
     yield manager
@@ -132,7 +132,7 @@ def shared(monkeypatch, clean_streamlit_caches, _isolated_run_store):
 def _visit(page: str = "pages/home.py", *, ws: str | None = None, run: str | None = None,
            user: dict | None = None) -> AppTest:
     """A new browser session (a new tab, or a reload with only what the URL holds) opened on `page`."""
-    at = AppTest.from_file("../app.py", default_timeout=60)
+    at = AppTest.from_file("../../app.py", default_timeout=60)
     if user is not None:
         at.user = user
     if ws is not None:
@@ -215,7 +215,7 @@ def test_runs_of_one_workspace_are_not_listed_evaluated_or_picked_for_another(sh
 
 
 def test_a_run_link_of_another_workspace_shows_nothing_and_its_stop_is_refused(shared, monkeypatch):
-    from tests.test_jobs import HeldManager
+    from tests.core.test_jobs import HeldManager
     from ui import jobs
     from ui.workspace import WorkspaceJobs
 

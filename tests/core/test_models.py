@@ -295,7 +295,7 @@ def test_exported_script_reproduces_the_preparation_of_an_uploaded_table(tmp_pat
     from core.datasets import split_dataset
     from core.models import export_code
     from core.uploads import read_csv
-    from tests.test_tabular import adult_like
+    from tests.core.test_tabular import adult_like
 
     data = adult_like(300)
     ds = read_csv(data, "adult census.csv", missing="drop")

@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from core import faq
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DIAGNOSTIC_IDS = ["overfitting", "underfitting", "divergence", "learning-rate-too-high", "learning-rate-too-low",
                   "class-imbalance", "dead-relu", "vanishing-exploding-gradients"]
 

@@ -11,7 +11,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 pytestmark = pytest.mark.usefixtures("clean_streamlit_caches")
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
+APP = str(Path(__file__).resolve().parents[2] / "app.py")
 
 
 def _open(page: str, **query: str) -> AppTest:
@@ -175,7 +175,7 @@ def test_gradient_report_of_a_finished_run(tmp_path, _isolated_run_store):
     from core.datasets import load_builtin, split_dataset
     from core.layer_gradients import gradient_report
     from core.runs import RunStore
-    from tests.test_evaluation import write_run
+    from tests.core.test_evaluation import write_run
 
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(),

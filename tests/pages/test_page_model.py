@@ -11,7 +11,7 @@ from core.datasets import load_builtin
 from core.specs import ModelSpec, analyse_spec, make_layer, preset
 
 pytestmark = pytest.mark.slow
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
+APP = str(Path(__file__).resolve().parents[2] / "app.py")
 
 
 def _open(dataset: str = "digits") -> AppTest:

@@ -1,5 +1,5 @@
 """core.backprop and its text, proof and layer-gradient modules: the worked example's numbers, and every
-gradient against two independent references (tests/references.py)."""
+gradient against two independent references (tests/core/references.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from core import backprop as bp
 from core import backprop_check as check
 from core import backprop_text as bp_text
 from core import layer_gradients as lg
-from tests import references
+from tests.core import references
 
 COMBOS = [(act, head, width) for act in bp.ACTIVATIONS for head in bp.HEADS for width in (1, 3, 8)]
 
@@ -176,7 +176,7 @@ def test_saturated_sigmoid_stays_finite():
 def test_importing_core_and_ui_does_not_load_tensorflow():
     code = ("import sys, core.backprop, core.backprop_text, core.backprop_check, core.layer_gradients, core.faq, "
             "ui.learn; print('tensorflow' in sys.modules, 'keras' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1],
+    out = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2],
                          capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
 

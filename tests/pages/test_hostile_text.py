@@ -28,10 +28,10 @@ from core.specs import default_preset_name, preset
 from core.text import LABEL_CHARS, plain
 from core.training import TrainConfig
 from core.uploads import UploadLimits, read_csv
-from tests.test_evaluation import fake_probs
+from tests.core.test_evaluation import fake_probs
 from ui.text import md_literal
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
+APP = str(Path(__file__).resolve().parents[2] / "app.py")
 
 LONGEST = getattr(UploadLimits(), "max_label_chars", 5000)  # the longest column or class name uploads accept
 CLASSES = ["![x](http://evil.example/x.png)", "[click](http://evil.example)",

@@ -69,7 +69,7 @@ def test_read_csv_rows_with_a_runs_preparation_reads_raw_rows_as_the_table_had_t
 
     from core.datasets import split_dataset
     from core.uploads import read_csv
-    from tests.test_tabular import titanic_like
+    from tests.core.test_tabular import titanic_like
 
     data = titanic_like(200)
     ds = read_csv(data, "titanic.csv")

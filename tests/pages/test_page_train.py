@@ -9,11 +9,11 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.runs import RunStore
-from tests.test_page_runs import shown
+from tests.pages.test_page_runs import shown
 
 
 def _train_page(dataset: str = "iris") -> AppTest:
-    at = AppTest.from_file("../app.py", default_timeout=60)
+    at = AppTest.from_file("../../app.py", default_timeout=60)
     at.session_state["dataset"] = dataset
     at.run()
     at.switch_page("pages/train.py")
@@ -217,7 +217,7 @@ def test_when_the_disk_fills_the_page_shows_the_failure_not_running_forever(clea
     """The worker's metrics write fails on a full disk and so does its final status.json: the disk still says
     "running", and the page shows what the worker knows."""
     import core.worker
-    from tests.test_runs import DiskFull
+    from tests.core.test_runs import DiskFull
 
     disk = DiskFull(monkeypatch, RunStore().root)
 
@@ -243,14 +243,14 @@ def test_when_the_disk_fills_the_page_shows_the_failure_not_running_forever(clea
 @pytest.mark.slow
 def test_a_read_only_runs_folder_turns_training_off_and_every_other_page_works(clean_streamlit_caches,
                                                                              monkeypatch):
-    from tests.test_evaluation import write_run
-    from tests.test_runs import make_read_only
+    from tests.core.test_evaluation import write_run
+    from tests.core.test_runs import make_read_only
 
     store = RunStore()
     done = write_run(store, "iris")
     make_read_only(monkeypatch, store.root)
     reason = f"runs cannot be saved in {store.root}: the file system is read-only"
-    at = AppTest.from_file("../app.py", default_timeout=120)
+    at = AppTest.from_file("../../app.py", default_timeout=120)
     at.session_state["dataset"] = "iris"
     at.run()
     assert not at.exception, at.exception
@@ -273,7 +273,7 @@ def test_a_read_only_runs_folder_turns_training_off_and_every_other_page_works(c
 
 def _someone_elses_run(dataset: str = "iris") -> str:
     """A finished run in the store with another model and other settings than a fresh session's."""
-    from tests.test_evaluation import write_run
+    from tests.core.test_evaluation import write_run
 
     store = RunStore()
     run_id = write_run(store, dataset, epochs=7, training={
@@ -287,7 +287,7 @@ def _someone_elses_run(dataset: str = "iris") -> str:
 
 def _watch(run_id: str, dataset: str = "iris") -> AppTest:
     """A new tab opened on ?run=<id> (a reload: nothing in the session but the URL)."""
-    at = AppTest.from_file("../app.py", default_timeout=60)
+    at = AppTest.from_file("../../app.py", default_timeout=60)
     at.session_state["dataset"] = dataset
     at.run()
     at.switch_page("pages/train.py")
@@ -482,7 +482,7 @@ def test_a_training_process_started_during_a_page_run_does_not_run_the_app(tmp_p
     import sys
     from pathlib import Path
 
-    app = Path(__file__).resolve().parents[1] / "app.py"
+    app = Path(__file__).resolve().parents[2] / "app.py"
     probe = ("import runpy, sys; runpy.run_path(sys.argv[1], run_name='__mp_main__'); "
              "print(sorted(m for m in ('ui.jobs', 'core.jobs') if m in sys.modules and "
              "getattr(sys.modules[m], '_MANAGERS', None)))")

@@ -20,7 +20,7 @@ from core.runs import RunStore
 from core.specs import preset
 from core.training import LiveProgress, TrainConfig, TrainConfigError, train_run
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("change, message", [

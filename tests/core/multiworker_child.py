@@ -1,6 +1,6 @@
-"""One worker of tests/test_multiworker.py: trains runs under the TF_CONFIG its parent set.
+"""One worker of tests/core/test_multiworker.py: trains runs under the TF_CONFIG its parent set.
 
-Usage: python tests/multiworker_child.py RUNS_DIR RESULT_JSON
+Usage: python tests/core/multiworker_child.py RUNS_DIR RESULT_JSON
 
 Each worker has its own RunStore folder (as two machines would) and calls core.training.train_run as the
 job worker does, twice in the same process (the job worker keeps TensorFlow warm): a full run, then a run
@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 EPOCHS = 2
