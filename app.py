@@ -31,6 +31,7 @@ def main() -> None:
             st.Page("pages/train.py", title="Train", icon=":material/model_training:", url_path="train"),
             st.Page("pages/evaluate.py", title="Evaluate", icon=":material/target:", url_path="evaluate"),
             st.Page("pages/runs.py", title="Compare runs", icon=":material/compare:", url_path="runs"),
+            st.Page("pages/sweep.py", title="Sweeps", icon=":material/tune:", url_path="sweep"),
         ],
         "Learn": [
             st.Page("pages/backprop.py", title="Backpropagation", icon=":material/calculate:", url_path="backprop"),

@@ -61,6 +61,7 @@ class TrainRequest:
     group: str | None = None  # groups runs (e.g. the folds of one cross-validation)
     label: str | None = None  # a short name for the user
     workspace: str | None = None  # whose run it is on a shared server; None: the one local lab
+    trial: dict[str, Any] | None = None  # a sweep trial: {"study", "number", "params"} (core.sweeps)
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ class JobSnapshot:
     """What the page shows about one job, copied under a lock (safe to read in any thread)."""
 
     run_id: str
-    state: str  # queued | running | completed | stopped | diverged | failed | interrupted
+    state: str  # queued | running | completed | stopped | pruned | diverged | failed | interrupted
     epoch: int  # 1-based epoch in progress (0 before the first)
     epochs: int  # epochs requested
     batch: int  # batches done in the current epoch
@@ -101,12 +102,39 @@ class JobSnapshot:
         return min(max(done / total, 0.0), 1.0) if self.batches_per_epoch else 0.0
 
 
+EpochHook = Callable[[dict[str, Any]], "str | None"]  # an epoch record -> why to prune the run, or None
+
+
+class _HookedProgress(LiveProgress):
+    """The job's live progress, with a hook called on every epoch record (a sweep's pruner): when it gives
+    a reason, the run is stopped as after Stop and ends 'pruned' with that reason."""
+
+    def __init__(self, epochs: int, hook: EpochHook | None) -> None:
+        super().__init__(epochs)
+        self.hook = hook
+        self.prune_reason: str | None = None
+
+    def add_epoch(self, record: dict[str, Any]) -> None:
+        super().add_epoch(record)
+        if self.hook is None or self.prune_reason is not None:
+            return
+        try:
+            reason = self.hook(record)
+        except Exception:  # noqa: BLE001 - a failing hook must not fail the run it observes
+            _log.exception("epoch hook failed")
+            return
+        if reason:
+            self.prune_reason = reason
+            self.request_stop()
+
+
 class _Job:
-    def __init__(self, run_id: str, request: TrainRequest, store: RunStore) -> None:
+    def __init__(self, run_id: str, request: TrainRequest, store: RunStore,
+                 epoch_hook: EpochHook | None = None) -> None:
         self.run_id = run_id
         self.request = request
         self.store = store  # the run store of the request's workspace
-        self.progress = LiveProgress(request.config.epochs)
+        self.progress = _HookedProgress(request.config.epochs, epoch_hook)
         self.force = threading.Event()  # "force stop": the runner ends the training process
         self.stop_requested_at: float | None = None  # time.monotonic() of the first Stop
         self.state = "queued"
@@ -140,6 +168,8 @@ def run_config(request: TrainRequest) -> dict[str, Any]:
         config["group"] = request.group
     if request.label is not None:
         config["label"] = request.label
+    if request.trial is not None:
+        config["trial"] = request.trial
     return config
 
 
@@ -240,8 +270,12 @@ class JobManager:
         """
         return self.submit_many([request], idempotency_key)[0]
 
-    def submit_many(self, requests: Iterable[TrainRequest], idempotency_key: str | None = None) -> list[str]:
+    def submit_many(self, requests: Iterable[TrainRequest], idempotency_key: str | None = None, *,
+                    epoch_hook: EpochHook | None = None) -> list[str]:
         """Queue several runs together or none of them (e.g. every fold of a cross-validation).
+
+        `epoch_hook` is called in this process with every epoch record of these runs; a text it returns
+        stops that run, which ends 'pruned' with the text as its message (core.sweeps).
 
         Room for all is checked and every run folder created under the lock, so concurrent submits cannot
         take the places in between; if one run cannot be created, those already created are removed.
@@ -267,7 +301,7 @@ class JobManager:
             store = self.store_for(workspace)
             run_ids = self._create_runs(store, configs)
             for run_id, request in zip(run_ids, requests, strict=True):
-                self._jobs[run_id] = _Job(run_id, request, store)
+                self._jobs[run_id] = _Job(run_id, request, store, epoch_hook)
                 self._pending.append(run_id)
             if idempotency_key is not None:
                 self._keys[idempotency_key] = (run_ids, now)
@@ -489,6 +523,8 @@ class JobManager:
         except Exception as exc:  # noqa: BLE001 - a worker must never take the app down
             _log.exception("run %s failed", job.run_id)
             state, message, extra = "failed", f"{type(exc).__name__}: {exc}", {}
+        if state == "stopped" and job.progress.prune_reason and job.stop_requested_at is None:
+            state, message = "pruned", job.progress.prune_reason
         with self._cond:  # one step: a run is never seen finished and still running at once
             self._finish(job, state, message, **extra)
             self._running.discard(job.run_id)

@@ -50,7 +50,7 @@ __all__ = [
     "run_picker",
 ]
 
-_EVALUABLE = ("completed", "stopped")
+_EVALUABLE = ("completed", "stopped", "pruned")  # stopped and pruned runs saved the model they had
 _REPORT_ROWS_SHOWN = 24  # a per-class report up to this many rows is shown whole, without a scroll bar
 _SEVERITY = {"error": (st.error, ":material/error:"), "warning": (st.warning, ":material/warning:"),
              "info": (st.info, ":material/info:")}

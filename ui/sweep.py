@@ -1,0 +1,246 @@
+"""Sweeps page helpers: the plan form, the process-wide registry of running sweeps, and the live view.
+
+A sweep's driver thread (core.sweeps.SweepDriver) lives in a process-wide registry, not in the session:
+a reload, a page change or a second tab finds it still running. The study itself is on disk (Optuna's
+journal file in the workspace's runs folder), so after a server restart it is listed and can be resumed.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import optuna
+import pandas as pd
+import streamlit as st
+
+from core.specs import ModelSpec
+from core.sweeps import (
+    DIMENSIONS,
+    PRUNERS,
+    SAMPLERS,
+    Dimension,
+    SweepDriver,
+    SweepError,
+    SweepPlan,
+    apply_params,
+    best_trial,
+    compare_optimizers_plan,
+    create_study,
+    fail_orphans,
+    journal_path,
+    load_study,
+    open_storage,
+    plot_study,
+    state_counts,
+    study_rows,
+)
+from core.training import TrainConfig
+from ui.text import md_literal
+
+LABELS = {"optimizer": "Optimizer", "learning_rate": "Learning rate", "batch_size": "Batch size",
+          "epochs": "Epochs", "schedule": "Learning-rate schedule", "dropout": "Dropout rate (every Dropout layer)",
+          "width": "Width multiplier (units / filters of every Dense and Conv2D layer)"}
+SAMPLER_LABELS = {"tpe": "TPE (Bayesian: learns from earlier trials)", "random": "Random", "grid": "Grid"}
+PRUNER_LABELS = {"median": "Median: stop a trial worse than the median so far",
+                 "hyperband": "Hyperband: successive halving over epochs", "none": "None: every trial runs out"}
+_DEFAULT_RANGES = {"learning_rate": (1e-4, 1e-1), "epochs": (2, 10), "dropout": (0.0, 0.5), "width": (0.5, 2.0)}
+_SELECTED = "sweep"  # query parameter naming the sweep on screen (reloads and direct links keep it)
+
+
+@st.cache_resource(show_spinner=False)
+def _registry() -> tuple[threading.Lock, dict[tuple[str, str], SweepDriver]]:
+    """Every sweep driver of this server process, by (runs folder, study name)."""
+    return threading.Lock(), {}
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def _storage(root: str) -> optuna.storages.BaseStorage:
+    return open_storage(journal_path(root))
+
+
+def storage_for(root: str, *, create: bool = False) -> optuna.storages.BaseStorage | None:
+    """The workspace's Optuna journal (one file, every sweep of the workspace); None while it does not
+    exist, unless `create` (a visitor who only looks leaves nothing on disk)."""
+    if not create and not journal_path(root).is_file():
+        return None
+    return _storage(root)
+
+
+def driver(root: str, name: str) -> SweepDriver | None:
+    lock, drivers = _registry()
+    with lock:
+        return drivers.get((root, name))
+
+
+def study_names(storage: optuna.storages.BaseStorage | None) -> list[str]:
+    """Sweeps of the workspace, newest first."""
+    if storage is None:
+        return []
+    summaries = optuna.study.get_all_study_summaries(storage, include_best_trial=False)
+    return [s.study_name for s in sorted(summaries, key=lambda s: s.user_attrs.get("created", 0), reverse=True)]
+
+
+def start(manager: Any, storage: optuna.storages.BaseStorage, name: str, plan: SweepPlan, dataset: Any,
+          spec: ModelSpec, config: TrainConfig, *, resume: bool = False) -> SweepDriver:
+    """Create the study (unless resuming) and start its driver in the background."""
+    root = str(manager.store.root)
+    if not resume:
+        ref = dataset.ref
+        base = {"dataset": {**(ref.to_dict() if ref else {"name": dataset.name}), "upload": ref is None},
+                "spec": spec.to_dict(), "config": config.to_dict()}
+        create_study(storage, name, plan, base)
+    else:
+        fail_orphans(load_study(storage, name)[0], manager.manager, manager.workspace)
+    new = SweepDriver(manager.manager, storage, name, dataset, workspace=manager.workspace).start()
+    lock, drivers = _registry()
+    with lock:
+        drivers[(root, name)] = new
+    st.query_params[_SELECTED] = name
+    return new
+
+
+def base_dataset(base: dict[str, Any], current: Any) -> Any:
+    """The dataset a sweep was created on: reloaded by name, or the current upload if it is the same file."""
+    ref = base["dataset"]
+    if not ref.get("upload"):
+        from ui.data import load_dataset
+
+        return load_dataset(ref["name"], ref.get("subset"), ref.get("seed", 0))
+    if current.name == ref["name"]:
+        return current
+    raise SweepError(f"this sweep trains on the uploaded file {ref['name']!r}: upload it again on Explore data "
+                     f"to resume it")
+
+
+def selected_name(names: list[str]) -> str | None:
+    wanted = st.query_params.get(_SELECTED)
+    return wanted if wanted in names else (names[0] if names else None)
+
+
+def select(name: str) -> None:
+    st.query_params[_SELECTED] = name
+
+
+# ---- the plan form -------------------------------------------------------------------------------------
+
+def _dimension_widget(name: str, config: TrainConfig) -> Dimension:
+    template = DIMENSIONS[name]
+    label = LABELS[name]
+    if template.kind == "choice":
+        default = list(template.choices) if name != "batch_size" else [32, 64, 128]
+        chosen = st.multiselect(label, list(template.choices), default=default, key=f"sweep_{name}")
+        return Dimension(name, "choice", choices=tuple(chosen))
+    low, high = _DEFAULT_RANGES[name]
+    a, b = st.columns(2)
+    step = 1 if template.kind == "int" else None
+    fmt = "%d" if template.kind == "int" else "%g"
+    cast = int if template.kind == "int" else float
+    lo = a.number_input(f"{label}: from", value=cast(low), step=step, format=fmt, key=f"sweep_{name}_lo")
+    hi = b.number_input(f"{label}: to", value=cast(high), step=step, format=fmt, key=f"sweep_{name}_hi")
+    return Dimension(name, template.kind, low=cast(lo), high=cast(hi), log=template.log)
+
+
+def plan_form(config: TrainConfig, default_name: str) -> tuple[str, SweepPlan] | None:
+    """The 'New sweep' settings; (name, checked plan) when Start was pressed, else None (errors shown)."""
+    varied = st.multiselect("Vary", list(DIMENSIONS), default=["optimizer", "learning_rate"],
+                            format_func=LABELS.get, key="sweep_vary",
+                            help="Everything else comes from the model on Build a model and the settings of "
+                                 "your last Train start.")
+    dims = [_dimension_widget(name, config) for name in varied]
+    a, b, c = st.columns(3)
+    sampler = a.selectbox("Sampler", SAMPLERS, format_func=SAMPLER_LABELS.get, key="sweep_sampler")
+    pruner = b.selectbox("Pruner", PRUNERS, format_func=PRUNER_LABELS.get, key="sweep_pruner",
+                         help="Fed each epoch with the validation metric; a pruned trial ends as a run with "
+                              "state 'pruned'.")
+    metric = c.selectbox("Optimise", ("val_accuracy", "val_loss"), key="sweep_metric")
+    d, e, f = st.columns(3)
+    n_trials = d.number_input("Trials", min_value=1, max_value=200, value=12, step=1, key="sweep_trials")
+    minutes = e.number_input("Time budget (minutes, 0 = none)", min_value=0, value=0, step=5, key="sweep_minutes",
+                             help="No trial starts after this; trials already running finish.")
+    name = f.text_input("Name", value=default_name, max_chars=80, key="sweep_name")
+    if not st.button("Start sweep", icon=":material/play_arrow:", type="primary", key="sweep_start"):
+        return None
+    plan = SweepPlan(tuple(dims), sampler=sampler, pruner=pruner, n_trials=int(n_trials),
+                     timeout_s=float(minutes) * 60 or None, metric=metric, seed=config.seed)
+    try:
+        return name, plan.check()
+    except SweepError as exc:
+        st.error(f"Cannot start the sweep: {md_literal(str(exc))}", icon=":material/error:")
+        return None
+
+
+def optimizers_plan(config: TrainConfig) -> SweepPlan:
+    return compare_optimizers_plan(config.epochs, config.seed)
+
+
+# ---- the live view -------------------------------------------------------------------------------------
+
+def render_counts(study: optuna.Study, running: bool, plan: SweepPlan) -> None:
+    counts = state_counts(study)
+    cols = st.columns(5)
+    for col, key in zip(cols, ("running", "complete", "pruned", "fail", "waiting"), strict=True):
+        col.metric(key.replace("fail", "failed").capitalize(), counts.get(key, 0))
+    budget = f"{plan.trials_to_run()} trials" + (f", {plan.timeout_s / 60:g} min" if plan.timeout_s else "")
+    st.caption(f"{'Running' if running else 'Not running'} · budget {budget} · sampler {plan.sampler} · "
+               f"pruner {plan.pruner} · optimising {plan.metric}")
+
+
+def render_best(study: optuna.Study, base: dict[str, Any]) -> None:
+    best = best_trial(study)
+    if best is None:
+        st.info("No completed trial yet: the best trial appears here (pruned trials never count).",
+                icon=":material/hourglass_empty:")
+        return
+    params = ", ".join(f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}" for k, v in best.params.items())
+    st.success(f"Best: trial {best.number}, {study.user_attrs['plan']['metric']} {best.value:.4f} ({params})",
+               icon=":material/emoji_events:")
+    a, b = st.columns(2)
+    run_id = best.user_attrs.get("run_id")
+    if run_id and a.button("Evaluate the best trial", icon=":material/target:", key="sweep_eval"):
+        st.session_state["eval_run"] = run_id
+        st.switch_page("pages/evaluate.py")
+    if b.button("Use these settings", icon=":material/input:", key="sweep_use",
+                help="Sets the model (dropout, width) and the Train settings to the best trial's."):
+        from ui.jobs import saved_config
+        from ui.model import set_spec
+
+        spec, config = apply_params(ModelSpec.from_dict(base["spec"]), TrainConfig.from_dict(base["config"]),
+                                    best.params)
+        set_spec(spec)
+        saved_config(config)
+        st.toast("The best trial's settings are now those of Build a model and Train.", icon=":material/check:")
+
+
+def render_trials(study: optuna.Study, hide_pruned: bool) -> None:
+    rows = [r for r in study_rows(study) if not (hide_pruned and r["state"] == "pruned")]
+    if rows:
+        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+
+
+def render_plots(study: optuna.Study, hide_pruned: bool, key: str) -> None:
+    """Optuna's own plotly figures; pruned trials are left out when asked (their short curves and early
+    values squash the axes)."""
+    shown = plot_study(study, include_pruned=not hide_pruned)
+    done = sum(t.state == optuna.trial.TrialState.COMPLETE for t in shown.trials)
+    figures = {"Curves (live)": lambda: optuna.visualization.plot_intermediate_values(shown),
+               "History": lambda: optuna.visualization.plot_optimization_history(shown)}
+    if len(study.user_attrs["plan"]["dimensions"]) > 1:
+        figures["Parallel coordinates"] = lambda: optuna.visualization.plot_parallel_coordinate(shown)
+        figures["Contour"] = lambda: optuna.visualization.plot_contour(shown)
+    if done >= 2:
+        figures["Importances"] = lambda: optuna.visualization.plot_param_importances(shown)
+    tabs = st.tabs(list(figures))
+    for tab, (title, make) in zip(tabs, figures.items(), strict=True):
+        with tab:
+            try:
+                figure = make()
+            except (ValueError, RuntimeError) as exc:  # e.g. importances of a parameter that never varied
+                st.caption(f"Not available yet: {md_literal(str(exc))}")
+                continue
+            st.plotly_chart(figure, key=f"{key}_{title}", width="stretch")
+
+
+def elapsed_words(seconds: float) -> str:
+    return time.strftime("%H:%M:%S", time.gmtime(max(seconds, 0)))
