@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8501
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: run test test-fast lint browser bench clean
+.PHONY: run test test-fast lint browser bench clean i18n
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,13 @@ test: $(VENV)/.dev-installed browser
 ## test-fast: skip the slow and browser tests while developing
 test-fast: $(VENV)/.dev-installed
 	$(BIN)/python -m pytest -m "not slow and not e2e"
+
+## i18n: extract every _("…") into locales/messages.pot, update the Chinese catalog, compile it (.mo is committed:
+## Community Cloud installs only requirements.txt). Translate new entries in locales/zh_CN/LC_MESSAGES/messages.po.
+i18n: $(VENV)/.dev-installed
+	$(BIN)/pybabel extract -F babel.cfg --no-location --sort-output --omit-header -o locales/messages.pot .
+	$(BIN)/pybabel update -i locales/messages.pot -d locales -l zh_CN --no-fuzzy-matching --ignore-obsolete
+	$(BIN)/pybabel compile -d locales -l zh_CN --statistics
 
 bench: $(VENV)/.dev-installed
 	$(BIN)/python bench/train_overhead.py
