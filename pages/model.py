@@ -1,4 +1,5 @@
-"""Build a model: presets, a layer editor with live shape checks, the Keras summary, a diagram, export."""
+"""Build a model: presets, a layer editor with live shape checks, an augmentation preview, the Keras summary,
+a diagram, export."""
 
 import streamlit as st
 
@@ -6,7 +7,7 @@ from core.charts.model import architecture_figure
 from core.models import export_code, export_file_stem
 from core.specs import SpecError, analyse_spec, available_presets, layer_types_for, preset, preset_caption
 from ui.data import current_dataset
-from ui.model import cached_summary, editing_spec, layer_editor, set_spec, spec_uploader
+from ui.model import augmentation_preview, cached_summary, editing_spec, layer_editor, set_spec, spec_uploader
 from ui.state import ensure_app_entry
 from ui.text import md_literal
 
@@ -49,6 +50,8 @@ for error in analysis.errors:  # our words about validated layers: no user text
     st.error(error, icon=":material/error:")
 for warning in analysis.warnings:
     st.warning(warning, icon=":material/warning:")
+if dataset.kind == "image":
+    augmentation_preview(spec, dataset)
 
 if analysis.ok:
     try:

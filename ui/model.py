@@ -1,4 +1,5 @@
-"""The session's model spec (shared with the Train page) and the Model page's layer editor widgets.
+"""The session's model spec (shared with the Train page), the Model page's layer editor widgets and its
+augmentation preview.
 
 The spec lives in st.session_state["model_spec"], a plain (non-widget) key, so it survives page changes.
 Editor widgets are keyed by a stable id per layer (not its position), so moving or deleting a layer
@@ -13,6 +14,8 @@ from typing import Any
 
 import streamlit as st
 
+from core.augment_preview import AugmentPreview, augment_preview, augmentation_layers, flip_warning
+from core.charts.augment import augment_grid_figure
 from core.models import ModelSummary, model_summary
 from core.settings import MAX_SPEC_JSON_BYTES
 from core.specs import (
@@ -28,11 +31,12 @@ from core.specs import (
     preset,
     validate_spec,
 )
+from ui.data import dataset_key
 from ui.learn import render_activation_curves
 from ui.text import md_literal
 
-__all__ = ["SPEC_KEY", "cached_summary", "current_spec", "editing_spec", "layer_editor", "set_spec",
-           "spec_problem", "spec_uploader"]
+__all__ = ["SPEC_KEY", "augmentation_preview", "cached_summary", "current_spec", "editing_spec", "layer_editor",
+           "set_spec", "spec_problem", "spec_uploader"]
 
 SPEC_KEY = "model_spec"
 _IDS_KEY = "model_spec_ids"  # one stable id per layer, parallel to the spec's layers
@@ -204,6 +208,40 @@ def cached_summary(spec_json: str, name: str, input_shape: tuple[int, ...], n_cl
     """Keras' exact summary, cached by what it depends on (the spec and the data's shape)."""
     shape_only = SimpleNamespace(name=name, input_shape=tuple(input_shape), n_classes=n_classes, kind=kind)
     return model_summary(ModelSpec.from_json(spec_json), shape_only)
+
+
+@st.cache_data(max_entries=16, show_spinner="Augmenting sample images with Keras…")
+def _cached_augment_preview(augmentation_json: str, key: str, _dataset: Any, seed: int) -> AugmentPreview:
+    """The preview, cached by the augmentation layers, the data (key) and the seed: other layers do not
+    change it."""
+    return augment_preview(ModelSpec.from_json(augmentation_json), _dataset, seed=seed)
+
+
+def augmentation_preview(spec: ModelSpec, dataset: Any) -> None:
+    """Samples of the data and what the spec's own augmentation layers make of them, with a seed."""
+    st.subheader("What augmentation does to your images")
+    layers = augmentation_layers(spec)
+    if not layers:
+        st.info(f"“{md_literal(spec.name)}” has no augmentation layer, so every epoch shows the model exactly "
+                "the same images. Add one with **Add a layer** above, at the start: RandomRotation, RandomZoom "
+                "or RandomTranslation (RandomFlip for photos, not for digits or letters). Its effect on your "
+                "images is then shown here.", icon=":material/info:")
+        return
+    cols = st.columns([1, 3], vertical_alignment="bottom")
+    seed = cols[0].number_input("Augmentation seed", min_value=0, max_value=999_999, value=0, step=1,
+                                key="augment_seed", help="The same seed gives the same pictures; change it "
+                                "(or click + / −) for new random draws.")
+    steps = ", ".join(f"{layer.type} {describe_layer(layer)}" for layer in layers)
+    cols[1].caption(f"Samples of **{md_literal(dataset.name)}** (left) and random versions of them made by "
+                    f"this model's own augmentation layers ({steps}), as training sees them. Each epoch "
+                    "draws new versions.")
+    warning = flip_warning(spec, dataset)
+    if warning:
+        st.warning(warning, icon=":material/flip:")
+    preview = _cached_augment_preview(ModelSpec(layers, "augmentation").to_json(), dataset_key(dataset),
+                                      dataset, int(seed))
+    st.plotly_chart(augment_grid_figure(preview.originals, preview.augmented, preview.labels, preview.seed),
+                    width="content", config={"displayModeBar": False})
 
 
 def _on_upload(dataset: Any) -> None:

@@ -161,3 +161,37 @@ def test_article_cnn_caption_names_the_ten_class_head_and_the_count_here(clean_s
     assert "with the article's 10" in caption and "class head" in caption
     assert "3 classes) it has 122,115 parameters (a 3" in caption
     assert _metric(at, "Parameters") == 122_115
+
+
+def _augment_grid(at: AppTest) -> dict | None:
+    import json
+
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    return next((s for s in specs if any("augmented versions" in a.get("text", "")
+                                         for a in s["layout"].get("annotations", []))), None)
+
+
+def test_augmentation_preview_shows_the_grid_and_warns_about_flipped_digits(clean_streamlit_caches):
+    """Issue 15.3: the spec's own augmentation on real samples, seeded, and a warning that flips break digits."""
+    at = _open()
+    assert any("no augmentation layer" in i.value for i in at.info)  # Small CNN: nothing to preview
+    assert _augment_grid(at) is None
+
+    next(s for s in at.selectbox if s.label == "Add a layer").set_value("RandomFlip")
+    next(s for s in at.selectbox if s.label == "Position").set_value(0)
+    next(b for b in at.button if b.label == "Add").click()
+    at.run()
+    assert at.session_state["model_spec"].layers[0].type == "RandomFlip"
+    assert not at.exception, at.exception
+    grid = _augment_grid(at)
+    assert grid is not None and any(a["text"] == "4 augmented versions (seed 0)" for a in grid["layout"]["annotations"])
+    assert [a["text"] for a in grid["layout"]["annotations"][:6]] == ["0", "2", "4", "5", "7", "9"]
+    assert any("RandomFlip turns some digits into other symbols" in w.value for w in at.warning)
+    assert not any("no augmentation layer" in i.value for i in at.info)
+
+    at.number_input(key="augment_seed").set_value(3).run()
+    other = _augment_grid(at)
+    assert any(a["text"] == "4 augmented versions (seed 3)" for a in other["layout"]["annotations"])
+    assert other["data"][0]["z"] != grid["data"][0]["z"]  # new draws with a new seed
+    at.number_input(key="augment_seed").set_value(0).run()
+    assert _augment_grid(at)["data"][0]["z"] == grid["data"][0]["z"]  # and the same pictures again
