@@ -23,11 +23,12 @@ $(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(BIN)/python
 run: $(VENV)/.app-installed
 	$(BIN)/python -m streamlit run app.py --server.port $(PORT) -- --dataset digits
 
-## browser: the system Chromium for the browser tests (Debian's package; Playwright downloads nothing)
+## browser: the system Chromium for the browser tests (Debian's package; Playwright downloads nothing), and a CJK font so
+## Chinese pages render legibly in screenshots (fonts-noto-cjk)
 browser:
-	@if [ -x "$(CHROMIUM)" ]; then echo "chromium: $(CHROMIUM)"; \
-	elif [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; fi
+	@if [ -x "$(CHROMIUM)" ] && fc-list :lang=zh 2>/dev/null | grep -q .; then echo "chromium: $(CHROMIUM)"; \
+	elif [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; \
+	else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; fi
 
 ## test: set up .venv and the browser, then lint and run every test (core, pages, browser)
 test: $(VENV)/.dev-installed browser

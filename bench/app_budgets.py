@@ -49,14 +49,12 @@ import argparse
 import json
 import os
 import re
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -64,19 +62,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from core.runs import is_run_id  # noqa: E402 - a run folder's name, not the store's temporary folders
+from tests.e2e.server import chromium, launch_server, stop_server, wait_healthy  # noqa: E402
 
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 TF_LIBS = re.compile(r"libtensorflow|_pywrap_tensorflow")
 GB = 1024**3
 
 def load_text() -> str:
     return " ".join(f"{v:.2f}" for v in os.getloadavg())
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # ---- /proc readings -----------------------------------------------------------------------------------
@@ -318,7 +310,7 @@ def visitors_main(url: str, n: int, stop_file: Path) -> None:
 
     deadline = time.monotonic() + 900  # bounded whatever happens to the main process
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        browser = pw.chromium.launch(executable_path=chromium(), headless=True, args=["--no-sandbox"])
         pages = []
         for _ in range(n):
             page = browser.new_context(viewport={"width": 1200, "height": 900}).new_page()
@@ -444,33 +436,17 @@ def main() -> None:
     print(f"load average at start: {load_text()}  ({os.cpu_count()} CPUs)")
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as pw:
         runs, log = Path(tmp) / "runs", Path(tmp) / "streamlit.log"
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        browser = pw.chromium.launch(executable_path=chromium(), headless=True, args=["--no-sandbox"])
         context = browser.new_context(viewport={"width": 1400, "height": 1000})
         page = context.new_page()
         page.set_default_timeout(60_000)
         page.goto("about:blank")  # the browser is warm before the server starts
 
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        env = {**os.environ, "KERAS_LAB_RUNS": str(runs), "PYTHONUNBUFFERED": "1"}
-        cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-               "--server.port", str(port), "--server.fileWatcherType", "none",
-               "--browser.gatherUsageStats", "false"]
         t0 = time.perf_counter()
-        with open(log, "w") as out:
-            proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        proc, url = launch_server(runs, log)
         stop_file, visitors = Path(tmp) / "visitors.stop", None
         try:
-            while True:
-                try:
-                    with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                        if r.status == 200:
-                            break
-                except OSError:
-                    pass
-                if proc.poll() is not None or time.perf_counter() - t0 > 120:
-                    raise SystemExit(f"streamlit did not start; log:\n{log.read_text()}")
-                time.sleep(0.02)
+            wait_healthy(proc, url, log, every_s=0.02)
             t_health = time.perf_counter() - t0
             cpu_health = cpu_seconds(descendants(proc.pid))
             t_req = time.perf_counter()
@@ -616,11 +592,7 @@ def main() -> None:
                     visitors.wait(timeout=60)
                 except subprocess.TimeoutExpired:
                     visitors.kill()
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_server(proc)
             browser.close()
         if "Traceback" in log.read_text():
             print("server log has a traceback:\n" + log.read_text()[-3000:])

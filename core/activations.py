@@ -15,6 +15,8 @@ import numpy as np
 from scipy.special import erfc
 from scipy.special import softmax as _softmax
 
+from core.i18n import _
+
 __all__ = ["ACTIVATIONS", "ELU_ALPHA", "LEAKY_SLOPE", "Activation", "max_slope", "sigmoid"]
 
 LEAKY_SLOPE = 0.2  # keras.activations.leaky_relu's default negative_slope
@@ -70,10 +72,16 @@ class Activation:
     """One activation: its Keras name, how the pages label it, the function and its derivative."""
 
     name: str  # Keras 3 name, as in core.specs.ACTIVATIONS
-    label: str
+    symbol: str  # how it is usually written ("LeakyReLU"); `label` adds words where the name needs them
     formula: str  # the definition in one line of plain text
     fn: Curve
     slope: Curve
+
+    @property
+    def label(self) -> str:
+        """How the pages label it, in the reader's language (read when shown, never at import)."""
+        described = {"softmax": _("softmax (2 classes)"), "linear": _("linear")}
+        return described.get(self.name, self.symbol)
 
     def __call__(self, x: np.ndarray | float) -> np.ndarray:
         return self.fn(_array(x))
@@ -93,7 +101,7 @@ ACTIVATIONS: dict[str, Activation] = {a.name: a for a in (
     Activation("gelu", "GELU", "z·Φ(z), Φ the standard normal CDF", _gelu, _gelu_slope),
     Activation("sigmoid", "sigmoid", "1 / (1 + e⁻ᶻ)", sigmoid, _sigmoid_slope),
     Activation("tanh", "tanh", "(eᶻ − e⁻ᶻ) / (eᶻ + e⁻ᶻ)", np.tanh, lambda z: 1.0 - np.tanh(z) ** 2),
-    Activation("softmax", "softmax (2 classes)", "first probability of softmax([z, 0])",
+    Activation("softmax", "softmax", "first probability of softmax([z, 0])",
                _softmax_first, _softmax_first_slope),
     Activation("linear", "linear", "z", lambda z: z.copy(), np.ones_like),
 )}

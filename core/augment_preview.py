@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from core.i18n import _
 from core.models import _layer_call
 from core.specs import AUGMENTATION_TYPES, LayerSpec, ModelSpec
 
@@ -102,12 +103,14 @@ def _symbols(dataset: Any) -> str | None:
     return None
 
 
-_FLIP_EXAMPLES = {
-    ("horizontal", "digits"): "mirrored left to right, a 2, 3, 4, 7 or 9 is no digit at all",
-    ("vertical", "digits"): "upside down, a 2, 4 or 7 is no digit at all and a 6 is close to a 9",
-    ("horizontal", "letters"): "mirrored left to right, b reads as d and p as q",
-    ("vertical", "letters"): "upside down, b reads as p, M as W and n as u",
-}
+def _flip_examples() -> dict[tuple[str, str], str]:
+    """(flip axis, kind of symbol) -> what such a flip does to such symbols, in the visitor's language."""
+    return {
+        ("horizontal", "digits"): _("mirrored left to right, a 2, 3, 4, 7 or 9 is no digit at all"),
+        ("vertical", "digits"): _("upside down, a 2, 4 or 7 is no digit at all and a 6 is close to a 9"),
+        ("horizontal", "letters"): _("mirrored left to right, b reads as d and p as q"),
+        ("vertical", "letters"): _("upside down, b reads as p, M as W and n as u"),
+    }
 
 
 def flip_warning(spec: ModelSpec, dataset: Any) -> str | None:
@@ -118,7 +121,13 @@ def flip_warning(spec: ModelSpec, dataset: Any) -> str | None:
     if what is None or not modes:
         return None
     axes = [axis for axis in ("horizontal", "vertical") if any(axis in mode for mode in modes)]
-    examples = "; ".join(_FLIP_EXAMPLES[(axis, what)] for axis in axes)
-    return (f"RandomFlip turns some {what} into other symbols ({examples}), yet the model is told the flipped "
-            f"image still has its old label. Delete the RandomFlip layer and augment {what} with small "
-            "rotations, zooms and shifts only (as the Stronger CNN preset does).")
+    examples = [_flip_examples()[(axis, what)] for axis in axes]
+    example = examples[0] if len(examples) == 1 else _("{first}; {second}").format(first=examples[0],
+                                                                                  second=examples[1])
+    if what == "digits":
+        return _("RandomFlip turns some digits into other symbols ({examples}), yet the model is told the flipped "
+                 "image still has its old label. Delete the RandomFlip layer and augment digits with small "
+                 "rotations, zooms and shifts only (as the Stronger CNN preset does).").format(examples=example)
+    return _("RandomFlip turns some letters into other symbols ({examples}), yet the model is told the flipped "
+             "image still has its old label. Delete the RandomFlip layer and augment letters with small rotations, "
+             "zooms and shifts only (as the Stronger CNN preset does).").format(examples=example)

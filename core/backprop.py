@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from core.checks import KerasLabError
+from core.i18n import _
 
 __all__ = [
     "ACTIVATIONS",
@@ -30,6 +31,7 @@ __all__ = [
     "default_example",
     "forward",
     "gradient_of",
+    "head_label",
     "named_values",
     "parameter_names",
     "parameter_value",
@@ -48,6 +50,12 @@ HEADS: dict[str, str] = {
 }
 MAX_INPUTS = 6
 MAX_WIDTH = 8
+
+
+def head_label(head: str) -> str:
+    """HEADS[head] in the reader's language (HEADS is read once at import, so it stays English)."""
+    return {"sigmoid_bce": _("sigmoid output + binary cross-entropy"),
+            "linear_mse": _("linear output + mean squared error")}[head]
 
 
 class BackpropError(KerasLabError):
@@ -75,26 +83,32 @@ class Network:
         object.__setattr__(self, "y", float(self.y))
         object.__setattr__(self, "lr", float(self.lr))
         if self.hidden not in ACTIVATIONS:
-            raise BackpropError(f"hidden activation must be one of {', '.join(ACTIVATIONS)}, got {self.hidden!r}")
+            raise BackpropError(_("hidden activation must be one of {choices}, got {value}").format(
+                choices=", ".join(ACTIVATIONS), value=repr(self.hidden)))
         if self.head not in HEADS:
-            raise BackpropError(f"output/loss must be one of {', '.join(HEADS)}, got {self.head!r}")
+            raise BackpropError(_("output/loss must be one of {choices}, got {value}").format(
+                choices=", ".join(HEADS), value=repr(self.head)))
         if self.w1.ndim != 2:
-            raise BackpropError(f"hidden weights must be a (width, inputs) table, got shape {self.w1.shape}")
+            raise BackpropError(_("hidden weights must be a (width, inputs) table, got shape {shape}").format(
+                shape=self.w1.shape))
         width, n_in = self.w1.shape
         if not 1 <= width <= MAX_WIDTH:
-            raise BackpropError(f"hidden width must be 1 to {MAX_WIDTH}, got {width}")
+            raise BackpropError(_("hidden width must be 1 to {most}, got {value}").format(most=MAX_WIDTH, value=width))
         if not 1 <= n_in <= MAX_INPUTS:
-            raise BackpropError(f"number of inputs must be 1 to {MAX_INPUTS}, got {n_in}")
+            raise BackpropError(_("number of inputs must be 1 to {most}, got {value}").format(most=MAX_INPUTS, value=n_in))
         for name, shape in (("b1", (width,)), ("w2", (width,)), ("x", (n_in,))):
             if getattr(self, name).shape != shape:
-                raise BackpropError(f"{name} must have shape {shape}, got {getattr(self, name).shape}")
+                raise BackpropError(_("{name} must have shape {shape}, got {value}").format(
+                    name=name, shape=shape, value=getattr(self, name).shape))
         for name in ("w1", "b1", "w2", "b2", "x", "y", "lr"):
             if not np.all(np.isfinite(getattr(self, name))):
-                raise BackpropError(f"{name} must be a finite number, got {getattr(self, name)}")
+                raise BackpropError(_("{name} must be a finite number, got {value}").format(
+                    name=name, value=getattr(self, name)))
         if self.head == "sigmoid_bce" and not 0.0 <= self.y <= 1.0:
-            raise BackpropError(f"with binary cross-entropy the label must lie in 0..1, got {self.y:g}")
+            raise BackpropError(_("with binary cross-entropy the label must lie in 0..1, got {value}").format(
+                value=f"{self.y:g}"))
         if not 0.0 < self.lr <= 10.0:
-            raise BackpropError(f"learning rate must be > 0 and ≤ 10, got {self.lr:g}")
+            raise BackpropError(_("learning rate must be > 0 and ≤ 10, got {value}").format(value=f"{self.lr:g}"))
 
     @property
     def width(self) -> int:
@@ -235,9 +249,9 @@ def sgd_step(net: Network, grads: Gradients | None = None) -> Network:
 def train(net: Network, steps: int) -> tuple[Network, list[float]]:
     """Run `steps` SGD steps; return the new network and the loss after each step."""
     if not 1 <= steps <= 10_000:
-        raise BackpropError(f"steps must be 1 to 10000, got {steps}")
+        raise BackpropError(_("steps must be 1 to 10000, got {value}").format(value=steps))
     losses = []
-    for _ in range(steps):
+    for _step in range(steps):
         net = sgd_step(net)
         losses.append(forward(net).loss)
     return net, losses
@@ -266,10 +280,12 @@ def parse_parameter(name: str, net: Network | None = None) -> tuple[str, int, in
     """'W1[2,3]' -> ('W1', 1, 2): the array and its 0-based indices; with `net`, only names it has."""
     m = _NAME.match(name.replace(" ", ""))
     if net is not None and name not in parameter_names(net):
-        raise BackpropError(f"unknown parameter {name!r}; expected one of W1[j,i], b1[j], W2[j], b2 "
-                            f"with j in 1..{net.width} and i in 1..{net.n_inputs}")
+        raise BackpropError(_("unknown parameter {name}; expected one of W1[j,i], b1[j], W2[j], b2 with j in "
+                              "1..{width} and i in 1..{inputs}").format(name=repr(name), width=net.width,
+                                                                        inputs=net.n_inputs))
     if not m:
-        raise BackpropError(f"unknown parameter {name!r}; expected W1[j,i], b1[j], W2[j] or b2")
+        raise BackpropError(_("unknown parameter {name}; expected W1[j,i], b1[j], W2[j] or b2").format(
+            name=repr(name)))
     if m.group(1):
         return "W1", int(m.group(2)) - 1, int(m.group(3)) - 1
     if m.group(4):

@@ -18,8 +18,9 @@ from core.backprop import (
     sgd_step,
     with_parameter,
 )
+from core.i18n import _
 
-__all__ = ["compare", "finite_difference_gradients", "our_values", "tf_reference"]
+__all__ = ["compare", "finite_difference_gradients", "our_values", "quantity_label", "tf_reference"]
 
 
 def _values(z: Any, h: Any, net_out: float, y_hat: float, loss: float) -> dict[str, float]:
@@ -90,3 +91,10 @@ def compare(ours: dict[str, float], reference: dict[str, float]) -> tuple[list[d
             rows.append({"quantity": name, "ours (NumPy)": value, "reference": reference[name],
                          "|difference|": abs(value - reference[name])})
     return rows, max((r["|difference|"] for r in rows), default=0.0)
+
+
+def quantity_label(name: str) -> str:
+    """A row's quantity as the table shows it, in the reader's language (the names above stay keys)."""
+    if name.startswith("new "):
+        return _("new {parameter}").format(parameter=name.removeprefix("new "))
+    return {"net_out": _("net_out"), "y_hat": _("y_hat"), "loss": _("loss")}.get(name, name)

@@ -23,6 +23,7 @@ from core.backprop import (
     parse_parameter,
     sgd_step,
 )
+from core.i18n import _
 
 __all__ = ["ChainFactor", "Step", "chain_factors", "chain_formulas", "network_dot", "param_tex", "worked_steps"]
 
@@ -79,17 +80,18 @@ def _hidden_factors(net: Network, fwd: Forward, g: Gradients, kind: str, j: int,
     act = ACTIVATIONS[net.hidden]
     factors = [
         ChainFactor(rf"\frac{{\partial \mathrm{{net}}}}{{\partial h_{{{j + 1}}}}} = w^{{(2)}}_{{{j + 1}}}",
-                    f"output weight of hidden unit {j + 1}", float(net.w2[j])),
+                    _("output weight of hidden unit {unit}").format(unit=j + 1), float(net.w2[j])),
         ChainFactor(rf"\frac{{\partial h_{{{j + 1}}}}}{{\partial z_{{{j + 1}}}}}",
-                    f"slope of {act} at z = {_num(fwd.z[j])}", float(g.dh_dz[j])),
+                    _("slope of {activation} at z = {z}").format(activation=act, z=_num(fwd.z[j])),
+                    float(g.dh_dz[j])),
     ]
     if kind == "W1":
         factors.append(ChainFactor(
             rf"\frac{{\partial z_{{{j + 1}}}}}{{\partial w^{{(1)}}_{{{j + 1}{i + 1}}}}} = x_{{{i + 1}}}",
-            f"input {i + 1}", float(net.x[i])))
+            _("input {input}").format(input=i + 1), float(net.x[i])))
     else:
         factors.append(ChainFactor(rf"\frac{{\partial z_{{{j + 1}}}}}{{\partial b^{{(1)}}_{{{j + 1}}}}}",
-                                   "a bias adds 1 × itself", 1.0))
+                                   _("a bias adds 1 × itself"), 1.0))
     return factors
 
 
@@ -97,17 +99,19 @@ def chain_factors(net: Network, name: str) -> tuple[list[ChainFactor], float]:
     """The factors whose product is dL/d(name), and that product."""
     kind, j, i = parse_parameter(name, net)
     fwd, g = forward(net), backward(net)
-    loss_word = "binary cross-entropy" if net.head == "sigmoid_bce" else "squared error"
-    out_word = "sigmoid" if net.head == "sigmoid_bce" else "linear output (slope 1)"
+    if net.head == "sigmoid_bce":
+        loss_meaning, out_meaning = _("how the binary cross-entropy changes with ŷ"), _("slope of the sigmoid")
+    else:
+        loss_meaning, out_meaning = _("how the squared error changes with ŷ"), _("slope of the linear output (slope 1)")
     factors = [
-        ChainFactor(r"\frac{\partial L}{\partial \hat y}", f"how the {loss_word} changes with ŷ", g.dl_dyhat),
-        ChainFactor(r"\frac{\partial \hat y}{\partial \mathrm{net}}", f"slope of the {out_word}", g.dyhat_dnet),
+        ChainFactor(r"\frac{\partial L}{\partial \hat y}", loss_meaning, g.dl_dyhat),
+        ChainFactor(r"\frac{\partial \hat y}{\partial \mathrm{net}}", out_meaning, g.dyhat_dnet),
     ]
     if kind == "W2":
         factors.append(ChainFactor(rf"\frac{{\partial \mathrm{{net}}}}{{\partial w^{{(2)}}_{{{j + 1}}}}} = h_{{{j + 1}}}",
-                                   f"activation of hidden unit {j + 1}", float(fwd.h[j])))
+                                   _("activation of hidden unit {unit}").format(unit=j + 1), float(fwd.h[j])))
     elif kind == "b2":
-        factors.append(ChainFactor(r"\frac{\partial \mathrm{net}}{\partial b^{(2)}}", "a bias adds 1 × itself", 1.0))
+        factors.append(ChainFactor(r"\frac{\partial \mathrm{net}}{\partial b^{(2)}}", _("a bias adds 1 × itself"), 1.0))
     else:
         factors += _hidden_factors(net, fwd, g, kind, j, i)
     product = math.prod(f.value for f in factors)
@@ -131,7 +135,7 @@ def chain_formulas(net: Network, name: str) -> list[str]:
 def network_dot(net: Network) -> str:
     """The network as a Graphviz DOT diagram: values in the nodes, weights on the edges."""
     fwd = forward(net)
-    out = "ŷ" if net.head == "sigmoid_bce" else "ŷ (linear)"
+    out = "ŷ" if net.head == "sigmoid_bce" else _("ŷ (linear)")
     # Compact ranks and large type: the chart is scaled down to half the page width.
     lines = ["digraph net {", "rankdir=LR; splines=line; nodesep=0.15; ranksep=0.6; pad=0.05;",
              'node [shape=circle, fixedsize=true, width=0.95, fontsize=17, fontname="sans-serif"];',
@@ -177,7 +181,7 @@ _ACT_TEX = {
 
 def _forward_steps(net: Network, fwd: Forward) -> list[Step]:
     """Hidden net input, hidden activation, output net input."""
-    act_name, act_def, _ = _ACT_TEX[net.hidden]
+    act_name, act_def, _slope = _ACT_TEX[net.hidden]
     sums = [r"z_j = \sum_i w^{(1)}_{ji}\, x_i + b^{(1)}_j"]
     for j in range(net.width):
         terms = " + ".join(f"{_num(net.w1[j, i])} \\cdot {_p(net.x[i])}" for i in range(net.n_inputs))
@@ -186,10 +190,11 @@ def _forward_steps(net: Network, fwd: Forward) -> list[Step]:
     acts += [f"h_{{{j + 1}}} = {act_name}({_num(fwd.z[j])}) = {_num(fwd.h[j])}" for j in range(net.width)]
     terms = " + ".join(f"{_num(net.w2[j])} \\cdot {_p(fwd.h[j])}" for j in range(net.width))
     return [
-        Step("Hidden net input", "Each hidden unit adds up its weighted inputs and its bias.", sums),
-        Step("Hidden activation", f"The {ACTIVATIONS[net.hidden]} activation bends the sum so "
-             "that stacked layers can model more than a straight line.", acts),
-        Step("Output net input", "The output unit does the same with the hidden activations.", [
+        Step(_("Hidden net input"), _("Each hidden unit adds up its weighted inputs and its bias."), sums),
+        Step(_("Hidden activation"), _("The {activation} activation bends the sum so that stacked layers can "
+                                       "model more than a straight line.").format(activation=ACTIVATIONS[net.hidden]),
+             acts),
+        Step(_("Output net input"), _("The output unit does the same with the hidden activations."), [
             r"\mathrm{net} = \sum_j w^{(2)}_j\, h_j + b^{(2)}",
             rf"\mathrm{{net}} = {terms} + {_p(net.b2)} = {_num(fwd.net_out)}"]),
     ]
@@ -199,18 +204,18 @@ def _loss_steps(net: Network, fwd: Forward) -> list[Step]:
     """The prediction and the loss, for the network's output and loss."""
     if net.head == "sigmoid_bce":
         return [
-            Step("Prediction", "The sigmoid squeezes the net input into a probability between 0 and 1.", [
+            Step(_("Prediction"), _("The sigmoid squeezes the net input into a probability between 0 and 1."), [
                 rf"\hat y = \sigma(\mathrm{{net}}) = \frac{{1}}{{1 + e^{{-{_p(fwd.net_out)}}}}} = {_num(fwd.y_hat)}"]),
-            Step("Loss", "Binary cross-entropy is small when the predicted probability of the true "
-                 "label is close to 1.", [
+            Step(_("Loss"), _("Binary cross-entropy is small when the predicted probability of the true "
+                              "label is close to 1."), [
                 r"L = -\left[\, y \ln \hat y + (1 - y) \ln(1 - \hat y) \,\right]",
                 rf"L = -\left[\, {_num(net.y)} \ln {_num(fwd.y_hat)} + {_num(1 - net.y)} \ln {_num(1 - fwd.y_hat)}"
                 rf" \,\right] = {_num(fwd.loss)}"]),
         ]
     return [
-        Step("Prediction", "A linear output passes the net input through unchanged.", [
+        Step(_("Prediction"), _("A linear output passes the net input through unchanged."), [
             rf"\hat y = \mathrm{{net}} = {_num(fwd.y_hat)}"]),
-        Step("Loss", "Squared error grows with the square of the distance to the label.", [
+        Step(_("Loss"), _("Squared error grows with the square of the distance to the label."), [
             r"L = (\hat y - y)^2",
             rf"L = ({_num(fwd.y_hat)} - {_p(net.y)})^2 = {_num(fwd.loss)}"]),
     ]
@@ -235,30 +240,30 @@ def _output_layer_steps(net: Network, fwd: Forward, g: Gradients) -> list[Step]:
               rf" = {_num(g.w2[j])}" for j in range(net.width)]
     grads.append(rf"\frac{{\partial L}}{{\partial b^{{(2)}}}} = {_num(g.b2)}")
     return [
-        Step("Error at the output", "The chain rule starts at the loss: how much L changes when the "
-             "output's net input moves a little.", [
+        Step(_("Error at the output"), _("The chain rule starts at the loss: how much L changes when the "
+                                         "output's net input moves a little."), [
             rf"\frac{{\partial L}}{{\partial \hat y}} = {dl}",
             rf"\frac{{\partial \hat y}}{{\partial \mathrm{{net}}}} = {dy}",
             rf"\delta^{{(2)}} = \frac{{\partial L}}{{\partial \mathrm{{net}}}} = \frac{{\partial L}}{{\partial \hat y}}"
             rf" \cdot \frac{{\partial \hat y}}{{\partial \mathrm{{net}}}} = {_num(g.dl_dyhat)} \cdot {_p(g.dyhat_dnet)}"
             rf"{simplified} = {_num(g.delta_out)}"]),
-        Step("Output-layer gradients", "A weight's gradient is the error it feeds times the "
-             "activation that flows through it.", grads),
+        Step(_("Output-layer gradients"), _("A weight's gradient is the error it feeds times the activation "
+                                            "that flows through it."), grads),
     ]
 
 
 def _hidden_layer_steps(net: Network, g: Gradients) -> list[Step]:
     """The error at each hidden unit, then the hidden weights' and biases' gradients."""
-    act_name, _, act_slope = _ACT_TEX[net.hidden]
+    act_name, _definition, act_slope = _ACT_TEX[net.hidden]
     deltas = [rf"\delta^{{(1)}}_j = \frac{{\partial L}}{{\partial z_j}} = \delta^{{(2)}}\, w^{{(2)}}_j"
               rf" \cdot {act_name}'(z_j), \quad {act_slope}"]
     deltas += [rf"\delta^{{(1)}}_{{{j + 1}}} = {_num(g.delta_out)} \cdot {_p(net.w2[j])} \cdot {_p(g.dh_dz[j])}"
                rf" = {_num(g.delta_hidden[j])}" for j in range(net.width)]
     return [
-        Step("Error at the hidden layer", "The output error flows back through each output weight "
-             "and is scaled by the slope of the hidden activation.", deltas),
-        Step("Hidden-layer gradients", "Each hidden weight's gradient is its unit's error times the "
-             "input it multiplies; the bias gradient is the error itself.", [
+        Step(_("Error at the hidden layer"), _("The output error flows back through each output weight and is "
+                                               "scaled by the slope of the hidden activation."), deltas),
+        Step(_("Hidden-layer gradients"), _("Each hidden weight's gradient is its unit's error times the input it "
+                                            "multiplies; the bias gradient is the error itself."), [
             r"\frac{\partial L}{\partial W^{(1)}} = \delta^{(1)}\, x^{\top}, \qquad "
             r"\frac{\partial L}{\partial b^{(1)}} = \delta^{(1)}",
             rf"\frac{{\partial L}}{{\partial W^{{(1)}}}} = {_vec(g.delta_hidden)}"
@@ -271,8 +276,8 @@ def _update_step(net: Network, g: Gradients) -> Step:
     """Every parameter before, its gradient times the learning rate, and after."""
     new = sgd_step(net, g)
     eta = _num(net.lr)
-    return Step("SGD update", "Gradient descent moves every parameter a small step (the learning rate) "
-                "against its gradient, which lowers the loss.", [
+    return Step(_("SGD update"), _("Gradient descent moves every parameter a small step (the learning rate) "
+                                   "against its gradient, which lowers the loss."), [
         rf"\theta \leftarrow \theta - \eta\, \frac{{\partial L}}{{\partial \theta}}, \quad \eta = {eta}",
         rf"W^{{(1)}} \leftarrow {_mat(net.w1)} - {eta} \cdot {_mat(g.w1)}",
         rf"= {_mat(new.w1)}",

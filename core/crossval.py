@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from core.checks import KerasLabError, number, whole_number
+from core.i18n import _
 from core.settings import MAX_FOLDS, MIN_FOLDS
 
 __all__ = ["CrossValidationError", "check_k", "cv_runs", "fold_splits", "submit_cv", "summarize_cv"]
@@ -24,13 +25,13 @@ class CrossValidationError(KerasLabError):
 
 def check_k(dataset: Any, k: Any) -> int:
     """MIN_FOLDS <= k <= MAX_FOLDS (2 and 10) and k <= the smallest class count (each test fold needs every class)."""
-    k = whole_number("the number of folds", k, MIN_FOLDS, MAX_FOLDS, error=CrossValidationError)
+    k = whole_number(_("the number of folds"), k, MIN_FOLDS, MAX_FOLDS, error=CrossValidationError)
     counts = np.bincount(dataset.y, minlength=dataset.n_classes)
     smallest = int(counts[counts > 0].min())
     if k > smallest:
         cls = dataset.class_names[int(np.flatnonzero(counts == smallest)[0])]
-        raise CrossValidationError(f"the number of folds must be at most the smallest class count: class {cls!s} "
-                                   f"has {smallest} samples, got k = {k}")
+        raise CrossValidationError(_("the number of folds must be at most the smallest class count: class {name} "
+                                     "has {n} samples, got k = {k}").format(name=cls, n=smallest, k=k))
     return k
 
 
@@ -42,7 +43,7 @@ def fold_splits(dataset: Any, k: int, seed: int = 0, val_fraction: float = 0.15)
     from core.datasets import split_at
 
     k = check_k(dataset, k)
-    number("validation fraction", val_fraction, 0, 0.5, lo_open=True, hi_open=True, error=CrossValidationError)
+    number(_("validation fraction"), val_fraction, 0, 0.5, lo_open=True, hi_open=True, error=CrossValidationError)
     y = dataset.y
     skf = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
     splits = []
@@ -70,19 +71,21 @@ def submit_cv(manager: Any, dataset: Any, spec: Any, config: Any, k: int, *, see
     for fold, split in enumerate(splits):
         info = {"kind": "cv", "k": k, "fold": fold, "seed": seed, "val_fraction": val_fraction}
         requests.append(TrainRequest(dataset=dataset, spec=spec, config=config, split=split, split_info=info,
-                                     group=group, label=f"{group} fold {fold + 1}/{k}", workspace=workspace))
+                                     group=group, label=_("{group} fold {n}/{k}").format(group=group, n=fold + 1, k=k),
+                                     workspace=workspace))
     try:
         run_ids = manager.submit_many(requests, idempotency_key=idempotency_key)
     except QueueFullError as exc:
         if k > exc.capacity:
-            hint = (f"at most {exc.capacity} runs may be queued or running at once, so choose k <= "
-                    f"{exc.capacity} (or raise KERAS_LAB_MAX_QUEUE)")
+            hint = _("at most {capacity} runs may be queued or running at once, so choose k <= {capacity} (or raise "
+                     "KERAS_LAB_MAX_QUEUE)").format(capacity=exc.capacity)
         elif exc.free >= MIN_FOLDS:
-            hint = f"the queue has room for {exc.free} runs now: wait for queued runs to finish or choose k <= {exc.free}"
+            hint = _("the queue has room for {free} runs now: wait for queued runs to finish or choose k <= "
+                     "{free}").format(free=exc.free)
         else:
-            hint = "the queue is full: wait for queued runs to finish, or remove some on the Train page"
-        raise QueueFullError(f"no fold was queued: {k} folds do not fit in the job queue; {hint}",
-                             free=exc.free, capacity=exc.capacity) from exc
+            hint = _("the queue is full: wait for queued runs to finish, or remove some on the Train page")
+        raise QueueFullError(_("no fold was queued: {k} folds do not fit in the job queue; {hint}").format(
+            k=k, hint=hint), free=exc.free, capacity=exc.capacity) from exc
     snap = manager.snapshot(run_ids[0], workspace) if hasattr(manager, "snapshot") else None
     if snap is not None and snap.group:  # a repeated submit (double click) returns the first one's runs
         group = snap.group

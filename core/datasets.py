@@ -7,7 +7,10 @@ ref and travel as objects.
 
 keras.datasets are read straight from the Keras cache folder (never importing TensorFlow just to read
 data); only a missing file triggers the Keras download, and its failure becomes a `DatasetError` saying
-which file to fetch, from where, and into which folder.
+which file to fetch, from where, and into which folder. Their images stay uint8 (a quarter of float32's
+memory: CIFAR-10 takes 176 MB instead of 703 MB); `model_input` scales them to [0, 1] where a model reads them,
+a batch at a time in training. They keep their official test file as the test part unless a run asks for
+the pooled re-split, so results compare with published figures.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from core.checks import KerasLabError, number, whole_number
+from core.checks import KerasLabError, choice, number, whole_number
+from core.i18n import _
 from core.settings import keras_home
 
 __all__ = [
@@ -31,24 +35,37 @@ __all__ = [
     "BUILTIN_DATASETS",
     "DEFAULT_DATASET",
     "KERAS_DATASETS",
+    "SPLITS",
+    "TENSORFLOW_BYTES",
     "Dataset",
     "DatasetError",
     "DatasetRef",
+    "MemoryNeed",
     "Split",
     "dataset_fingerprint",
+    "dataset_description",
+    "describe_source",
+    "describe_split",
     "fetch",
     "is_cached",
     "keras_cache_dir",
     "load",
     "load_builtin",
     "load_keras",
+    "memory_need",
+    "model_input",
     "split_at",
     "split_dataset",
     "split_indices",
+    "split_used",
     "subset_indices",
 ]
 
 DEFAULT_DATASET = "digits"
+# How a run splits its data: "official" keeps a Keras dataset's own test file as the test part and carves
+# validation from its training files; "pooled" merges every row and re-splits them (what datasets without an
+# official split, scikit-learn's and uploads, always get).
+SPLITS = ("official", "pooled")
 _FINGERPRINTS: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 
 
@@ -61,7 +78,9 @@ class Dataset:
     """Features and integer labels, with what is needed to show and train on them."""
 
     name: str  # registry key or "upload: <sanitised label>"
-    x: np.ndarray = field(repr=False)  # images: (n, h, w, c) float32 in [0, 1]; tabular: (n, f) float32
+    # images: (n, h, w, c), uint8 pixels (Keras datasets) or float32 in [0, 1]; read them through
+    # model_input. Tabular: (n, f) float32.
+    x: np.ndarray = field(repr=False)
     y: np.ndarray = field(repr=False)  # (n,) int64 class indices 0..k-1
     class_names: tuple[str, ...]  # one name per class index
     kind: Literal["image", "tabular"]
@@ -72,16 +91,26 @@ class Dataset:
     # An uploaded table's raw feature columns and recipe (core.tabular.TableData): each split fits its
     # preparation (imputation, one-hot, scaling) on its own training rows. None: x is used as it is.
     table: Any = field(default=None, repr=False)
+    # Keras datasets: rows before this index come from the official training files, the rest from the official
+    # test file. None: the data has no official split.
+    official_test_start: int | None = None
 
     def __post_init__(self) -> None:
         if self.x.shape[0] != self.y.shape[0]:
-            raise DatasetError(f"{self.name}: {self.x.shape[0]} samples but {self.y.shape[0]} labels")
+            raise DatasetError(_("{name}: {x} samples but {y} labels").format(
+                name=self.name, x=self.x.shape[0], y=self.y.shape[0]))
         if self.kind == "image" and self.x.ndim != 4:
-            raise DatasetError(f"{self.name}: images must be (n, height, width, channels), got {self.x.shape}")
+            raise DatasetError(_("{name}: images must be (n, height, width, channels), got {shape}").format(
+                name=self.name, shape=self.x.shape))
         if self.kind == "tabular" and self.x.ndim != 2:
-            raise DatasetError(f"{self.name}: tabular data must be (n, features), got {self.x.shape}")
+            raise DatasetError(_("{name}: tabular data must be (n, features), got {shape}").format(
+                name=self.name, shape=self.x.shape))
         if self.y.size and (self.y.min() < 0 or self.y.max() >= len(self.class_names)):
-            raise DatasetError(f"{self.name}: labels must lie in 0..{len(self.class_names) - 1}")
+            raise DatasetError(_("{name}: labels must lie in 0..{last}").format(
+                name=self.name, last=len(self.class_names) - 1))
+        if self.official_test_start is not None and not 0 <= self.official_test_start <= self.n_samples:
+            raise DatasetError(_("{name}: the official test part must start within its {n} rows, got {start}").format(
+                name=self.name, n=self.n_samples, start=self.official_test_start))
 
     @property
     def n_samples(self) -> int:
@@ -94,6 +123,11 @@ class Dataset:
     @property
     def input_shape(self) -> tuple[int, ...]:
         return tuple(int(d) for d in self.x.shape[1:])
+
+    @property
+    def has_official_split(self) -> bool:
+        """Whether the rows hold both official parts, training files and test file (a tiny subset may not)."""
+        return self.official_test_start is not None and 0 < self.official_test_start < self.n_samples
 
     @property
     def ref(self) -> DatasetRef | None:
@@ -171,22 +205,84 @@ def dataset_fingerprint(dataset: Any) -> str:
     return value
 
 
-def split_indices(dataset: Dataset, *, seed: int = 0, val_fraction: float = 0.15, test_fraction: float = 0.15
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(train, validation, test) row indices of the stratified, seeded split (what split_dataset uses)."""
+def model_input(x: np.ndarray) -> np.ndarray:
+    """Samples as a model reads them: uint8 pixels scaled to float32 in [0, 1], other arrays as float32.
+
+    Keras datasets keep their images uint8 (a quarter of the memory); scaling happens here, on the rows
+    about to be used (a batch, a gallery), with the same float32 division as scaling them all at load."""
+    x = np.asarray(x)
+    if x.dtype == np.uint8:
+        return np.divide(x, 255, dtype=np.float32)
+    return x.astype(np.float32, copy=False)
+
+
+def split_used(dataset: Dataset, kind: str = "official") -> str:
+    """The split a run asking for `kind` gets: "official" only where the data has one, else "pooled"."""
+    choice("split", kind, SPLITS, error=DatasetError)
+    return "official" if kind == "official" and dataset.has_official_split else "pooled"
+
+
+def describe_split(dataset: Dataset, kind: str = "official", *, seed: int = 0, val_fraction: float = 0.15,
+                   test_fraction: float = 0.15) -> str:
+    """The split in words, as training makes it from these settings."""
+    if split_used(dataset, kind) == "official":
+        n_test = dataset.n_samples - int(dataset.official_test_start or 0)
+        return _("the official test file ({n} samples) as the test part; validation: {val} of the training "
+                 "files, stratified, seed {seed}").format(n=f"{n_test:,}", val=f"{val_fraction:.0%}", seed=seed)
+    train = 1 - val_fraction - test_fraction
+    return _("stratified, seed {seed}, {train} / {val} / {test} (training / validation / test)").format(
+        seed=seed, train=f"{train:.0%}", val=f"{val_fraction:.0%}", test=f"{test_fraction:.0%}")
+
+
+def split_indices(dataset: Dataset, *, seed: int = 0, val_fraction: float = 0.15, test_fraction: float = 0.15,
+                  kind: str = "official") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(train, validation, test) row indices of the stratified, seeded split (what split_dataset uses).
+
+    `kind` "official" (where the data has an official split, see split_used): the test part is the official
+    test file's rows and validation is `val_fraction` of the training files' rows (`test_fraction` is not
+    used). Otherwise every row is pooled and split by both fractions."""
+    for label, frac in ((_("validation fraction"), val_fraction), (_("test fraction"), test_fraction)):
+        number(label, frac, 0, 1, lo_open=True, hi_open=True, error=DatasetError)
+    if split_used(dataset, kind) == "official":
+        return _official_indices(dataset, seed, val_fraction)
+    return _pooled_indices(dataset, seed, val_fraction, test_fraction)
+
+
+def _stratify(y: np.ndarray, n_parts: int) -> np.ndarray | None:
+    """Stratify when every class present can appear in every part; otherwise a plain shuffle (None)."""
+    counts = np.bincount(y)
+    return y if counts[counts > 0].min() >= n_parts + 1 else None
+
+
+def _official_indices(dataset: Dataset, seed: int, val_fraction: float
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     from sklearn.model_selection import train_test_split
 
-    for label, frac in (("validation fraction", val_fraction), ("test fraction", test_fraction)):
-        number(label, frac, 0, 1, lo_open=True, hi_open=True, error=DatasetError)
+    start = int(dataset.official_test_start or 0)
+    train_rows = np.arange(start)
+    try:
+        train_idx, val_idx = train_test_split(train_rows, test_size=val_fraction, random_state=seed,
+                                              stratify=_stratify(dataset.y[:start], 1))
+    except ValueError as exc:
+        raise DatasetError(_("{name}: its {n} training-file samples are too few to carve a {val} validation part "
+                             "from; use a larger subset").format(name=dataset.name, n=start,
+                                                                  val=f"{val_fraction:.0%}")) from exc
+    return train_idx, val_idx, np.arange(start, dataset.n_samples)
+
+
+def _pooled_indices(dataset: Dataset, seed: int, val_fraction: float, test_fraction: float
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    from sklearn.model_selection import train_test_split
+
     if val_fraction + test_fraction >= 0.9:
-        raise DatasetError(f"validation + test fractions must leave at least 10% for training, got "
-                           f"{val_fraction + test_fraction:.2f}")
+        raise DatasetError(_("validation + test fractions must leave at least {share} for training, got {sum}").format(
+            share="10%", sum=f"{val_fraction + test_fraction:.2f}"))
     counts = np.bincount(dataset.y, minlength=dataset.n_classes)
     present = counts[counts > 0]
     if len(present) < 2:
-        raise DatasetError(f"{dataset.name}: needs at least two classes with samples, found {len(present)}")
-    # Stratify when every class can appear in every part; otherwise fall back to a plain shuffle.
-    stratify = dataset.y if present.min() >= 3 else None
+        raise DatasetError(_("{name}: needs at least two classes with samples, found {n}").format(
+            name=dataset.name, n=len(present)))
+    stratify = _stratify(dataset.y, 2)
     idx = np.arange(dataset.n_samples)
     try:
         rest, test_idx = train_test_split(idx, test_size=test_fraction, random_state=seed,
@@ -196,19 +292,20 @@ def split_indices(dataset: Dataset, *, seed: int = 0, val_fraction: float = 0.15
             stratify=None if stratify is None else dataset.y[rest])
     except ValueError as exc:  # too few samples for the requested parts (sklearn's message is about its API)
         train_pct = round(100 * (1 - val_fraction - test_fraction))
-        raise DatasetError(
-            f"{dataset.name}: {dataset.n_samples} samples are too few to split into training, validation and "
-            f"test parts ({train_pct} / {round(100 * val_fraction)} / {round(100 * test_fraction)} %); "
-            "use a dataset with more samples (a few per class at least)") from exc
+        raise DatasetError(_(
+            "{name}: {n} samples are too few to split into training, validation and test parts "
+            "({train} / {val} / {test} %); use a dataset with more samples (a few per class at least)").format(
+            name=dataset.name, n=dataset.n_samples, train=train_pct, val=round(100 * val_fraction),
+            test=round(100 * test_fraction))) from exc
     return train_idx, val_idx, test_idx
 
 
-def split_dataset(
-    dataset: Dataset, *, seed: int = 0, val_fraction: float = 0.15, test_fraction: float = 0.15
-) -> Split:
-    """Stratified, seeded split; tabular features are prepared with statistics of the training part only."""
+def split_dataset(dataset: Dataset, *, seed: int = 0, val_fraction: float = 0.15, test_fraction: float = 0.15,
+                  kind: str = "official") -> Split:
+    """Stratified, seeded split (`kind`: see split_indices); tabular features are prepared with statistics of
+    the training part only."""
     train_idx, val_idx, test_idx = split_indices(dataset, seed=seed, val_fraction=val_fraction,
-                                                 test_fraction=test_fraction)
+                                                 test_fraction=test_fraction, kind=kind)
     return split_at(dataset, train_idx, val_idx, test_idx, seed=seed)
 
 
@@ -218,7 +315,8 @@ def split_at(dataset: Dataset, train_idx: np.ndarray, val_idx: np.ndarray, test_
 
     An uploaded table (`dataset.table`) is prepared from its raw columns: imputation, one-hot encoding and
     scaling fitted on `train_idx` (core.tabular.fit_preparation), the same for every part. Other tabular
-    data is standardised with the training part's mean and standard deviation (scikit-learn's StandardScaler)."""
+    data is standardised with the training part's mean and standard deviation (scikit-learn's StandardScaler).
+    uint8 images stay uint8 (see model_input)."""
     if dataset.kind == "tabular" and dataset.table is not None:
         from core import tabular
 
@@ -227,7 +325,7 @@ def split_at(dataset: Dataset, train_idx: np.ndarray, val_idx: np.ndarray, test_
         return Split(x_train=x[train_idx], y_train=dataset.y[train_idx], x_val=x[val_idx],
                      y_val=dataset.y[val_idx], x_test=x[test_idx], y_test=dataset.y[test_idx],
                      train_idx=train_idx, val_idx=val_idx, test_idx=test_idx, seed=seed, preparation=preparation)
-    x = np.asarray(dataset.x, dtype=np.float32)
+    x = dataset.x if dataset.x.dtype == np.uint8 else np.asarray(dataset.x, dtype=np.float32)
     mean = std = None
     if dataset.kind == "tabular":
         from sklearn.preprocessing import StandardScaler
@@ -256,7 +354,7 @@ def _digits() -> Dataset:
     bunch = load_digits()
     x = (bunch.images / 16.0).astype(np.float32)[..., None]  # 0..16 grey levels -> [0, 1], 8x8x1
     return Dataset("digits", x, bunch.target.astype(np.int64), tuple(str(c) for c in range(10)), "image",
-                   source="scikit-learn load_digits: 1,797 8x8 handwritten digits (UCI), bundled, offline")
+                   source=_builtin_source("digits"))
 
 
 def _tabular(loader_name: str, name: str, note: str) -> Dataset:
@@ -268,28 +366,31 @@ def _tabular(loader_name: str, name: str, note: str) -> Dataset:
                    feature_names=tuple(str(f) for f in bunch.feature_names), source=note)
 
 
-BUILTIN_DATASETS: dict[str, str] = {
-    "digits": "Handwritten digits, 8x8 images, 10 classes (scikit-learn, offline)",
-    "iris": "Iris flowers, 4 features, 3 classes (scikit-learn, offline)",
-    "wine": "Wine cultivars, 13 features, 3 classes (scikit-learn, offline)",
-    "breast_cancer": "Breast cancer diagnosis, 30 features, 2 classes (scikit-learn, offline)",
-}
+BUILTIN_DATASETS: tuple[str, ...] = ("digits", "iris", "wine", "breast_cancer")
+
+
+def _builtin_source(name: str, subset: int | None = None) -> str:
+    """Where a scikit-learn dataset comes from (and the size of its subset), in the visitor's language."""
+    source = {
+        "digits": _("scikit-learn load_digits: 1,797 8x8 handwritten digits (UCI), bundled, offline"),
+        "iris": _("scikit-learn load_iris: 150 flowers, 4 measurements, bundled, offline"),
+        "wine": _("scikit-learn load_wine: 178 wines, 13 chemical features, bundled, offline"),
+        "breast_cancer": _("scikit-learn load_breast_cancer: 569 tumours, 30 features, bundled, offline"),
+    }[name]
+    if subset is None:
+        return source
+    return _("{source}; stratified subset of {n}").format(source=source, n=f"{subset:,}")
 
 
 def load_builtin(name: str) -> Dataset:
     """A dataset bundled with scikit-learn: always available, no network."""
     if name == "digits":
         return _digits()
-    notes = {
-        "iris": ("load_iris", "scikit-learn load_iris: 150 flowers, 4 measurements, bundled, offline"),
-        "wine": ("load_wine", "scikit-learn load_wine: 178 wines, 13 chemical features, bundled, offline"),
-        "breast_cancer": ("load_breast_cancer",
-                          "scikit-learn load_breast_cancer: 569 tumours, 30 features, bundled, offline"),
-    }
-    if name not in notes:
-        raise DatasetError(f"unknown built-in dataset {name!r}; choose one of {', '.join(BUILTIN_DATASETS)}")
-    loader, note = notes[name]
-    return _tabular(loader, name, note)
+    loaders = {"iris": "load_iris", "wine": "load_wine", "breast_cancer": "load_breast_cancer"}
+    if name not in loaders:
+        raise DatasetError(_("unknown built-in dataset {name}; choose one of {names}").format(
+            name=repr(name), names=", ".join(BUILTIN_DATASETS)))
+    return _tabular(loaders[name], name, _builtin_source(name))
 
 
 # --- keras.datasets, read from the Keras cache -------------------------------------------------------
@@ -301,30 +402,34 @@ _FASHION_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal
                   "Bag", "Ankle boot")
 _CIFAR10_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
-KERAS_DATASETS: dict[str, str] = {
-    "mnist": "MNIST handwritten digits, 28x28 grey, 70,000 images, 10 classes (Keras, ~11 MB)",
-    "fashion_mnist": "Fashion-MNIST clothing, 28x28 grey, 70,000 images, 10 classes (Keras, ~30 MB)",
-    "cifar10": "CIFAR-10 photos, 32x32 colour, 60,000 images, 10 classes (Keras, ~170 MB)",
-    "cifar100": "CIFAR-100 photos, 32x32 colour, 60,000 images, 100 classes (Keras, ~170 MB)",
-}
-ALL_DATASETS: dict[str, str] = {**BUILTIN_DATASETS, **KERAS_DATASETS}
+KERAS_DATASETS: tuple[str, ...] = ("mnist", "fashion_mnist", "cifar10", "cifar100")
+ALL_DATASETS: tuple[str, ...] = (*BUILTIN_DATASETS, *KERAS_DATASETS)
+
+
+def dataset_description(name: str) -> str:
+    """One line on a registry dataset (what the dataset box lists), in the visitor's language."""
+    return {
+        "digits": _("Handwritten digits, 8x8 images, 10 classes (scikit-learn, offline)"),
+        "iris": _("Iris flowers, 4 features, 3 classes (scikit-learn, offline)"),
+        "wine": _("Wine cultivars, 13 features, 3 classes (scikit-learn, offline)"),
+        "breast_cancer": _("Breast cancer diagnosis, 30 features, 2 classes (scikit-learn, offline)"),
+        "mnist": _("MNIST handwritten digits, 28x28 grey, 70,000 images, 10 classes (Keras, ~11 MB)"),
+        "fashion_mnist": _("Fashion-MNIST clothing, 28x28 grey, 70,000 images, 10 classes (Keras, ~30 MB)"),
+        "cifar10": _("CIFAR-10 photos, 32x32 colour, 60,000 images, 10 classes (Keras, ~170 MB)"),
+        "cifar100": _("CIFAR-100 photos, 32x32 colour, 60,000 images, 100 classes (Keras, ~170 MB)"),
+    }[name]
 
 # Where Keras 3 puts each dataset under <KERAS_HOME>/datasets (older Keras extracted CIFAR one level up).
 _CACHE_LAYOUT: dict[str, dict[str, Any]] = {
-    "mnist": {"dirs": ("",), "files": ("mnist.npz",), "url": f"{_TF_KERAS}mnist.npz",
-              "how": "put mnist.npz in"},
-    "fashion_mnist": {"dirs": ("fashion-mnist",), "files": _FASHION_FILES,
-                      "url": f"each needed file from {_TF_KERAS}",
-                      "how": "put the four .gz files (not unpacked) in"},
+    "mnist": {"dirs": ("",), "files": ("mnist.npz",), "url": f"{_TF_KERAS}mnist.npz"},
+    "fashion_mnist": {"dirs": ("fashion-mnist",), "files": _FASHION_FILES, "url": _TF_KERAS},
     "cifar10": {"dirs": ("cifar-10-batches-py-target/cifar-10-batches-py", "cifar-10-batches-py"),
                 "files": ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5",
                           "test_batch", "batches.meta"),
-                "url": "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
-                "how": "unpack it and put the files of its cifar-10-batches-py folder in"},
+                "url": "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"},
     "cifar100": {"dirs": ("cifar-100-python-target/cifar-100-python", "cifar-100-python"),
                  "files": ("train", "test", "meta"),
-                 "url": "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
-                 "how": "unpack it and put the files of its cifar-100-python folder in"},
+                 "url": "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"},
 }
 
 
@@ -349,7 +454,8 @@ def is_cached(name: str) -> bool:
     if name in BUILTIN_DATASETS:
         return True
     if name not in KERAS_DATASETS:
-        raise DatasetError(f"unknown dataset {name!r}; choose one of {', '.join(ALL_DATASETS)}")
+        raise DatasetError(_("unknown dataset {name}; choose one of {names}").format(
+            name=repr(name), names=", ".join(ALL_DATASETS)))
     return _cached_folder(name) is not None
 
 
@@ -357,10 +463,20 @@ def _missing_message(name: str, reason: str | None) -> str:
     """What to download, from where, and the exact folder to put it in."""
     layout = _CACHE_LAYOUT[name]
     folder = keras_cache_dir() / layout["dirs"][0] if layout["dirs"][0] else keras_cache_dir()
-    what = (f"{name} is not in the Keras cache" if reason is None
-            else f"{name} is not in the Keras cache and the download failed ({reason})")
-    return (f"{what}. Download {layout['url']}, then {layout['how']} {folder}{os.sep} "
-            f"(needed: {', '.join(layout['files'])}). Built-in datasets keep working offline.")
+    what = (_("{name} is not in the Keras cache") if reason is None
+            else _("{name} is not in the Keras cache and the download failed ({reason})")).format(
+        name=name, reason=reason)
+    steps = {
+        "mnist": _("Download {url}, then put mnist.npz in {folder}"),
+        "fashion_mnist": _("Download each needed file from {url}, then put the four .gz files (not unpacked) in "
+                           "{folder}"),
+        "cifar10": _("Download {url}, then unpack it and put the files of its cifar-10-batches-py folder in "
+                     "{folder}"),
+        "cifar100": _("Download {url}, then unpack it and put the files of its cifar-100-python folder in "
+                      "{folder}"),
+    }[name].format(url=layout["url"], folder=f"{folder}{os.sep}")
+    return _("{what}. {steps} (needed: {files}). Built-in datasets keep working offline.").format(
+        what=what, steps=steps, files=", ".join(layout["files"]))
 
 
 class _NumpyOnlyUnpickler(pickle.Unpickler):
@@ -384,17 +500,18 @@ def _read_cifar_pickle(path: Path) -> dict[str, Any]:
         with open(path, "rb") as f:
             raw = _NumpyOnlyUnpickler(f, encoding="bytes").load()
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as exc:
-        raise DatasetError(f"{path} is not a valid CIFAR batch file: {exc}. Delete it and download again.") \
-            from exc
+        raise DatasetError(_("{path} is not a valid CIFAR batch file: {error}. Delete it and download again.").format(
+            path=path, error=exc)) from exc
     if not isinstance(raw, dict):
-        raise DatasetError(f"{path} is not a valid CIFAR batch file: expected a dict, got {type(raw).__name__}")
+        raise DatasetError(_("{path} is not a valid CIFAR batch file: expected a dict, got {type}").format(
+            path=path, type=type(raw).__name__))
     return {k.decode("utf-8") if isinstance(k, bytes) else str(k): v for k, v in raw.items()}
 
 
 def _cifar_images(batch: dict[str, Any], path: Path) -> np.ndarray:
     data = batch.get("data")
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
-        raise DatasetError(f"{path}: 'data' must be a uint8 array of shape (n, 3072)")
+        raise DatasetError(_("{path}: 'data' must be a uint8 array of shape (n, 3072)").format(path=path))
     return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)  # channels first on disk -> channels last
 
 
@@ -407,8 +524,9 @@ def _read_idx_gz(path: Path, offset: int) -> np.ndarray:
         return np.frombuffer(f.read(), np.uint8, offset=offset)
 
 
-def _read_cache(name: str, folder: Path) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
-    """(uint8 images (n, h, w, c), labels, class names) with the training files first, then test."""
+def _read_cache(name: str, folder: Path) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], int]:
+    """(uint8 images (n, h, w, c), labels, class names, rows from the training files) with the training files
+    first, then the test file's rows."""
     if name == "mnist":
         with np.load(folder / "mnist.npz", allow_pickle=False) as f:
             xs, ys = [f["x_train"], f["x_test"]], [f["y_train"], f["y_test"]]
@@ -441,7 +559,7 @@ def _read_cache(name: str, folder: Path) -> tuple[np.ndarray, np.ndarray, tuple[
         x = x[..., None]
     if not names:
         names = tuple(str(i) for i in range(int(y.max()) + 1))
-    return x, y, names
+    return x, y, names, len(x) - len(xs[-1])
 
 
 def _download(name: str) -> None:
@@ -454,7 +572,8 @@ def _download(name: str) -> None:
 def fetch(name: str) -> Path:
     """The cache folder of a keras dataset, downloading it with Keras first when it is missing."""
     if name not in KERAS_DATASETS:
-        raise DatasetError(f"unknown keras dataset {name!r}; choose one of {', '.join(KERAS_DATASETS)}")
+        raise DatasetError(_("unknown keras dataset {name}; choose one of {names}").format(
+            name=repr(name), names=", ".join(KERAS_DATASETS)))
     folder = _cached_folder(name)
     if folder is not None:
         return folder
@@ -464,7 +583,8 @@ def fetch(name: str) -> Path:
         raise DatasetError(_missing_message(name, f"{type(exc).__name__}: {exc}")) from exc
     folder = _cached_folder(name)
     if folder is None:
-        raise DatasetError(_missing_message(name, f"Keras stored it outside {keras_cache_dir()}"))
+        outside = _("Keras stored it outside {folder}").format(folder=keras_cache_dir())
+        raise DatasetError(_missing_message(name, outside))
     return folder
 
 
@@ -473,58 +593,113 @@ def subset_indices(y: np.ndarray, subset: int | None, seed: int = 0) -> np.ndarr
     n = len(y)
     if subset is None:
         return np.arange(n)
-    subset = whole_number("subset size", subset, 1, error=DatasetError)
+    subset = whole_number(_("subset size"), subset, 1, error=DatasetError)
     if subset >= n:
         return np.arange(n)
     n_classes = len(np.unique(y))
     if subset < n_classes:
-        raise DatasetError(f"subset size must be at least the number of classes ({n_classes}), got {subset}")
+        raise DatasetError(_("subset size must be at least the number of classes ({n}), got {subset}").format(
+            n=n_classes, subset=subset))
     from sklearn.model_selection import train_test_split
 
     counts = np.bincount(y)
     stratify = y if counts[counts > 0].min() >= 2 else None
-    idx, _ = train_test_split(np.arange(n), train_size=subset, random_state=seed, stratify=stratify)
+    idx = train_test_split(np.arange(n), train_size=subset, random_state=seed, stratify=stratify)[0]
     return np.sort(idx)
 
 
 def load_keras(name: str, subset: int | None = None, seed: int = 0, *, download: bool = True) -> Dataset:
-    """A keras.datasets set from the cache (train then test files, pooled), optionally a stratified subset."""
+    """A keras.datasets set from the cache, uint8 images, the training files' rows then the test file's;
+    optionally a stratified subset.
+
+    A subset is drawn stratified from all rows together, as it always was (so a run's `subset` and `seed`
+    keep naming the same rows); its rows from the test file are its official test part: about the test
+    file's share of the subset, always a part of the official test file."""
     if name not in KERAS_DATASETS:
-        raise DatasetError(f"unknown keras dataset {name!r}; choose one of {', '.join(KERAS_DATASETS)}")
+        raise DatasetError(_("unknown keras dataset {name}; choose one of {names}").format(
+            name=repr(name), names=", ".join(KERAS_DATASETS)))
     folder = _cached_folder(name) if not download else fetch(name)
     if folder is None:
         raise DatasetError(_missing_message(name, None))
     try:
-        x, y, names = _read_cache(name, folder)
+        x, y, names, n_train = _read_cache(name, folder)
     except (OSError, ValueError, KeyError, EOFError) as exc:
         if isinstance(exc, DatasetError):
             raise
-        raise DatasetError(f"{name}: cached files in {folder} are unreadable ({exc}); delete them and "
-                           f"download again") from exc
+        raise DatasetError(_("{name}: cached files in {folder} are unreadable ({error}); delete them and download "
+                             "again").format(name=name, folder=folder, error=exc)) from exc
     idx = subset_indices(y, subset, seed)
     if len(idx) < len(y):
         x, y = x[idx], y[idx]
-    size = f"all {len(idx):,}" if subset is None else f"a stratified subset of {len(idx):,}"
-    scaled = x.astype(np.float32)
-    scaled /= 255.0  # in place: CIFAR-10 in float32 is already 0.7 GB
-    return Dataset(name, scaled, y, names, "image",
-                   source=f"keras.datasets.{name} from the Keras cache {folder} ({size} samples, "
-                          f"train and test files pooled)",
-                   subset=subset, seed=seed)
+    test_start = int(np.searchsorted(idx, n_train))  # idx is sorted: the training files' rows come first
+    return Dataset(name, x, y, names, "image", source=_keras_source(name, folder, subset, len(idx), test_start),
+                   subset=subset, seed=seed, official_test_start=test_start)
+
+
+def _keras_source(name: str, folder: Path, subset: int | None, n: int, test_start: int) -> str:
+    """Where a keras dataset was read and which of its rows, in the visitor's language."""
+    text = (_("keras.datasets.{name} from the Keras cache {folder} (all {n} samples: {train} from the training "
+              "files, {test} from the official test file)") if subset is None else
+            _("keras.datasets.{name} from the Keras cache {folder} (a stratified subset of {n} samples: {train} from "
+              "the training files, {test} from the official test file)"))
+    return text.format(name=name, folder=folder, n=f"{n:,}", train=f"{test_start:,}", test=f"{n - test_start:,}")
+
+
+def describe_source(dataset: Dataset) -> str:
+    """Where the data came from, in the visitor's language. A registry dataset's line is written anew: one
+    loaded dataset serves every visitor, whatever their language (an upload's line is its uploader's)."""
+    if dataset.ref is None:
+        return dataset.source
+    if dataset.name in BUILTIN_DATASETS:
+        return _builtin_source(dataset.name, None if dataset.subset is None else dataset.n_samples)
+    folder = _cached_folder(dataset.name)
+    if folder is None:  # deleted since it was loaded
+        return dataset.source
+    return _keras_source(dataset.name, folder, dataset.subset, dataset.n_samples, int(dataset.official_test_start or 0))
 
 
 def load(name: str, subset: int | None = None, seed: int = 0, *, download: bool = True) -> Dataset:
     """Any registry dataset by name: what the training worker calls to rebuild a run's dataset."""
     if subset is not None:
-        whole_number("subset size", subset, 1, error=DatasetError)
+        whole_number(_("subset size"), subset, 1, error=DatasetError)
     if name in KERAS_DATASETS:
         return load_keras(name, subset, seed, download=download)
     if name not in BUILTIN_DATASETS:
-        raise DatasetError(f"unknown dataset {name!r}; choose one of {', '.join(ALL_DATASETS)}")
+        raise DatasetError(_("unknown dataset {name}; choose one of {names}").format(
+            name=repr(name), names=", ".join(ALL_DATASETS)))
     full = load_builtin(name)
     if subset is None:
         return full
     idx = subset_indices(full.y, subset, seed)
     return Dataset(full.name, full.x[idx], full.y[idx], full.class_names, full.kind,
                    feature_names=full.feature_names,
-                   source=f"{full.source}; stratified subset of {len(idx):,}", subset=subset, seed=seed)
+                   source=_builtin_source(name, len(idx)), subset=subset, seed=seed)
+
+
+# --- memory ---------------------------------------------------------------------------------------------
+
+# A training process without its data: TensorFlow and Keras imported (0.62 GB) and a small model fitting.
+# Measured (bench/cifar_memory.py): 1.18 GB peak on the whole of CIFAR-10, of which 2 x 176 MB are its images.
+TENSORFLOW_BYTES = 840 * 2**20
+
+
+@dataclass(frozen=True)
+class MemoryNeed:
+    """Bytes a training on a dataset needs, part by part (what the Data page shows)."""
+
+    data: int  # the samples as stored (uint8 images: one byte per value), held by the app and the trainer
+    batch: int  # one batch as float32: the inputs, every layer's outputs, and their gradients
+    model: int  # weights, their gradients and the optimizer's two moments (Adam): 16 bytes per parameter
+
+    @property
+    def training_process(self) -> int:
+        """The training process: TensorFlow, the data it receives, its train / validation / test copy of
+        them, one batch and the model."""
+        return TENSORFLOW_BYTES + 2 * self.data + self.batch + self.model
+
+
+def memory_need(dataset: Dataset, *, batch_size: int, values_per_sample: int, params: int) -> MemoryNeed:
+    """The memory a training of `dataset` needs: `values_per_sample` counts the model's input and every layer's
+    output for one sample (core.specs.analyse_spec gives the shapes), `params` its parameters."""
+    return MemoryNeed(data=int(dataset.x.nbytes + dataset.y.nbytes),
+                      batch=2 * 4 * batch_size * int(values_per_sample), model=16 * int(params))

@@ -19,6 +19,9 @@ from typing import Any, Literal
 
 import numpy as np
 
+from core.datasets import model_input
+from core.i18n import _, ngettext
+
 __all__ = [
     "RULES",
     "Evidence",
@@ -81,14 +84,16 @@ def check_divergence(history: Sequence[dict[str, Any]], status: str | None = Non
         bad = [i for i in present if not np.isfinite(vals[i])]
         if bad:
             epoch = history[bad[0]].get("epoch", bad[0] + 1)
-            return Finding("error", "Training diverged (loss became NaN or infinite)",
-                           f"The {'training' if key == 'loss' else 'validation'} loss stopped being a finite "
-                           f"number at epoch {epoch}. The weights grew without bound; usually the learning "
-                           f"rate is too high or the inputs are not scaled. Lower the learning rate (÷10) "
-                           f"or add normalisation.", "divergence")
+            explanation = (_("The training loss stopped being a finite number at epoch {epoch}.") if key == "loss"
+                           else _("The validation loss stopped being a finite number at epoch {epoch}."))
+            return Finding("error", _("Training diverged (loss became NaN or infinite)"),
+                           explanation.format(epoch=epoch) + " " + _(
+                               "The weights grew without bound; usually the learning rate is too high or the "
+                               "inputs are not scaled. Lower the learning rate (÷10) or add normalisation."),
+                           "divergence")
     if status == "diverged":
-        return Finding("error", "Training diverged",
-                       "The run was stopped because its loss became NaN. Lower the learning rate.", "divergence")
+        return Finding("error", _("Training diverged"),
+                       _("The run was stopped because its loss became NaN. Lower the learning rate."), "divergence")
     return None
 
 
@@ -113,12 +118,14 @@ def check_overfitting(history: Sequence[dict[str, Any]], *, min_epochs: int = 4,
     widened = np.isfinite(gap_now) and gap_now - gap_then >= gap
     if train_fell and (val_rise >= rise or widened):
         ep = history[best].get("epoch", best + 1)
-        detail = f"validation loss was lowest at epoch {ep} ({val[best]:.3f}) and is now {val[-1]:.3f}"
+        detail = _("validation loss was lowest at epoch {epoch} ({best}) and is now {now}").format(
+            epoch=ep, best=f"{val[best]:.3f}", now=f"{val[-1]:.3f}")
         if np.isfinite(gap_now):
-            detail += f"; the accuracy gap grew from {gap_then:.1%} to {gap_now:.1%}"
-        return Finding("warning", "Overfitting: the model memorises the training data",
-                       f"Training loss keeps falling but {detail}. Try early stopping at the best epoch, "
-                       f"dropout, weight decay, data augmentation or more data.", "overfitting")
+            detail += _("; the accuracy gap grew from {then} to {now}").format(then=f"{gap_then:.1%}",
+                                                                               now=f"{gap_now:.1%}")
+        return Finding("warning", _("Overfitting: the model memorises the training data"),
+                       _("Training loss keeps falling but {detail}. Try early stopping at the best epoch, dropout, "
+                         "weight decay, data augmentation or more data.").format(detail=detail), "overfitting")
     return None
 
 
@@ -138,9 +145,11 @@ def _underfit(history: Sequence[dict[str, Any]], n_classes: int, loss_share: flo
         return None
     parts = []
     if np.isfinite(last_loss):
-        parts.append(f"training loss {last_loss:.3f} vs {uniform_loss:.3f} for blind guessing")
+        parts.append(_("training loss {loss} vs {uniform} for blind guessing").format(
+            loss=f"{last_loss:.3f}", uniform=f"{uniform_loss:.3f}"))
     if np.isfinite(last_acc):
-        parts.append(f"training accuracy {last_acc:.1%} vs {chance:.1%} by chance")
+        parts.append(_("training accuracy {accuracy} vs {chance} by chance").format(
+            accuracy=f"{last_acc:.1%}", chance=f"{chance:.1%}"))
     return parts
 
 
@@ -154,9 +163,10 @@ def check_underfitting(history: Sequence[dict[str, Any]], n_classes: int, *,
     parts = _underfit(history, n_classes, loss_share, acc_margin)
     if parts is None:
         return None
-    return Finding("warning", "Underfitting: the model has barely learned",
-                   f"After {len(history)} epoch(s): {'; '.join(parts)}. Train longer, or give the model more "
-                   f"capacity (more units, filters or layers).", "underfitting")
+    return Finding("warning", _("Underfitting: the model has barely learned"),
+                   _("After {epochs} epoch(s): {evidence}. Train longer, or give the model more capacity (more "
+                     "units, filters or layers).").format(epochs=len(history), evidence=_("; ").join(parts)),
+                   "underfitting")
 
 
 def backbone_weights_file(params: dict[str, Any]) -> Path | None:
@@ -207,19 +217,22 @@ def check_random_backbone(history: Sequence[dict[str, Any]], n_classes: int,
         name = str(p.get("name", "MobileNetV2"))
         loss = _series(history, "loss")[-1]
         uniform = math.log(n_classes)
-        where = (f"The training loss ended at {loss:.4f}; blind guessing between {n_classes} classes scores "
-                 f"ln {n_classes} = {uniform:.4f}. " if np.isfinite(loss) else "")
+        where = (_("The training loss ended at {loss}; blind guessing between {k} classes scores "
+                   "ln {k} = {uniform}. ").format(loss=f"{loss:.4f}", k=n_classes, uniform=f"{uniform:.4f}")
+                 if np.isfinite(loss) else "")
         path = backbone_weights_file(p)
-        file = f"the file {path}" if path is not None else "the file in Keras's models folder"
+        file = (_("the file {path}").format(path=path) if path is not None
+                else _("the file in Keras's models folder"))
         if chosen_random:
-            why = (f"The {name} backbone is frozen and set to start from random weights (weights: none), so "
-                   f"its features carry no information")
-            fix = f"Unfreeze it (Backbone: trainable on) or choose ImageNet weights (offline, Keras reads {file})"
+            advice = _("The {name} backbone is frozen and set to start from random weights (weights: none), so "
+                       "its features carry no information. Unfreeze it (Backbone: trainable on) or choose "
+                       "ImageNet weights (offline, Keras reads {file}).")
         else:
-            why = (f"The ImageNet weights of {name} were unavailable when this run was built, so the frozen "
-                   f"backbone has random weights and its features carry no information")
-            fix = f"Unfreeze it (Backbone: trainable on) or provide the ImageNet weights: {file}"
-        return Finding("warning", "The frozen backbone has random weights", f"{where}{why}. {fix}.")
+            advice = _("The ImageNet weights of {name} were unavailable when this run was built, so the frozen "
+                       "backbone has random weights and its features carry no information. Unfreeze it "
+                       "(Backbone: trainable on) or provide the ImageNet weights: {file}.")
+        return Finding("warning", _("The frozen backbone has random weights"),
+                       where + advice.format(name=name, file=file))
     return None
 
 
@@ -233,17 +246,20 @@ def check_learning_rate(history: Sequence[dict[str, Any]], *, min_epochs: int = 
     steps = np.diff(loss)
     ups = int((steps > 0.01 * np.abs(loss[:-1])).sum())
     lr = history[-1].get("lr")
-    lr_txt = f" (learning rate {lr:g})" if isinstance(lr, int | float) else ""
+    lr_txt = _(" (learning rate {lr})").format(lr=f"{lr:g}") if isinstance(lr, int | float) else ""
     if loss[-1] > loss[0] or ups >= bumpy * len(steps):
-        return Finding("warning", "Learning rate probably too high",
-                       f"The training loss went up in {ups} of {len(steps)} epochs and moved from "
-                       f"{loss[0]:.3f} to {loss[-1]:.3f}{lr_txt}. Steps this large overshoot the minimum; "
-                       f"try a learning rate 3-10× smaller.", "learning-rate-too-high")
+        return Finding("warning", _("Learning rate probably too high"),
+                       _("The training loss went up in {ups} of {epochs} epochs and moved from {first} to "
+                         "{last}{lr}. Steps this large overshoot the minimum; try a learning rate 3-10× smaller."
+                         ).format(ups=ups, epochs=len(steps), first=f"{loss[0]:.3f}", last=f"{loss[-1]:.3f}",
+                                  lr=lr_txt), "learning-rate-too-high")
     drop = (loss[0] - loss[-1]) / max(abs(loss[0]), 1e-12)
     if drop < flat and loss[-1] > 0.05:
-        return Finding("warning", "Learning rate probably too low",
-                       f"The training loss barely moved: {loss[0]:.4f} → {loss[-1]:.4f} ({drop:.1%}) over "
-                       f"{len(loss)} epochs{lr_txt}. Try a learning rate 3-10× larger.", "learning-rate-too-low")
+        return Finding("warning", _("Learning rate probably too low"),
+                       _("The training loss barely moved: {first} → {last} ({drop}) over {epochs} epochs{lr}. Try "
+                         "a learning rate 3-10× larger.").format(first=f"{loss[0]:.4f}", last=f"{loss[-1]:.4f}",
+                                                                 drop=f"{drop:.1%}", epochs=len(loss), lr=lr_txt),
+                       "learning-rate-too-low")
     return None
 
 
@@ -256,19 +272,25 @@ def check_class_imbalance(counts: Sequence[int], class_names: Sequence[str], *,
         return None
     if (counts == 0).any():  # not a matter of degree: the model can never predict these classes
         missing = [str(class_names[i]) for i in np.flatnonzero(counts == 0)]
-        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-        return Finding("error", "Classes missing from the training data",
-                       f"{shown} {'has' if len(missing) == 1 else 'have'} no training samples, so the model "
-                       f"can never predict {'it' if len(missing) == 1 else 'them'}. Check the labels of the "
-                       f"data, or give every class training samples.", "class-imbalance")
+        shown = ", ".join(missing[:5])
+        if len(missing) > 5:
+            shown = _("{classes} and {n} more").format(classes=shown, n=len(missing) - 5)
+        return Finding("error", _("Classes missing from the training data"),
+                       ngettext("{classes} has no training samples, so the model can never predict it. Check the "
+                                "labels of the data, or give every class training samples.",
+                                "{classes} have no training samples, so the model can never predict them. Check "
+                                "the labels of the data, or give every class training samples.",
+                                len(missing)).format(classes=shown), "class-imbalance")
     lo, hi = int(counts.argmin()), int(counts.argmax())
     r = counts[hi] / max(counts[lo], 1.0)
     if r < ratio:
         return None
-    return Finding("warning", "Class imbalance",
-                   f"Class {class_names[hi]!s} has {int(counts[hi])} samples but {class_names[lo]!s} only "
-                   f"{int(counts[lo])} ({r:.1f}×). Accuracy rewards predicting the big classes; read the "
-                   f"per-class recall and macro F1, and consider class weights or resampling.", "class-imbalance")
+    return Finding("warning", _("Class imbalance"),
+                   _("Class {big} has {n_big} samples but {small} only {n_small} ({ratio}). Accuracy rewards "
+                     "predicting the big classes; read the per-class recall and macro F1, and consider class "
+                     "weights or resampling.").format(big=class_names[hi], n_big=int(counts[hi]),
+                                                      small=class_names[lo], n_small=int(counts[lo]),
+                                                      ratio=f"{r:.1f}×"), "class-imbalance")
 
 
 def dead_relu_shares(activations: dict[str, np.ndarray]) -> dict[str, float]:
@@ -293,11 +315,12 @@ def check_dead_relu(shares: dict[str, float], *, warn: float = 0.5, note: float 
     if worst < note:
         return None
     listing = ", ".join(f"{k}: {v:.0%}" for k, v in shares.items())
-    return Finding("warning" if worst >= warn else "info", f"Dead ReLU units ({worst:.0%} in {layer})",
-                   f"Share of units that output 0 for every test sample — {listing}. A dead unit gets no "
-                   f"gradient and stops learning. Lower the learning rate, or on Build a model set the layer's "
-                   f"kernel_initializer to he_normal and its activation to leaky_relu (or add a LeakyReLU "
-                   f"layer).", "dead-relu")
+    return Finding("warning" if worst >= warn else "info",
+                   _("Dead ReLU units ({share} in {layer})").format(share=f"{worst:.0%}", layer=layer),
+                   _("Share of units that output 0 for every test sample — {listing}. A dead unit gets no gradient "
+                     "and stops learning. Lower the learning rate, or on Build a model set the layer's "
+                     "kernel_initializer to he_normal and its activation to leaky_relu (or add a LeakyReLU "
+                     "layer).").format(listing=listing), "dead-relu")
 
 
 def relu_activations(model: Any, x: np.ndarray, max_samples: int = 256) -> dict[str, np.ndarray]:
@@ -314,7 +337,7 @@ def relu_activations(model: Any, x: np.ndarray, max_samples: int = 256) -> dict[
     if not layers:
         return {}
     probe = keras.Model(inputs=model.inputs, outputs=[layer.output for layer in layers])
-    outs = probe.predict(np.asarray(x[:max_samples], dtype=np.float32), verbose=0)
+    outs = probe.predict(model_input(x[:max_samples]), verbose=0)
     if not isinstance(outs, list | tuple):
         outs = [outs]
     return {layer.name: np.asarray(o) for layer, o in zip(layers, outs, strict=True)}

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from core import backprop as bp
 from core.activations import ACTIVATIONS, sigmoid
+from core.i18n import _
 
 __all__ = ["Completed", "Erratum", "NameMapping", "completed_parameters", "errata", "name_mapping"]
 
@@ -68,28 +69,34 @@ def _sum_text(net: bp.Network, j: int) -> str:
 
 
 def _forward_errata(net: bp.Network, fwd: bp.Forward) -> list[Erratum]:
+    forward_pass = _("§4.3, forward pass")
     hidden = [Erratum(
-        "§4.3, forward pass", f"hidden unit {j + 1}'s sum z{j + 1}", _n(PRINTED_Z[j]), _n(fwd.z[j]),
-        f"{_sum_text(net, j)} = {_n(fwd.z[j])}; the printed sum does not add up.",
+        forward_pass, _("hidden unit {unit}'s sum z{unit}").format(unit=j + 1), _n(PRINTED_Z[j]), _n(fwd.z[j]),
+        _("{sum} = {value}; the printed sum does not add up.").format(sum=_sum_text(net, j), value=_n(fwd.z[j])),
         PRINTED_Z[j], float(fwd.z[j])) for j in range(net.width)]
     terms = " + ".join(f"{_n(net.w2[j])}·{_n(fwd.h[j])}" for j in range(net.width))
     output = Erratum(
-        "§4.3, forward pass", "the output unit's sum net", _n(PRINTED_NET), _n(fwd.net_out),
-        f"The printed sum has no term for h2, and its own terms do not add up to {_n(PRINTED_NET)} either. "
-        f"With both hidden units, h = ReLU(z) = ({', '.join(_n(h) for h in fwd.h)}): {terms} + {_n(net.b2)} = {_n(fwd.net_out)}.",
+        forward_pass, _("the output unit's sum net"), _n(PRINTED_NET), _n(fwd.net_out),
+        _("The printed sum has no term for h2, and its own terms do not add up to {printed} either. With both "
+          "hidden units, h = ReLU(z) = ({h}): {terms} + {b2} = {net}.").format(
+            printed=_n(PRINTED_NET), h=", ".join(_n(h) for h in fwd.h), terms=terms, b2=_n(net.b2),
+            net=_n(fwd.net_out)),
         PRINTED_NET, fwd.net_out)
     y_hat_of_printed = float(sigmoid(PRINTED_NET))
     prediction = Erratum(
-        "§4.3, prediction", f"σ({_n(PRINTED_NET)}), the sigmoid of the article's own sum",
+        _("§4.3, prediction"), _("σ({printed}), the sigmoid of the article's own sum").format(printed=_n(PRINTED_NET)),
         _n(PRINTED_Y_HAT), _n(y_hat_of_printed),
-        f"1 / (1 + e^−{_n(PRINTED_NET)}) = {_n(y_hat_of_printed)}: {_n(PRINTED_Y_HAT)} is not the sigmoid of "
-        f"the article's own sum. With the corrected sum the prediction is ŷ = σ({_n(fwd.net_out)}) = "
-        f"{_n(fwd.y_hat)}.", PRINTED_Y_HAT, y_hat_of_printed)
+        _("1 / (1 + e^−{net}) = {y_hat}: {printed} is not the sigmoid of the article's own sum. With the corrected "
+          "sum the prediction is ŷ = σ({corrected_net}) = {corrected_y_hat}.").format(
+            net=_n(PRINTED_NET), y_hat=_n(y_hat_of_printed), printed=_n(PRINTED_Y_HAT),
+            corrected_net=_n(fwd.net_out), corrected_y_hat=_n(fwd.y_hat)),
+        PRINTED_Y_HAT, y_hat_of_printed)
     loss = Erratum(
-        "§4.3, loss", "the binary cross-entropy L = −ln ŷ (label y = 1)", _n(PRINTED_LOSS), _n(fwd.loss),
-        f"From the article's own ŷ = {_n(PRINTED_Y_HAT)}, −ln ŷ = {_n(-math.log(PRINTED_Y_HAT))} and "
-        f"−log₁₀ ŷ = {_n(-math.log10(PRINTED_Y_HAT))}: {_n(PRINTED_LOSS)} fits neither logarithm. "
-        f"With the corrected ŷ = {_n(fwd.y_hat)}, L = −ln {_n(fwd.y_hat)} = {_n(fwd.loss)}.",
+        _("§4.3, loss"), _("the binary cross-entropy L = −ln ŷ (label y = 1)"), _n(PRINTED_LOSS), _n(fwd.loss),
+        _("From the article's own ŷ = {y_hat}, −ln ŷ = {ln} and −log₁₀ ŷ = {log10}: {printed} fits neither "
+          "logarithm. With the corrected ŷ = {corrected_y_hat}, L = −ln {corrected_y_hat} = {loss}.").format(
+            y_hat=_n(PRINTED_Y_HAT), ln=_n(-math.log(PRINTED_Y_HAT)), log10=_n(-math.log10(PRINTED_Y_HAT)),
+            printed=_n(PRINTED_LOSS), corrected_y_hat=_n(fwd.y_hat), loss=_n(fwd.loss)),
         PRINTED_LOSS, fwd.loss)
     return [*hidden, output, prediction, loss]
 
@@ -99,14 +106,17 @@ def _update_erratum(net: bp.Network, fwd: bp.Forward) -> Erratum:
     new_b2 = bp.sgd_step(net).b2
     step_from_printed = net.lr * (net.y - PRINTED_Y_HAT)  # −η·∂L/∂b2 with the article's ŷ
     return Erratum(
-        "§4.3, SGD update", f"the output bias b2 after one step, b2 − η·(ŷ − y), η = {_n(net.lr)}",
+        _("§4.3, SGD update"),
+        _("the output bias b2 after one step, b2 − η·(ŷ − y), η = {lr}").format(lr=_n(net.lr)),
         f"{_n(net.b2)} + {_n(PRINTED_B2_STEP)} = {_n(PRINTED_B2_NEW)}", _n(new_b2),
-        f"{_n(net.b2)} + {_n(PRINTED_B2_STEP)} = {_n(net.b2 + PRINTED_B2_STEP)}, not {_n(PRINTED_B2_NEW)}: "
-        f"the printed result moves b2 by {_n(PRINTED_B2_NEW - net.b2)}, "
-        f"{(PRINTED_B2_NEW - net.b2) / step_from_printed:.1f} times the step η·(y − ŷ) = "
-        f"{_n(net.lr)}·({_n(net.y)} − {_n(PRINTED_Y_HAT)}) = {_n(step_from_printed)} it computes. "
-        f"With the corrected ŷ = {_n(fwd.y_hat)} the step is {_n(new_b2 - net.b2)}, "
-        f"so b2 becomes {_n(new_b2)}.", PRINTED_B2_NEW, new_b2)
+        _("{b2} + {step} = {sum}, not {printed}: the printed result moves b2 by {moved}, {ratio} times the step "
+          "η·(y − ŷ) = {lr}·({y} − {y_hat}) = {computed} it computes. With the corrected ŷ = {corrected_y_hat} "
+          "the step is {corrected_step}, so b2 becomes {new_b2}.").format(
+            b2=_n(net.b2), step=_n(PRINTED_B2_STEP), sum=_n(net.b2 + PRINTED_B2_STEP), printed=_n(PRINTED_B2_NEW),
+            moved=_n(PRINTED_B2_NEW - net.b2), ratio=f"{(PRINTED_B2_NEW - net.b2) / step_from_printed:.1f}",
+            lr=_n(net.lr), y=_n(net.y), y_hat=_n(PRINTED_Y_HAT), computed=_n(step_from_printed),
+            corrected_y_hat=_n(fwd.y_hat), corrected_step=_n(new_b2 - net.b2), new_b2=_n(new_b2)),
+        PRINTED_B2_NEW, new_b2)
 
 
 def _formula_erratum(net: bp.Network, fwd: bp.Forward) -> Erratum:
@@ -115,13 +125,14 @@ def _formula_erratum(net: bp.Network, fwd: bp.Forward) -> Erratum:
     zs = ", ".join(_n(z) for z in fwd.z)
     sigmoid_slope = float(ACTIVATIONS["sigmoid"].derivative(fwd.z[0]))
     return Erratum(
-        "§4.2, backpropagation", "the gradient of a hidden-layer weight",
-        "the output error times the output weight times the input: no f′(z) factor",
-        "δ(1) = δ(2)·w(2)·f′(z), then ∂L/∂w(1) = δ(1)·x",
-        "The chain rule passes through the hidden activation h = f(z), so its slope f′(z) is a factor. "
-        f"In the example the slopes are ReLU′({zs}) = ({slopes}), so the numbers hide the gap; "
-        f"with a sigmoid hidden layer σ′({_n(fwd.z[0])}) = {_n(sigmoid_slope)}, and leaving it out makes "
-        f"hidden unit 1's gradients {1 / sigmoid_slope:.3g} times too large.")
+        _("§4.2, backpropagation"), _("the gradient of a hidden-layer weight"),
+        _("the output error times the output weight times the input: no f′(z) factor"),
+        _("δ(1) = δ(2)·w(2)·f′(z), then ∂L/∂w(1) = δ(1)·x"),
+        _("The chain rule passes through the hidden activation h = f(z), so its slope f′(z) is a factor. In the "
+          "example the slopes are ReLU′({zs}) = ({slopes}), so the numbers hide the gap; with a sigmoid hidden "
+          "layer σ′({z1}) = {sigmoid_slope}, and leaving it out makes hidden unit 1's gradients {factor} times "
+          "too large.").format(zs=zs, slopes=slopes, z1=_n(fwd.z[0]), sigmoid_slope=_n(sigmoid_slope),
+                               factor=f"{1 / sigmoid_slope:.3g}"))
 
 
 def errata() -> list[Erratum]:
@@ -135,13 +146,13 @@ def completed_parameters() -> list[Completed]:
     """The parameters the article does not give, as the app's example sets them."""
     net = bp.default_example()
     return [Completed("W2", tuple(float(w) for w in net.w2),
-                      "the article's output sum leaves h2 out, so it does not give both weights from the hidden "
-                      "units to the output; the app uses the same value for each")]
+                      _("the article's output sum leaves h2 out, so it does not give both weights from the hidden "
+                        "units to the output; the app uses the same value for each"))]
 
 
 def name_mapping() -> list[NameMapping]:
     """The article's names for the weights from x3, and the app's W1[j,i] (row j: hidden unit, column i: input)."""
     net = bp.default_example()
     return [NameMapping(article, printed, name, bp.parameter_value(net, name), meaning)
-            for article, printed, name, meaning in (("w²¹", 0.3, "W1[1,3]", "x3 → hidden unit 1"),
-                                                    ("w²²", 0.4, "W1[2,3]", "x3 → hidden unit 2"))]
+            for article, printed, name, meaning in (("w²¹", 0.3, "W1[1,3]", _("x3 → hidden unit 1")),
+                                                    ("w²²", 0.4, "W1[2,3]", _("x3 → hidden unit 2")))]

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from core.checks import KerasLabError
+from core.datasets import model_input
 
 __all__ = [
     "Evaluation",
@@ -193,7 +194,7 @@ def pr_curves(y_true: np.ndarray, probs: np.ndarray, class_names: Sequence[str])
 
 def to_display_image(x: np.ndarray, size: int = 96) -> np.ndarray:
     """A (h, w, c) float image in [0, 1] as uint8, enlarged with nearest neighbours so 8x8 digits stay crisp."""
-    img = np.clip(np.asarray(x, dtype=np.float64), 0, 1)
+    img = np.clip(model_input(x).astype(np.float64), 0, 1)
     if img.ndim == 3 and img.shape[-1] == 1:
         img = img[..., 0]
     factor = max(1, size // max(img.shape[0], img.shape[1]))
@@ -255,7 +256,9 @@ def _fingerprint(dataset: Any) -> str | None:
 
 
 def run_split(dataset: Any, config: dict[str, Any]) -> Any:
-    """Rebuild the run's split from config['split'] (seeded hold-out or cross-validation fold)."""
+    """Rebuild the run's split from config['split']: a seeded hold-out (the official test file, or every row
+    pooled and re-split: runs that name no kind are from before the official split and were pooled) or a
+    cross-validation fold."""
     from core.datasets import split_dataset
 
     info = config.get("split") or {}
@@ -267,7 +270,8 @@ def run_split(dataset: Any, config: dict[str, Any]) -> Any:
         return folds[int(info["fold"])]
     return split_dataset(dataset, seed=int(info.get("seed", 0)),
                          val_fraction=float(info.get("val_fraction", 0.15)),
-                         test_fraction=float(info.get("test_fraction", 0.15)))
+                         test_fraction=float(info.get("test_fraction", 0.15)),
+                         kind="official" if info.get("kind") == "official" else "pooled")
 
 
 def resolve_run_data(config: dict[str, Any], test_idx: np.ndarray, y_true: np.ndarray, *,

@@ -16,16 +16,20 @@ from __future__ import annotations
 
 import gettext
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
-__all__ = ["DEFAULT", "LANGUAGES", "_", "best_match", "language", "ngettext", "set_language"]
+__all__ = ["DEFAULT", "LANGUAGES", "_", "best_match", "language", "language_of", "ngettext", "pgettext", "set_language",
+           "set_resolver"]
 
 LOCALES = Path(__file__).resolve().parents[1] / "locales"
 LANGUAGES = {"en": "English", "zh": "简体中文"}  # code in the URL (?lang=) -> name in the switch
 _CATALOGS = {"zh": "zh_CN"}  # code -> catalog folder under locales/
 DEFAULT = "en"
 _state = threading.local()
+_resolver: Callable[[], str | None] | None = None
 
 
 @cache
@@ -41,8 +45,34 @@ def set_language(code: str | None) -> str:
     return _state.code
 
 
+def set_resolver(resolver: Callable[[], str | None] | None) -> None:
+    """Where a thread that was never given a language asks for one: the UI answers with the visitor's
+    language in its script threads (widget callbacks and fragment reruns run in threads that app.py's
+    start-of-run code never saw) and None elsewhere (a training process, a sweep thread: English)."""
+    global _resolver
+    _resolver = resolver
+
+
 def language() -> str:
-    return getattr(_state, "code", DEFAULT)
+    code = getattr(_state, "code", None)
+    if code is None and _resolver is not None:
+        code = _resolver()
+    return code if code in LANGUAGES else DEFAULT
+
+
+@contextmanager
+def language_of(code: str | None) -> Iterator[None]:
+    """Texts made inside the block are in `code` (e.g. a message a background thread writes for the
+    visitor who started it); the thread's own language afterwards."""
+    before = getattr(_state, "code", None)
+    set_language(code)
+    try:
+        yield
+    finally:
+        if before is None:
+            del _state.code
+        else:
+            _state.code = before
 
 
 def _(message: str) -> str:
@@ -52,6 +82,12 @@ def _(message: str) -> str:
 
 def ngettext(singular: str, plural: str, n: int) -> str:
     return _translation(language()).ngettext(singular, plural, n)
+
+
+def pgettext(context: str, message: str) -> str:
+    """`message` where the same English word needs another translation elsewhere ("constant": a column kind,
+    常量, vs a learning-rate schedule, 恒定)."""
+    return _translation(language()).pgettext(context, message)
 
 
 def best_match(accept_language: str | None) -> str:

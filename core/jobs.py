@@ -9,6 +9,12 @@ or a crash costs only that run, memory returns to the operating system after eac
 end a fit that does not stop. The manager keeps the queue, the quotas (per server and per workspace) and the
 in-memory state; the runner only trains. On a shared server each request names its workspace and every
 call that reads or changes a job checks it, so one visitor cannot see or stop another's runs.
+
+Messages about a run (queued, stopping, how it ended, why it failed) are written, in status.json too, in the
+language of the request (`TrainRequest.language`: by default that of the code that made it, so a page's
+request carries its visitor's language and a sweep's that of the visitor who started the sweep). Worker
+threads and training processes have no visitor, so they switch to the request's language for its messages
+(core.i18n.language_of). A run shows the words it was written in, like a log, whoever reads it later.
 """
 
 from __future__ import annotations
@@ -22,10 +28,12 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.datasets import dataset_fingerprint
+from core.datasets import dataset_fingerprint, split_used
+from core.i18n import _, language, language_of
 from core.runs import ACTIVE_STATES, RunInfo, RunStore, plain_reason
 from core.training import LiveProgress, TrainConfig, library_versions
 from core.worker import ProcessRunner, ThreadRunner
@@ -62,6 +70,7 @@ class TrainRequest:
     label: str | None = None  # a short name for the user
     workspace: str | None = None  # whose run it is on a shared server; None: the one local lab
     trial: dict[str, Any] | None = None  # a sweep trial: {"study", "number", "params"} (core.sweeps)
+    language: str = field(default_factory=language)  # of the run's messages (core.i18n): its maker's by default
 
 
 @dataclass(frozen=True)
@@ -138,9 +147,14 @@ class _Job:
         self.force = threading.Event()  # "force stop": the runner ends the training process
         self.stop_requested_at: float | None = None  # time.monotonic() of the first Stop
         self.state = "queued"
-        self.message = "waiting for a worker"
+        with self.words():
+            self.message = _("waiting for a worker")
         self.finished_at: float | None = None
         self.saved = True  # False when the final status could not be written to status.json
+
+    def words(self) -> AbstractContextManager[None]:
+        """A block whose texts are in the run's language (see the module docstring)."""
+        return language_of(self.request.language)
 
 
 def run_config(request: TrainRequest) -> dict[str, Any]:
@@ -150,8 +164,11 @@ def run_config(request: TrainRequest) -> dict[str, Any]:
         split = dict(request.split_info)
     elif request.split is not None:
         split = {"kind": "explicit", "seed": int(getattr(request.split, "seed", cfg.seed))}
-    else:
-        split = {"seed": cfg.seed, "val_fraction": cfg.val_fraction, "test_fraction": cfg.test_fraction}
+    else:  # the split the worker makes from the settings: official where the data has one and it was asked for
+        kind = split_used(ds, cfg.split)
+        split = {"kind": kind, "seed": cfg.seed, "val_fraction": cfg.val_fraction}
+        if kind == "pooled":
+            split["test_fraction"] = cfg.test_fraction
     config: dict[str, Any] = {
         "dataset": {"name": ds.name, "subset": getattr(ds, "subset", None), "seed": getattr(ds, "seed", 0),
                     "kind": ds.kind, "input_shape": list(ds.input_shape), "class_names": list(ds.class_names),
@@ -256,8 +273,8 @@ class JobManager:
                 pass
         for run_id, was in orphans.items():  # e.g. a read-only store: say so from memory instead
             if run_id not in changed:
-                self._unsaved[run_id] = ("interrupted", f"the app stopped while this run was {was} (this "
-                                                        f"could not be saved in status.json)")
+                self._unsaved[run_id] = ("interrupted", _("the app stopped while this run was {state} (this could "
+                                                          "not be saved in status.json)").format(state=was))
         return changed
 
     # ---- the public API ---------------------------------------------------------------------------
@@ -299,7 +316,7 @@ class JobManager:
                 return list(self._keys[idempotency_key][0])
             self._check_room(len(requests), workspace)
             store = self.store_for(workspace)
-            run_ids = self._create_runs(store, configs)
+            run_ids = self._create_runs(store, requests, configs)
             for run_id, request in zip(run_ids, requests, strict=True):
                 self._jobs[run_id] = _Job(run_id, request, store, epoch_hook)
                 self._pending.append(run_id)
@@ -324,39 +341,43 @@ class JobManager:
                        if job.state in ACTIVE_STATES and job.request.workspace == workspace)
             if wanted > self.max_per_workspace - mine:
                 raise QueueFullError(
-                    f"your workspace already has {mine} runs queued or training; at most "
-                    f"{self.max_per_workspace} at a time on this shared server (so one visitor cannot fill "
-                    f"the queue for everyone): wait for one to finish or stop one", free=0,
+                    _("your workspace already has {mine} runs queued or training; at most {most} at a time on this "
+                      "shared server (so one visitor cannot fill the queue for everyone): wait for one to finish or "
+                      "stop one").format(mine=mine, most=self.max_per_workspace), free=0,
                     capacity=self.max_per_workspace)
         if wanted <= free:
             return
         waiting = max(active - self.max_concurrent, 0)
         if wanted == 1:
-            message = (f"the queue is full: {waiting} runs are waiting (at most {self.max_queue}) and "
-                       f"{active - waiting} training; wait for one to start or remove a queued run")
+            message = _("the queue is full: {waiting} runs are waiting (at most {most}) and {training} training; wait "
+                        "for one to start or remove a queued run").format(waiting=waiting, most=self.max_queue,
+                                                                          training=active - waiting)
         elif wanted > capacity:
-            message = (f"{wanted} runs can never be queued together: at most {capacity} may be queued or "
-                       f"running at once ({self.max_concurrent} training + {self.max_queue} waiting); "
-                       f"nothing was queued")
+            message = _("{wanted} runs can never be queued together: at most {capacity} may be queued or running at "
+                        "once ({training} training + {waiting} waiting); nothing was queued").format(
+                wanted=wanted, capacity=capacity, training=self.max_concurrent, waiting=self.max_queue)
         else:
-            message = (f"{wanted} runs do not fit in the queue: room for {free} more ({active} queued or "
-                       f"running, at most {capacity}); nothing was queued: wait for runs to finish")
+            message = _("{wanted} runs do not fit in the queue: room for {free} more ({active} queued or running, at "
+                        "most {capacity}); nothing was queued: wait for runs to finish").format(
+                wanted=wanted, free=free, active=active, capacity=capacity)
         raise QueueFullError(message, free=free, capacity=capacity)
 
-    def _create_runs(self, store: RunStore, configs: Sequence[dict[str, Any]]) -> list[str]:
-        """Called under the lock: one queued run folder per config, all or none."""
+    def _create_runs(self, store: RunStore, requests: Sequence[TrainRequest],
+                     configs: Sequence[dict[str, Any]]) -> list[str]:
+        """Called under the lock: one queued run folder per request (and its config), all or none."""
         created: list[str] = []
         try:
-            for config in configs:
-                created.append(store.create_run(config, "waiting for a worker", pid=os.getpid(),
-                                                host=socket.gethostname()))
+            for request, config in zip(requests, configs, strict=True):
+                with language_of(request.language):
+                    waiting = _("waiting for a worker")
+                created.append(store.create_run(config, waiting, pid=os.getpid(), host=socket.gethostname()))
         except BaseException:
             for run_id in created:
                 try:
                     store.delete_run(run_id)
                 except OSError:
                     _log.warning("could not remove run %s of a submit that failed", run_id, exc_info=True)
-                    self._unsaved[run_id] = ("failed", "never queued: the submit it belonged to failed")
+                    self._unsaved[run_id] = ("failed", _("never queued: the submit it belonged to failed"))
             raise
         return created
 
@@ -376,13 +397,15 @@ class JobManager:
             if job.stop_requested_at is None:
                 job.stop_requested_at = time.monotonic()
             job.progress.request_stop()
-            if job.state == "queued" and run_id in self._pending:
-                self._pending.remove(run_id)
-                self._finish(job, "stopped", "stopped before it started (taken off the queue)")
-            else:
-                within = job.progress.read().get("stop_within_s")
-                when = f" (within about {within:.1f} s)" if within else ""
-                job.progress.update(message=f"stopping after the steps in progress{when}…")
+            with job.words():
+                if job.state == "queued" and run_id in self._pending:
+                    self._pending.remove(run_id)
+                    self._finish(job, "stopped", _("stopped before it started (taken off the queue)"))
+                elif within := job.progress.read().get("stop_within_s"):
+                    job.progress.update(message=_("stopping after the steps in progress (within about {seconds} s)…")
+                                        .format(seconds=f"{within:.1f}"))
+                else:
+                    job.progress.update(message=_("stopping after the steps in progress…"))
         return True
 
     def force_stop(self, run_id: str, workspace: str | None = None) -> bool:
@@ -394,7 +417,8 @@ class JobManager:
                 return False
             job.progress.request_stop()
             job.force.set()
-            job.progress.update(message="force-stopping: ending the training process…")
+            with job.words():
+                job.progress.update(message=_("force-stopping: ending the training process…"))
         return True
 
     def snapshot(self, run_id: str, workspace: str | None = None) -> JobSnapshot | None:
@@ -469,7 +493,9 @@ class JobManager:
         with self._cond:
             self._closed = True
             for run_id in list(self._pending):
-                self._finish(self._jobs[run_id], "interrupted", "the app shut down before this run started")
+                job = self._jobs[run_id]
+                with job.words():
+                    self._finish(job, "interrupted", _("the app shut down before this run started"))
             self._pending.clear()
             for run_id in self._running:
                 self._jobs[run_id].progress.request_stop()
@@ -488,6 +514,7 @@ class JobManager:
         self._workers = [w for w in self._workers if w.is_alive()]
         while len(self._workers) < self.max_concurrent:
             runner = _RUNNERS[self.runner](self._build_model)
+            runner.more_work = lambda: bool(self._pending)  # e.g. a sweep's next trial: warm its process now
             self._runners.append(runner)
             worker = threading.Thread(target=self._worker_loop, args=(runner,), daemon=True,
                                       name=f"keras-lab-worker-{len(self._workers)}")
@@ -504,7 +531,8 @@ class JobManager:
                     return
                 run_id = self._pending.popleft()
                 job = self._jobs[run_id]
-                job.state, job.message = "running", "starting"
+                with job.words():
+                    job.state, job.message = "running", _("starting")
                 self._running.add(run_id)
             try:
                 self._run_job(job, runner)
@@ -514,30 +542,34 @@ class JobManager:
                     self._forget_old()
 
     def _run_job(self, job: _Job, runner: Any) -> None:
-        """One run from start to final status; never raises (the app stays up whatever happens)."""
-        try:
-            job.store.write_status(job.run_id, "running", "training", pid=os.getpid(), host=socket.gethostname())
-            state, message, extra = runner.run(job.store, job.run_id, job.request, job.progress, job.force)
-        except OSError as exc:
-            state, message, extra = "failed", f"a file could not be written or read: {plain_reason(exc)}", {}
-        except Exception as exc:  # noqa: BLE001 - a worker must never take the app down
-            _log.exception("run %s failed", job.run_id)
-            state, message, extra = "failed", f"{type(exc).__name__}: {exc}", {}
-        if state == "stopped" and job.progress.prune_reason and job.stop_requested_at is None:
-            state, message = "pruned", job.progress.prune_reason
-        with self._cond:  # one step: a run is never seen finished and still running at once
-            self._finish(job, state, message, **extra)
-            self._running.discard(job.run_id)
+        """One run from start to final status, its messages in the run's language; never raises (the app stays
+        up whatever happens)."""
+        with job.words():
+            try:
+                job.store.write_status(job.run_id, "running", _("training"), pid=os.getpid(),
+                                       host=socket.gethostname())
+                state, message, extra = runner.run(job.store, job.run_id, job.request, job.progress, job.force)
+            except OSError as exc:
+                state, message, extra = "failed", _("a file could not be written or read: {reason}").format(
+                    reason=plain_reason(exc)), {}
+            except Exception as exc:  # noqa: BLE001 - a worker must never take the app down
+                _log.exception("run %s failed", job.run_id)
+                state, message, extra = "failed", f"{type(exc).__name__}: {exc}", {}
+            if state == "stopped" and job.progress.prune_reason and job.stop_requested_at is None:
+                state, message = "pruned", job.progress.prune_reason
+            with self._cond:  # one step: a run is never seen finished and still running at once
+                self._finish(job, state, message, **extra)
+                self._running.discard(job.run_id)
 
     def _finish(self, job: _Job, state: str, message: str, **extra: Any) -> None:
-        """Called under the lock: record the final state in memory, then (best effort) on disk."""
+        """Called under the lock, inside job.words(): record the final state in memory, then (best effort) on disk."""
         job.state, job.message, job.finished_at = state, message, time.monotonic()
         job.progress.update(message=message)
         try:
             job.store.write_status(job.run_id, state, message, **extra)
         except OSError as exc:  # the disk refuses even the status: the page still shows it from memory
-            job.message = (f"{message} (status.json could not be saved: {plain_reason(exc)}; after a "
-                           f"restart this run shows as interrupted)")
+            job.message = _("{message} (status.json could not be saved: {reason}; after a restart this run shows "
+                            "as interrupted)").format(message=message, reason=plain_reason(exc))
             job.progress.update(message=job.message)
             job.saved = False
 

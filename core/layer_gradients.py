@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 
 from core.backprop import ACTIVATIONS, BackpropError
+from core.datasets import model_input
+from core.i18n import _
 
 __all__ = ["LayerGradients", "build_demo_mlp", "demo_batch", "demo_gradient_reports", "gradient_report"]
 
@@ -48,14 +50,14 @@ def gradient_report(model: Any, x_batch: np.ndarray, y_batch: np.ndarray, loss: 
     """Per-layer weight and gradient norms on one batch, from tf.GradientTape (shows vanishing/exploding)."""
     import tensorflow as tf
 
-    x_batch, y_batch = np.asarray(x_batch), np.asarray(y_batch)
+    x_batch, y_batch = model_input(x_batch), np.asarray(y_batch)
     if len(x_batch) == 0 or len(x_batch) != len(y_batch):
-        raise BackpropError(f"need a non-empty batch with one label per sample, got {len(x_batch)} samples "
-                            f"and {len(y_batch)} labels")
+        raise BackpropError(_("need a non-empty batch with one label per sample, got {samples} samples and "
+                              "{labels} labels").format(samples=len(x_batch), labels=len(y_batch)))
     loss_fn = _default_loss(model, y_batch) if loss is None else loss
     layers = [layer for layer in model.layers if layer.trainable_weights]
     if not layers:
-        raise BackpropError("the model has no trainable weights")
+        raise BackpropError(_("the model has no trainable weights"))
     variables = [v for layer in layers for v in layer.trainable_weights]
     with tf.GradientTape() as tape:
         pred = model(x_batch, training=False)
@@ -79,9 +81,11 @@ def build_demo_mlp(activation: str, depth: int = 6, width: int = 32, n_inputs: i
     import keras
 
     if activation not in ACTIVATIONS:
-        raise BackpropError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
+        raise BackpropError(_("activation must be one of {choices}, got {value}").format(
+            choices=", ".join(ACTIVATIONS), value=repr(activation)))
     if not 1 <= depth <= 20 or not 1 <= width <= 512:
-        raise BackpropError(f"depth must be 1 to 20 and width 1 to 512, got {depth} and {width}")
+        raise BackpropError(_("depth must be 1 to 20 and width 1 to 512, got {depth} and {width}").format(
+            depth=depth, width=width))
     inputs = keras.Input((n_inputs,))
     h = inputs
     for d in range(depth):

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from core.checks import whole_number
@@ -184,6 +186,22 @@ def _one(ins: list[Shape], where: str) -> Shape:
 # ---- one layer: (weights, output shapes) from its config and input shapes -------------------------------
 
 
+@dataclass(frozen=True)
+class _LayerCall:
+    """One layer called on input shapes: everything a shape rule in _RULES reads."""
+
+    cls: str
+    cfg: dict[str, Any]
+    ins: list[Shape]
+    ctx: _Ctx
+    path: str
+    where: str
+    kw: dict[str, Shape]  # tensors passed by keyword (query, value, key)
+
+    def one(self) -> Shape:
+        return _one(self.ins, self.where)
+
+
 def _layer(node: dict[str, Any], ins: list[Shape], ctx: _Ctx, path: str, kw: dict[str, Shape]) -> tuple[int, list]:
     cls, cfg = node.get("class_name"), node.get("config")
     where = _where(path, node)
@@ -191,115 +209,38 @@ def _layer(node: dict[str, Any], ins: list[Shape], ctx: _Ctx, path: str, kw: dic
         raise ModelFileError(f"{where} has no config")
     if cls in _MODELS:
         return _model(node, ins, ctx, path)
+    rule = _RULES.get(cls, _no_rule)
     try:
-        return _layer_shapes(cls, cfg, ins, ctx, path, where, kw)
+        return rule(_LayerCall(cls, cfg, ins, ctx, path, where, kw))
     except _Unknown as exc:
         raise ModelFileError(f"cannot bound the weights of {where}: {exc}; refusing rather than guessing "
                              f"a size") from None
 
 
-def _layer_shapes(cls: str, cfg: dict[str, Any], ins: list[Shape], ctx: _Ctx, path: str, where: str,
-                  kw: dict[str, Shape]) -> tuple[int, list]:
-    if cls in _SAME_SHAPE:
-        x = _one(ins, where)
-        return _norm_weights(cls, cfg, x, where), [x]
-    if cls == "Dense":
-        x = _one(ins, where)
-        units = _int(cfg, "units", None, where, low=1)
-        kernel = (_known(x, -1), units)
-        return _prod(kernel) + _bias(cfg, units) + _lora(cfg, kernel, where), [(*x[:-1], units)]
-    if cls == "EinsumDense":
-        return _einsum(cfg, _one(ins, where), where)
-    if cls == "Embedding":
-        x = _one(ins, where)
-        kernel = (_int(cfg, "input_dim", None, where, low=1), _int(cfg, "output_dim", None, where, low=1))
-        return _prod(kernel) + _lora(cfg, kernel, where), [(*x, kernel[1])]
-    m = re.fullmatch(r"(Separable|Depthwise)?Conv([123])D(Transpose)?", cls)
-    if m:
-        return _conv(m.group(1), int(m.group(2)), bool(m.group(3)), cfg, _one(ins, where), where)
-    m = re.fullmatch(r"(Max|Average)Pooling([123])D", cls)
-    if m:
-        x, n = _one(ins, where), int(m.group(2))
-        sizes, _ = _spatial(x, cfg, n)
-        pool = _ints(cfg, "pool_size", n, 2, where)
-        strides = _ints(cfg, "strides", n, list(pool), where)
-        padding = cfg.get("padding", "valid")
-        return 0, [_with_spatial(x, cfg, [_conv_len(s, k, st, padding) for s, k, st in zip(sizes, pool, strides,
-                                                                                             strict=True)])]
-    m = re.fullmatch(r"Global(Max|Average)Pooling([123])D", cls)
-    if m:
-        x, n = _one(ins, where), int(m.group(2))
-        _, axis = _spatial(x, cfg, n)
-        if cfg.get("keepdims"):
-            return 0, [_with_spatial(x, cfg, [1] * n)]
-        return 0, [(x[0], x[axis])]
-    if cls == "Flatten":
-        x = _one(ins, where)
-        rest = x[1:]
-        return 0, [(x[0], None if None in rest else _prod(rest))]
-    if cls == "Reshape":
-        x = _one(ins, where)
-        raw = cfg.get("target_shape")
-        if not isinstance(raw, list | tuple) or not raw or list(raw).count(-1) > 1:
-            raise ModelFileError(f"{where}: target_shape {str(raw)[:40]} is not a shape with at most one -1")
-        known = _shape([None, *[d for d in raw if d != -1]], where, "target_shape")[1:]
-        fill = None
-        if -1 in raw and None not in x[1:] and _prod(known):
-            fill = _prod(x[1:]) // _prod(known)
-        return 0, [(x[0], *[fill if d == -1 else d for d in raw])]
-    if cls == "Permute":
-        x = _one(ins, where)
-        dims = cfg.get("dims")
-        if not isinstance(dims, list | tuple) or sorted(dims) != list(range(1, len(x))):
-            raise ModelFileError(f"{where}: dims {str(dims)[:40]} is not a permutation of 1..{len(x) - 1}")
-        return 0, [(x[0], *[x[d] for d in dims])]
-    if cls == "RepeatVector":
-        x = _one(ins, where)
-        return 0, [(x[0], _int(cfg, "n", None, where), *x[1:])]
-    m = re.fullmatch(r"(ZeroPadding|Cropping|UpSampling)([123])D", cls)
-    if m:
-        return 0, [_pad_crop_up(m.group(1), int(m.group(2)), cfg, _one(ins, where), where)]
-    if cls in ("Resizing", "CenterCrop", "RandomCrop"):
-        x = _one(ins, where)
-        h, w = _int(cfg, "height", None, where, low=1), _int(cfg, "width", None, where, low=1)
-        if len(x) == 3:  # one unbatched image
-            first = cfg.get("data_format") == "channels_first"
-            return 0, [(x[0], h, w) if first else (h, w, x[-1])]
-        _spatial(x, cfg, 2)
-        return 0, [_with_spatial(x, cfg, [h, w])]
-    if cls in _MERGE:
-        if len(ins) < 2:
-            raise ModelFileError(f"{where} merges at least 2 inputs; the graph gives it {len(ins)}")
-        return 0, [_broadcast(ins, where)]
-    if cls == "Concatenate":
-        return 0, [_concatenate(cfg, ins, where)]
-    if cls == "Dot":
-        return 0, [_dot(cfg, ins, where)]
-    if cls in _RNN or cls in _CELLS:
-        return _rnn(cls, cfg, ins, where)
-    if cls == "Bidirectional":
-        return _bidirectional(cfg, ins, ctx, path, where)
-    if cls == "TimeDistributed":
-        x = _one(ins, where)
-        if len(x) < 3:
-            raise _Unknown(f"expects (batch, time, ...) input, gets {_show(x)}")
-        inner = _nested_layer(cfg, "layer", where)
-        weights, outs = _call(inner, [(x[0], *x[2:])], ctx, f"{path}.layer", {})
-        return weights, [(o[0], x[1], *o[1:]) for o in outs]
-    if cls in ("Attention", "AdditiveAttention"):
-        q, v = (ins + [None, None])[:2]
-        if q is None or v is None:
-            raise ModelFileError(f"{where} needs [query, value] inputs; the graph gives it {len(ins)}")
-        if cls == "AdditiveAttention":  # a scale per query feature
-            extra = _known(q, -1) if cfg.get("use_scale", True) else 0
-        else:  # scalar scale and concat weight
-            extra = int(bool(cfg.get("use_scale"))) + int(cfg.get("score_mode") == "concat")
-        return extra, [(*q[:-1], v[-1]), (q[0], q[1] if len(q) > 1 else None, v[1] if len(v) > 1 else None)]
-    if cls == "MultiHeadAttention":
-        return _mha(cfg, ins, kw, where)
-    if cls == "InputLayer":
-        raise ModelFileError(f"{where}: an InputLayer can only start a model")
-    raise ModelFileError(f"{where}: no shape rule for {cls}, so its weights cannot be bounded")
+def _no_rule(c: _LayerCall) -> tuple[int, list]:
+    raise ModelFileError(f"{c.where}: no shape rule for {c.cls}, so its weights cannot be bounded")
+
+
+def _input_layer(c: _LayerCall) -> tuple[int, list]:
+    raise ModelFileError(f"{c.where}: an InputLayer can only start a model")
+
+
+def _same_shape(c: _LayerCall) -> tuple[int, list]:
+    x = c.one()
+    return _norm_weights(c.cls, c.cfg, x, c.where), [x]
+
+
+def _dense(c: _LayerCall) -> tuple[int, list]:
+    x = c.one()
+    units = _int(c.cfg, "units", None, c.where, low=1)
+    kernel = (_known(x, -1), units)
+    return _prod(kernel) + _bias(c.cfg, units) + _lora(c.cfg, kernel, c.where), [(*x[:-1], units)]
+
+
+def _embedding(c: _LayerCall) -> tuple[int, list]:
+    x = c.one()
+    kernel = (_int(c.cfg, "input_dim", None, c.where, low=1), _int(c.cfg, "output_dim", None, c.where, low=1))
+    return _prod(kernel) + _lora(c.cfg, kernel, c.where), [(*x, kernel[1])]
 
 
 def _norm_weights(cls: str, cfg: dict[str, Any], x: Shape, where: str) -> int:
@@ -328,9 +269,10 @@ def _norm_weights(cls: str, cfg: dict[str, Any], x: Shape, where: str) -> int:
     return 0
 
 
-def _conv(kind: str | None, n: int, transpose: bool, cfg: dict[str, Any], x: Shape, where: str) -> tuple[int, list]:
+def _conv(kind: str, n: int, transpose: bool, c: _LayerCall) -> tuple[int, list]:
+    cfg, x, where = c.cfg, c.one(), c.where
     sizes, axis = _spatial(x, cfg, n)
-    c = _known(x, axis)
+    ch = _known(x, axis)
     k = _ints(cfg, "kernel_size", n, None, where)
     strides = _ints(cfg, "strides", n, 1, where)
     dilation = _ints(cfg, "dilation_rate", n, 1, where)
@@ -338,18 +280,18 @@ def _conv(kind: str | None, n: int, transpose: bool, cfg: dict[str, Any], x: Sha
     kk = _prod(k)
     if kind == "Depthwise":
         dm = _int(cfg, "depth_multiplier", 1, where, low=1)
-        kernel, out_c = (*k, c, dm), c * dm
+        kernel, out_c = (*k, ch, dm), ch * dm
         weights = _prod(kernel) + _bias(cfg, out_c)
     else:
         filters = _int(cfg, "filters", None, where, low=1)
         out_c = filters
         if kind == "Separable":
             dm = _int(cfg, "depth_multiplier", 1, where, low=1)
-            kernel = (*k, c, dm)
-            weights = kk * c * dm + c * dm * filters + _bias(cfg, filters)
+            kernel = (*k, ch, dm)
+            weights = kk * ch * dm + ch * dm * filters + _bias(cfg, filters)
         else:
             groups = _int(cfg, "groups", 1, where, low=1)
-            kernel = (*k, filters, c) if transpose else (*k, max(c // groups, 1), filters)
+            kernel = (*k, filters, ch) if transpose else (*k, max(ch // groups, 1), filters)
             weights = _prod(kernel) + _bias(cfg, filters)
     weights += _lora(cfg, kernel, where)
     if transpose:
@@ -362,11 +304,61 @@ def _conv(kind: str | None, n: int, transpose: bool, cfg: dict[str, Any], x: Sha
     return weights, [_with_spatial(x, cfg, new, out_c)]
 
 
-def _pad_crop_up(kind: str, n: int, cfg: dict[str, Any], x: Shape, where: str) -> Shape:
+def _pooling(n: int, c: _LayerCall) -> tuple[int, list]:
+    x = c.one()
+    sizes, _ = _spatial(x, c.cfg, n)
+    pool = _ints(c.cfg, "pool_size", n, 2, c.where)
+    strides = _ints(c.cfg, "strides", n, list(pool), c.where)
+    padding = c.cfg.get("padding", "valid")
+    return 0, [_with_spatial(x, c.cfg, [_conv_len(s, k, st, padding) for s, k, st in zip(sizes, pool, strides,
+                                                                                         strict=True)])]
+
+
+def _global_pooling(n: int, c: _LayerCall) -> tuple[int, list]:
+    x = c.one()
+    _, axis = _spatial(x, c.cfg, n)
+    if c.cfg.get("keepdims"):
+        return 0, [_with_spatial(x, c.cfg, [1] * n)]
+    return 0, [(x[0], x[axis])]
+
+
+def _flatten(c: _LayerCall) -> tuple[int, list]:
+    x = c.one()
+    rest = x[1:]
+    return 0, [(x[0], None if None in rest else _prod(rest))]
+
+
+def _reshape(c: _LayerCall) -> tuple[int, list]:
+    x = c.one()
+    raw = c.cfg.get("target_shape")
+    if not isinstance(raw, list | tuple) or not raw or list(raw).count(-1) > 1:
+        raise ModelFileError(f"{c.where}: target_shape {str(raw)[:40]} is not a shape with at most one -1")
+    known = _shape([None, *[d for d in raw if d != -1]], c.where, "target_shape")[1:]
+    fill = None
+    if -1 in raw and None not in x[1:] and _prod(known):
+        fill = _prod(x[1:]) // _prod(known)
+    return 0, [(x[0], *[fill if d == -1 else d for d in raw])]
+
+
+def _permute(c: _LayerCall) -> tuple[int, list]:
+    x = c.one()
+    dims = c.cfg.get("dims")
+    if not isinstance(dims, list | tuple) or sorted(dims) != list(range(1, len(x))):
+        raise ModelFileError(f"{c.where}: dims {str(dims)[:40]} is not a permutation of 1..{len(x) - 1}")
+    return 0, [(x[0], *[x[d] for d in dims])]
+
+
+def _repeat_vector(c: _LayerCall) -> tuple[int, list]:
+    x = c.one()
+    return 0, [(x[0], _int(c.cfg, "n", None, c.where), *x[1:])]
+
+
+def _pad_crop_up(kind: str, n: int, c: _LayerCall) -> tuple[int, list]:
+    cfg, x, where = c.cfg, c.one(), c.where
     sizes, _ = _spatial(x, cfg, n)
     if kind == "UpSampling":
         factors = _ints(cfg, "size", n, 2, where)
-        return _with_spatial(x, cfg, [None if s is None else s * f for s, f in zip(sizes, factors, strict=True)])
+        return 0, [_with_spatial(x, cfg, [None if s is None else s * f for s, f in zip(sizes, factors, strict=True)])]
     key = "padding" if kind == "ZeroPadding" else "cropping"
     raw = cfg.get(key, 1 if kind == "ZeroPadding" else 0)
     if isinstance(raw, int | float) and not isinstance(raw, bool):
@@ -385,7 +377,24 @@ def _pad_crop_up(kind: str, n: int, cfg: dict[str, Any], x: Shape, where: str) -
     out = [None if s is None else s + sign * p for s, p in zip(sizes, pairs, strict=True)]
     if any(o is not None and o < 0 for o in out):
         raise _Unknown(f"cropping {pairs} is larger than the input {_show(x)}")
-    return _with_spatial(x, cfg, out)
+    return 0, [_with_spatial(x, cfg, out)]
+
+
+def _resize(c: _LayerCall) -> tuple[int, list]:
+    """Resizing, CenterCrop and RandomCrop: a fixed height and width."""
+    x = c.one()
+    h, w = _int(c.cfg, "height", None, c.where, low=1), _int(c.cfg, "width", None, c.where, low=1)
+    if len(x) == 3:  # one unbatched image
+        first = c.cfg.get("data_format") == "channels_first"
+        return 0, [(x[0], h, w) if first else (h, w, x[-1])]
+    _spatial(x, c.cfg, 2)
+    return 0, [_with_spatial(x, c.cfg, [h, w])]
+
+
+def _merge(c: _LayerCall) -> tuple[int, list]:
+    if len(c.ins) < 2:
+        raise ModelFileError(f"{c.where} merges at least 2 inputs; the graph gives it {len(c.ins)}")
+    return 0, [_broadcast(c.ins, c.where)]
 
 
 def _broadcast(ins: list[Shape], where: str) -> Shape:
@@ -400,44 +409,46 @@ def _broadcast(ins: list[Shape], where: str) -> Shape:
     return tuple(reversed(out))
 
 
-def _concatenate(cfg: dict[str, Any], ins: list[Shape], where: str) -> Shape:
+def _concatenate(c: _LayerCall) -> tuple[int, list]:
+    ins, where = c.ins, c.where
     if len(ins) < 1 or len({len(s) for s in ins}) != 1:
         raise ModelFileError(f"{where}: cannot concatenate {', '.join(_show(s) for s in ins) or 'nothing'}")
-    axis = _int({"axis": cfg.get("axis", -1)}, "axis", None, where, low=-len(ins[0]))
+    axis = _int({"axis": c.cfg.get("axis", -1)}, "axis", None, where, low=-len(ins[0]))
     axis %= len(ins[0])
     if axis == 0:
         raise ModelFileError(f"{where}: cannot concatenate along the batch axis")
     out = list(_broadcast([tuple(d for j, d in enumerate(s) if j != axis) for s in ins], where))
     sizes = [s[axis] for s in ins]
     out.insert(axis, None if None in sizes else sum(sizes))
-    return tuple(out)
+    return 0, [tuple(out)]
 
 
-def _dot(cfg: dict[str, Any], ins: list[Shape], where: str) -> Shape:
-    if len(ins) != 2:
-        raise ModelFileError(f"{where} takes 2 inputs; the graph gives it {len(ins)}")
-    a, b = list(ins[0]), list(ins[1])
-    axes = cfg.get("axes", -1)
+def _dot(c: _LayerCall) -> tuple[int, list]:
+    if len(c.ins) != 2:
+        raise ModelFileError(f"{c.where} takes 2 inputs; the graph gives it {len(c.ins)}")
+    a, b = list(c.ins[0]), list(c.ins[1])
+    axes = c.cfg.get("axes", -1)
     if isinstance(axes, int) and not isinstance(axes, bool):
         axes = [axes % len(a), axes % len(b)] if axes < 0 else [axes, axes]
     if not (isinstance(axes, list | tuple) and len(axes) == 2 and all(isinstance(v, int) for v in axes)
             and all(-len(s) <= v < len(s) for v, s in zip(axes, (a, b), strict=True))):
-        raise ModelFileError(f"{where}: axes = {str(axes)[:40]} do not fit inputs {_show(a)} and {_show(b)}")
+        raise ModelFileError(f"{c.where}: axes = {str(axes)[:40]} do not fit inputs {_show(a)} and {_show(b)}")
     a.pop(axes[0])
     b.pop(axes[1])
     out = a + b[1:]
-    return tuple(out + [1] if len(out) == 1 else out)
+    return 0, [tuple(out + [1] if len(out) == 1 else out)]
 
 
-def _rnn(cls: str, cfg: dict[str, Any], ins: list[Shape], where: str) -> tuple[int, list]:
-    x = ins[0] if ins else None
+def _rnn(c: _LayerCall) -> tuple[int, list]:
+    cls, cfg, where = c.cls, c.cfg, c.where
+    x = c.ins[0] if c.ins else None
     if x is None:
         raise ModelFileError(f"{where} has no input in the graph")
     units = _int(cfg, "units", None, where, low=1)
     gates = _RNN.get(cls) or _CELLS[cls]
-    c = _known(x, -1)
+    ch = _known(x, -1)
     biases = 2 if gates == 3 and cfg.get("reset_after", True) is not False else 1  # GRU: input and recurrent
-    weights = gates * units * (c + units) + _bias(cfg, gates * units * biases)  # kernel, recurrent kernel
+    weights = gates * units * (ch + units) + _bias(cfg, gates * units * biases)  # kernel, recurrent kernel
     n_states = 2 if gates == 4 else 1
     if cls in _CELLS:
         return weights, [(x[0], units)] * (1 + n_states)
@@ -449,15 +460,15 @@ def _rnn(cls: str, cfg: dict[str, Any], ins: list[Shape], where: str) -> tuple[i
     return weights, [y] + ([(x[0], units)] * n_states if cfg.get("return_state") else [])
 
 
-def _bidirectional(cfg: dict[str, Any], ins: list[Shape], ctx: _Ctx, path: str, where: str) -> tuple[int, list]:
-    forward = _nested_layer(cfg, "layer", where)
-    backward = cfg.get("backward_layer")
-    backward = _nested_layer(cfg, "backward_layer", where) if backward is not None else forward
-    x = ins[:1]
-    wf, of = _call(forward, x, ctx, f"{path}.layer", {})
-    wb, ob = _call(backward, x, ctx, f"{path}.backward_layer", {})
+def _bidirectional(c: _LayerCall) -> tuple[int, list]:
+    forward = _nested_layer(c.cfg, "layer", c.where)
+    backward = c.cfg.get("backward_layer")
+    backward = _nested_layer(c.cfg, "backward_layer", c.where) if backward is not None else forward
+    x = c.ins[:1]
+    wf, of = _call(forward, x, c.ctx, f"{c.path}.layer", {})
+    wb, ob = _call(backward, x, c.ctx, f"{c.path}.backward_layer", {})
     yf, yb = of[0], ob[0]
-    mode = cfg.get("merge_mode", "concat")
+    mode = c.cfg.get("merge_mode", "concat")
     if mode == "concat":
         ys = [(*yf[:-1], None if yf[-1] is None or yb[-1] is None else yf[-1] + yb[-1])]
     elif mode is None:
@@ -467,7 +478,29 @@ def _bidirectional(cfg: dict[str, Any], ins: list[Shape], ctx: _Ctx, path: str, 
     return wf + wb, ys + of[1:] + ob[1:]
 
 
-def _mha(cfg: dict[str, Any], ins: list[Shape], kw: dict[str, Shape], where: str) -> tuple[int, list]:
+def _time_distributed(c: _LayerCall) -> tuple[int, list]:
+    x = c.one()
+    if len(x) < 3:
+        raise _Unknown(f"expects (batch, time, ...) input, gets {_show(x)}")
+    inner = _nested_layer(c.cfg, "layer", c.where)
+    weights, outs = _call(inner, [(x[0], *x[2:])], c.ctx, f"{c.path}.layer", {})
+    return weights, [(o[0], x[1], *o[1:]) for o in outs]
+
+
+def _attention(c: _LayerCall) -> tuple[int, list]:
+    """Attention and AdditiveAttention: [query, value] in, the attended values and the scores out."""
+    q, v = (c.ins + [None, None])[:2]
+    if q is None or v is None:
+        raise ModelFileError(f"{c.where} needs [query, value] inputs; the graph gives it {len(c.ins)}")
+    if c.cls == "AdditiveAttention":  # a scale per query feature
+        extra = _known(q, -1) if c.cfg.get("use_scale", True) else 0
+    else:  # scalar scale and concat weight
+        extra = int(bool(c.cfg.get("use_scale"))) + int(c.cfg.get("score_mode") == "concat")
+    return extra, [(*q[:-1], v[-1]), (q[0], q[1] if len(q) > 1 else None, v[1] if len(v) > 1 else None)]
+
+
+def _mha(c: _LayerCall) -> tuple[int, list]:
+    cfg, ins, kw, where = c.cfg, c.ins, c.kw, c.where
     q = kw.get("query", ins[0] if ins else None)
     v = kw.get("value", ins[1] if len(ins) > 1 else None)
     k = kw.get("key", ins[2] if len(ins) > 2 else v)
@@ -489,8 +522,9 @@ def _mha(cfg: dict[str, Any], ins: list[Shape], kw: dict[str, Shape], where: str
     return weights, [(*q[:-1], *out_dims), scores]
 
 
-def _einsum(cfg: dict[str, Any], x: Shape, where: str) -> tuple[int, list]:
+def _einsum(c: _LayerCall) -> tuple[int, list]:
     """The kernel, bias and output shapes Keras derives from an EinsumDense equation."""
+    cfg, x, where = c.cfg, c.one(), c.where
     equation = cfg.get("equation")
     if not isinstance(equation, str) or len(equation) > 64:
         raise ModelFileError(f"{where}: equation {str(equation)[:40]!r} is not an einsum equation")
@@ -551,6 +585,27 @@ def _nested_layer(cfg: dict[str, Any], key: str, where: str) -> dict[str, Any]:
     if not isinstance(inner, dict) or not isinstance(inner.get("config"), dict):
         raise ModelFileError(f"{where}: {key} is not a layer")
     return inner
+
+
+
+_DIMS = (1, 2, 3)
+# Every layer class the bound knows: its rule gives (weights, output shapes) from a _LayerCall.
+_RULES: dict[str, Callable[[_LayerCall], tuple[int, list]]] = {
+    **dict.fromkeys(_SAME_SHAPE, _same_shape),
+    "Dense": _dense, "EinsumDense": _einsum, "Embedding": _embedding,
+    **{f"{kind}Conv{n}D{'Transpose' if transpose else ''}": partial(_conv, kind, n, transpose)
+       for kind in ("", "Separable", "Depthwise") for n in _DIMS for transpose in (False, True)},
+    **{f"{op}Pooling{n}D": partial(_pooling, n) for op in ("Max", "Average") for n in _DIMS},
+    **{f"Global{op}Pooling{n}D": partial(_global_pooling, n) for op in ("Max", "Average") for n in _DIMS},
+    "Flatten": _flatten, "Reshape": _reshape, "Permute": _permute, "RepeatVector": _repeat_vector,
+    **{f"{kind}{n}D": partial(_pad_crop_up, kind, n) for kind in ("ZeroPadding", "Cropping", "UpSampling")
+       for n in _DIMS},
+    **dict.fromkeys(("Resizing", "CenterCrop", "RandomCrop"), _resize),
+    **dict.fromkeys(_MERGE, _merge), "Concatenate": _concatenate, "Dot": _dot,
+    **dict.fromkeys((*_RNN, *_CELLS), _rnn), "Bidirectional": _bidirectional, "TimeDistributed": _time_distributed,
+    **dict.fromkeys(("Attention", "AdditiveAttention"), _attention), "MultiHeadAttention": _mha,
+    "InputLayer": _input_layer,
+}
 
 
 # ---- calls, build_config, and whole models ------------------------------------------------------------

@@ -34,6 +34,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from core.i18n import _, language, set_language
+
 __all__ = ["CHECK_MEMORY_BYTES", "CHECK_SECONDS", "check_in_child", "checking_turn", "main"]
 
 # Resident memory of the checking child: TF takes ~0.76 GB, a load ~16 bytes per weight (28 M weights:
@@ -53,6 +55,7 @@ _CHILD_ENV = {
     "TF_ENABLE_ONEDNN_OPTS": "0",
 }
 _CAPS = ("MAX_PARAMS", "MAX_DIMENSION")  # the parent's caps, passed on so both sides check alike
+_LANGUAGE_ENV = "KERAS_LAB_LANGUAGE"  # the visitor's language, passed on so the child's refusals are in it
 # One check, and the server's own load after it, at a time: each child holds its own TensorFlow and a
 # load its model, and the server has little memory to spare. Reentrant, so a caller can hold the turn
 # across check_in_child and its own load.
@@ -82,8 +85,8 @@ def checking_turn(seconds: float | None = None) -> Iterator[None]:
 
     limit = float(seconds or CHECK_SECONDS)
     if not _TURN.acquire(timeout=limit):
-        raise ModelFileError(f"another model file is being checked and did not finish within {limit:.0f} s; "
-                             f"try again in a minute")
+        raise ModelFileError(_("another model file is being checked and did not finish within {seconds} s; try "
+                               "again in a minute").format(seconds=f"{limit:.0f}"))
     try:
         yield
     finally:
@@ -106,7 +109,7 @@ def check_in_child(path: str | os.PathLike[str], *, memory_bytes: int | None = N
 def _run_child(path: Path, memory: int, limit: float, caps: dict[str, int]) -> dict[str, Any]:
     from core.model_files import ModelFileError
 
-    env = {**os.environ, **_CHILD_ENV,
+    env = {**os.environ, **_CHILD_ENV, _LANGUAGE_ENV: language(),
            "PYTHONPATH": os.pathsep.join([str(_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
     cmd = [sys.executable, "-m", "core.model_check", str(path), json.dumps(caps), str(memory + _DATA_HEADROOM),
            str(int(limit) + 1)]
@@ -135,26 +138,27 @@ def _run_child(path: Path, memory: int, limit: float, caps: dict[str, int]) -> d
             proc.kill()
             proc.wait()
     if killed == "memory":
-        raise ModelFileError(f"the model file was refused: checking it needed more than {_gb(memory)} of memory "
-                             f"(the check was stopped at {_gb(peak)})")
+        raise ModelFileError(_("the model file was refused: checking it needed more than {limit} of memory (the "
+                               "check was stopped at {peak})").format(limit=_gb(memory), peak=_gb(peak)))
     if killed == "time":
-        raise ModelFileError(f"the model file was refused: checking it took longer than {limit:.0f} s")
+        raise ModelFileError(_("the model file was refused: checking it took longer than {seconds} s").format(
+            seconds=f"{limit:.0f}"))
     result = _parse(out)
     if result is None:
-        how = f"exit code {proc.returncode}"
+        how = _("exit code {code}").format(code=proc.returncode)
         if proc.returncode < 0:
             try:
-                how = f"signal {signal.Signals(-proc.returncode).name}"
+                how = _("signal {signal}").format(signal=signal.Signals(-proc.returncode).name)
             except ValueError:
-                how = f"signal {-proc.returncode}"
+                how = _("signal {signal}").format(signal=-proc.returncode)
         tail = err.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
-        raise ModelFileError(f"the model file was refused: the process checking it ended without an answer "
-                             f"({how}) {tail[0][:200]}".rstrip())
+        raise ModelFileError(_("the model file was refused: the process checking it ended without an answer "
+                               "({how}) {output}").format(how=how, output=tail[0][:200]).rstrip())
     if result.get("memory"):
-        raise ModelFileError(f"the model file was refused: checking it needed more than {_gb(memory)} of memory "
-                             f"(an allocation was refused)")
+        raise ModelFileError(_("the model file was refused: checking it needed more than {limit} of memory (an "
+                               "allocation was refused)").format(limit=_gb(memory)))
     if not result.get("ok"):
-        raise ModelFileError(str(result.get("error", "the model file was refused")))
+        raise ModelFileError(str(result.get("error") or _("the model file was refused")))
     summary = dict(result.get("summary") or {})
     summary["check_seconds"] = round(time.monotonic() - started, 2)
     summary["check_peak_rss"] = max(peak, int(result.get("peak_rss") or 0))
@@ -188,6 +192,7 @@ def _out_of_memory(exc: BaseException | None) -> bool:
 def main(argv: list[str]) -> None:
     """Child side: `python -m core.model_check PATH CAPS_JSON DATA_LIMIT CPU_SECONDS`; one JSON line on stdout."""
     path, caps, data_limit, cpu_seconds = argv[0], json.loads(argv[1]), int(argv[2]), int(argv[3])
+    set_language(os.environ.get(_LANGUAGE_ENV))
     answer = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)  # whatever Keras or TensorFlow print goes to stderr; stdout carries only the answer
     try:
@@ -214,8 +219,8 @@ def main(argv: list[str]) -> None:
         elif isinstance(exc, model_files.ModelFileError):
             result = {"ok": False, "error": str(exc)}
         else:
-            result = {"ok": False, "error": f"Keras could not load the model: {type(exc).__name__}: "
-                                            f"{str(exc)[:300]}"}
+            result = {"ok": False, "error": _("Keras could not load the model: {error}").format(
+                error=f"{type(exc).__name__}: {str(exc)[:300]}")}
     if resource is not None:  # ru_maxrss is in KiB on Linux
         result["peak_rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     answer.write(json.dumps(result, default=str) + "\n")

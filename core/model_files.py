@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from core.checks import KerasLabError
+from core.datasets import model_input
 from core.settings import MAX_PARAMS
 
 __all__ = [
@@ -155,68 +156,7 @@ def check_model_config(config: Any) -> dict[str, Any]:
     if config.get("class_name") not in ("Sequential", "Functional", "Model"):
         raise ModelFileError(f"the file holds a {config.get('class_name')!r}, not a Sequential or Functional "
                              f"model")
-    state = {"layers": 0}
-
-    def walk(node: Any, path: str, depth: int) -> None:
-        if depth > _MAX_DEPTH:
-            raise ModelFileError(f"config.json is nested deeper than {_MAX_DEPTH} levels at {path}")
-        if isinstance(node, list):
-            for i, item in enumerate(node):
-                walk(item, f"{path}[{i}]", depth + 1)
-            return
-        if not isinstance(node, dict):
-            return
-        if "class_name" in node:
-            _check_object(node, path)
-        for key, value in node.items():
-            if depth == 0 and key == "compile_config":
-                continue  # load_model(compile=False) drops the top-level compile config unread
-            if key in _SIZE_KEYS:
-                _check_size(key, value, f"{path}.{key}")
-            walk(value, f"{path}.{key}", depth + 1)
-
-    def _check_object(node: dict[str, Any], path: str) -> None:
-        name = node.get("class_name")
-        where = f"{path} ({name!r})"
-        if not isinstance(name, str):
-            raise ModelFileError(f"{path}: class_name must be a string")
-        if name in _FORBIDDEN_HINT or name.startswith("__") and name not in _INTERNAL:
-            hint = _FORBIDDEN_HINT.get(name, "a special serialised object")
-            raise ModelFileError(f"refusing {where}: {hint}; only standard Keras layers are allowed")
-        if name in _INTERNAL:
-            return
-        reg = node.get("registered_name")
-        if reg is not None and reg != name:
-            raise ModelFileError(f"refusing {where}: it is a custom object registered as {reg!r}; only "
-                                 f"built-in Keras classes are allowed")
-        module = node.get("module")
-        if not (isinstance(module, str) and (module == "keras" or module.startswith("keras."))):
-            raise ModelFileError(f"refusing {where}: it comes from module {module!r}, not from Keras")
-        if name not in _ALLOWED:
-            raise ModelFileError(f"refusing {where}: {name} is not among the standard Keras classes this "
-                                 f"app loads")
-        if not _module_ok(module, _ALLOWED[name]):
-            raise ModelFileError(f"refusing {where}: {name} must come from {' or '.join(_ALLOWED[name])}, "
-                                 f"not {module!r}")
-        cfg = node.get("config")
-        if isinstance(cfg, dict):  # sizes first: the clearest message for an absurd layer
-            for key, value in cfg.items():
-                if key in _SIZE_KEYS:
-                    _check_size(key, value, f"{path}.config.{key}")
-        if name in ("DTypePolicy", "FloatDTypePolicy"):
-            policy = cfg.get("name") if isinstance(cfg, dict) else cfg
-            if policy not in _POLICIES:
-                raise ModelFileError(f"refusing {where}: dtype policy {str(policy)[:40]!r} is not accepted; "
-                                     f"allowed: {', '.join(_POLICIES)}")
-        if name in _LAYERS and isinstance(cfg, dict):
-            state["layers"] += 1
-            dtype = cfg.get("dtype")
-            allowed = _TENSOR_DTYPES if name == "InputLayer" else _POLICIES
-            if dtype is not None and not isinstance(dtype, dict) and dtype not in allowed:
-                raise ModelFileError(f"refusing {where}: dtype {str(dtype)[:40]!r} is not accepted; allowed: "
-                                     f"{', '.join(allowed)}")
-
-    walk(config, "model", 0)
+    layers = _walk_config(config, "model", 0)
     from core.model_bound import bound_model
 
     bound = bound_model(config, max_values=_MAX_INPUT_ELEMENTS, max_calls=_MAX_CALLS)
@@ -224,8 +164,79 @@ def check_model_config(config: Any) -> dict[str, Any]:
         layer, weights = bound.heaviest
         raise ModelFileError(f"the model would have up to {bound.params:,} weights ({layer} alone up to "
                              f"{weights:,}); the cap is {MAX_PARAMS:,}")
-    return {"class_name": config["class_name"], "layers": state["layers"], "params_estimate": bound.params,
+    return {"class_name": config["class_name"], "layers": layers, "params_estimate": bound.params,
             "heaviest": bound.heaviest}
+
+
+def _walk_config(node: Any, path: str, depth: int) -> int:
+    """Check every object and size field below node; returns how many Keras layers it holds."""
+    if depth > _MAX_DEPTH:
+        raise ModelFileError(f"config.json is nested deeper than {_MAX_DEPTH} levels at {path}")
+    if isinstance(node, list):
+        return sum(_walk_config(item, f"{path}[{i}]", depth + 1) for i, item in enumerate(node))
+    if not isinstance(node, dict):
+        return 0
+    layers = _check_object(node, path) if "class_name" in node else 0
+    for key, value in node.items():
+        if depth == 0 and key == "compile_config":
+            continue  # load_model(compile=False) drops the top-level compile config unread
+        if key in _SIZE_KEYS:
+            _check_size(key, value, f"{path}.{key}")
+        layers += _walk_config(value, f"{path}.{key}", depth + 1)
+    return layers
+
+
+def _check_object(node: dict[str, Any], path: str) -> int:
+    """Check one serialised object: its class, module, sizes and dtype. 1 when it is a Keras layer, else 0."""
+    name = node.get("class_name")
+    where = f"{path} ({name!r})"
+    if not isinstance(name, str):
+        raise ModelFileError(f"{path}: class_name must be a string")
+    if name in _FORBIDDEN_HINT or name.startswith("__") and name not in _INTERNAL:
+        hint = _FORBIDDEN_HINT.get(name, "a special serialised object")
+        raise ModelFileError(f"refusing {where}: {hint}; only standard Keras layers are allowed")
+    if name in _INTERNAL:
+        return 0
+    _check_origin(node, name, where)
+    cfg = node.get("config")
+    if isinstance(cfg, dict):  # sizes first: the clearest message for an absurd layer
+        for key, value in cfg.items():
+            if key in _SIZE_KEYS:
+                _check_size(key, value, f"{path}.config.{key}")
+    _check_dtype(name, cfg, where)
+    return int(name in _LAYERS and isinstance(cfg, dict))
+
+
+def _check_origin(node: dict[str, Any], name: str, where: str) -> None:
+    """A built-in class from the Keras module it belongs to, never a registered custom object."""
+    reg = node.get("registered_name")
+    if reg is not None and reg != name:
+        raise ModelFileError(f"refusing {where}: it is a custom object registered as {reg!r}; only "
+                             f"built-in Keras classes are allowed")
+    module = node.get("module")
+    if not (isinstance(module, str) and (module == "keras" or module.startswith("keras."))):
+        raise ModelFileError(f"refusing {where}: it comes from module {module!r}, not from Keras")
+    if name not in _ALLOWED:
+        raise ModelFileError(f"refusing {where}: {name} is not among the standard Keras classes this "
+                             f"app loads")
+    if not _module_ok(module, _ALLOWED[name]):
+        raise ModelFileError(f"refusing {where}: {name} must come from {' or '.join(_ALLOWED[name])}, "
+                             f"not {module!r}")
+
+
+def _check_dtype(name: str, cfg: Any, where: str) -> None:
+    """Dtype policies and layer dtypes of at most 4 bytes a weight (an InputLayer may take any tensor dtype)."""
+    if name in ("DTypePolicy", "FloatDTypePolicy"):
+        policy = cfg.get("name") if isinstance(cfg, dict) else cfg
+        if policy not in _POLICIES:
+            raise ModelFileError(f"refusing {where}: dtype policy {str(policy)[:40]!r} is not accepted; "
+                                 f"allowed: {', '.join(_POLICIES)}")
+    if name in _LAYERS and isinstance(cfg, dict):
+        dtype = cfg.get("dtype")
+        allowed = _TENSOR_DTYPES if name == "InputLayer" else _POLICIES
+        if dtype is not None and not isinstance(dtype, dict) and dtype not in allowed:
+            raise ModelFileError(f"refusing {where}: dtype {str(dtype)[:40]!r} is not accepted; allowed: "
+                                 f"{', '.join(allowed)}")
 
 
 def check_model_file(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -382,17 +393,18 @@ def load_model_bytes(data: bytes) -> Any:
 
 
 def load_run_model(store: Any, run_id: str) -> Any:
-    """The model of one of our runs, statically checked like any other file, loaded without the child.
+    """The model of one of our runs, statically checked like any other file; loaded in the child first when
+    the run was imported from a zip (core.run_import), i.e. when a visitor supplied the file.
 
-    Skipping the child is safe here: model.keras in a run folder is written by this server's own training
-    from a spec that passed core.specs' caps (the same 50 M weights), and no page lets a visitor put a file
-    there; the static bound still runs, in case a run folder is copied in by hand. The child would cost
-    ~4 s and ~0.8 GB on every Evaluate view of a run.
+    Skipping the child for the server's own runs is safe: their model.keras was written by this server's own
+    training from a spec that passed core.specs' caps (the same 50 M weights); the static bound still runs,
+    in case a run folder is copied in by hand. The child would cost ~4 s and ~0.8 GB on every Evaluate view.
     """
     path = store.model_path(run_id)
     if not path.is_file():
         raise ModelFileError(f"run {run_id} has no model.keras (it did not finish saving a model)")
-    return load_model_file(path, isolate=False)
+    imported = isinstance(store.read_config(run_id).get("imported"), dict)
+    return load_model_file(path, isolate=imported)
 
 
 def _io_shapes(model: Any) -> tuple[tuple, tuple]:
@@ -442,7 +454,7 @@ def predict_batch_size(model: Any, batch_size: int = 256) -> int:
 def predict_probabilities(model: Any, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """Class probabilities; outputs that are not probabilities (logits) get a softmax."""
     batch_size = predict_batch_size(model, batch_size)
-    out = np.asarray(model.predict(np.asarray(x, dtype=np.float32), batch_size=batch_size, verbose=0),
+    out = np.asarray(model.predict(model_input(x), batch_size=batch_size, verbose=0),
                      dtype=np.float64)
     if out.ndim != 2:
         raise ModelFileError(f"the model returned shape {out.shape}; expected (samples, classes)")

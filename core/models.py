@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.datasets import KERAS_DATASETS
+from core.i18n import _
 from core.specs import (
     DEFAULT_INITIALIZER,
     LayerSpec,
@@ -24,7 +25,8 @@ from core.specs import (
     make_layer,
 )
 
-__all__ = ["BYTES_PER_PARAM", "ModelSummary", "build_model", "export_code", "export_file_stem", "model_summary"]
+__all__ = ["BYTES_PER_PARAM", "ModelSummary", "build_model", "export_code", "export_file_stem", "layer_position",
+           "model_summary"]
 
 BYTES_PER_PARAM = 4  # float32 weights
 _FAILED_WEIGHTS: dict[tuple[str, float], str] = {}  # (backbone, alpha) -> why ImageNet weights failed
@@ -86,11 +88,13 @@ def _checked(spec: ModelSpec, dataset: Any) -> tuple[LayerSpec, ...]:
     analysis = analyse_spec(spec, dataset.input_shape, dataset.n_classes, dataset.kind)
     if analysis.errors:
         raise SpecError(" ".join(analysis.errors))
-    return tuple(make_layer(layer.type, f"layer {i}", **layer.params) for i, layer in enumerate(spec.layers, 1))
+    return tuple(make_layer(layer.type, _("layer {index}").format(index=i), **layer.params)
+                 for i, layer in enumerate(spec.layers, 1))
 
 
-def _backbone(keras: Any, p: dict, index: int, notes: list[str]) -> Any:
-    """The Keras Applications network; ImageNet weights if they can be had, else random ones and a note."""
+def _backbone(keras: Any, p: dict, index: int, notes: list[str], warnings_: list[str]) -> Any:
+    """The Keras Applications network; ImageNet weights if they can be had, else random ones and a note that
+    is also a warning."""
     size, key = p["input_size"], (p["name"], p["alpha"])
     kwargs = dict(input_shape=(size, size, 3), alpha=p["alpha"], include_top=False, pooling="avg",
                   name=f"{p['name'].lower()}_{index}")
@@ -105,24 +109,28 @@ def _backbone(keras: Any, p: dict, index: int, notes: list[str]) -> Any:
                 with warnings.catch_warnings():  # "weights for 224x224 will be loaded": expected, harmless
                     warnings.simplefilter("ignore", UserWarning)
                     net = factory(weights="imagenet", **kwargs)
-                notes.append(f"{p['name']} starts from ImageNet weights (pre-trained).")
+                notes.append(_("{name} starts from ImageNet weights (pre-trained).").format(name=p["name"]))
                 return net
             except Exception as exc:  # noqa: BLE001 - any download/cache failure means: no weights
                 failed = str(exc).rsplit(" -- ", 1)[-1][:160] or type(exc).__name__  # the cause, not the URL
                 with _FAILED_LOCK:  # do not retry on every rerun of the page
                     _FAILED_WEIGHTS[key] = failed
-        notes.append(f"ImageNet weights for {p['name']} could not be downloaded ({failed}). The backbone "
-                     "starts from RANDOM weights, so it is not pre-trained: expect much lower accuracy, and "
-                     "consider switching 'trainable' on.")
+        warning = _("ImageNet weights for {name} could not be downloaded ({cause}). The backbone starts from "
+                    "RANDOM weights, so it is not pre-trained: expect much lower accuracy, and consider switching "
+                    "'trainable' on.").format(name=p["name"], cause=failed)
+        notes.append(warning)
+        warnings_.append(warning)
     return factory(weights=None, **kwargs)
 
 
-def _build(spec: ModelSpec, dataset: Any) -> tuple[Any, list[tuple[str, Any]], list[str]]:
-    """The model, (spec position or role, Keras layer) for each top-level layer, and notes."""
+def _build(spec: ModelSpec, dataset: Any) -> tuple[Any, list[tuple[str, Any]], list[str], list[str]]:
+    """The model, (spec position or role, Keras layer) for each top-level layer, notes, and those of the
+    notes that are warnings."""
     import keras
 
     layers_ = _checked(spec, dataset)
     notes: list[str] = []
+    warnings_: list[str] = []
     inputs = keras.Input(shape=dataset.input_shape, name="input")
     entries: list[tuple[str, Any]] = []
     x = inputs
@@ -141,7 +149,7 @@ def _build(spec: ModelSpec, dataset: Any) -> tuple[Any, list[tuple[str, Any]], l
             scale = keras.layers.Rescaling(2.0, offset=-1.0, name=f"scale_to_pm1_{i}")
             x = scale(x)
             entries.append((f"{i} (auto)", scale))
-            net = _backbone(keras, p, i, notes)
+            net = _backbone(keras, p, i, notes, warnings_)
             net.trainable = p["trainable"]
             x = net(x, training=None if p["trainable"] else False)  # frozen: BatchNorm keeps its statistics
             entries.append((str(i), net))
@@ -156,7 +164,7 @@ def _build(spec: ModelSpec, dataset: Any) -> tuple[Any, list[tuple[str, Any]], l
     outputs = head(x)
     entries.append(("head", head))
     model = keras.Model(inputs, outputs, name=export_file_stem(spec.name))
-    return model, entries, notes
+    return model, entries, notes, warnings_
 
 
 def build_model(spec: ModelSpec, dataset: Any, *, notes: list[str] | None = None) -> Any:
@@ -166,7 +174,7 @@ def build_model(spec: ModelSpec, dataset: Any, *, notes: list[str] | None = None
     allocated, if the spec does not fit. Messages about the build (e.g. ImageNet weights unavailable)
     are appended to `notes` when a list is given.
     """
-    model, _, build_notes = _build(spec, dataset)
+    model, _entries, build_notes, _warnings = _build(spec, dataset)
     if notes is not None:
         notes.extend(build_notes)
     return model
@@ -183,6 +191,7 @@ class ModelSummary:
     flops: int  # forward pass per example, 2 per multiply-add (see _layer_flops)
     weight_bytes: int  # float32 weights in memory
     notes: tuple[str, ...]  # from the build, e.g. about pre-trained weights
+    warnings: tuple[str, ...] = ()  # the notes that are bad news, e.g. ImageNet weights unavailable
 
 
 def _count(weights: list) -> int:
@@ -209,7 +218,7 @@ def _layer_flops(layer: Any) -> int:
         kh, kw, cin, cout = (int(d) for d in layer.kernel.shape)
         return 2 * kh * kw * cin * n_out
     if name == "DepthwiseConv2D":
-        kh, kw, _, _ = (int(d) for d in layer.kernel.shape)
+        kh, kw = (int(d) for d in layer.kernel.shape[:2])
         return 2 * kh * kw * n_out
     if name == "Dense":
         return 2 * int(layer.kernel.shape[0]) * n_out
@@ -224,22 +233,32 @@ def _layer_flops(layer: Any) -> int:
     return 0
 
 
+def layer_position(position: str) -> str:
+    """A summary row's "layer" ("3", "3 (auto)" for a layer added for a backbone, or "head") as people read it."""
+    if position == "head":
+        return _("head")
+    index, auto = position.split(" ")[0], position.endswith("(auto)")
+    return _("{index} (auto)").format(index=index) if auto else position
+
+
 def model_summary(spec: ModelSpec, dataset: Any) -> ModelSummary:
-    """Build the model once and report each layer, the totals, FLOPs and weight memory."""
-    model, entries, notes = _build(spec, dataset)
+    """Build the model once and report each layer, the totals, FLOPs and weight memory.
+
+    Each row's "layer" is the position as data ("3", "3 (auto)", "head"); layer_position puts it in words."""
+    model, entries, notes, warnings_ = _build(spec, dataset)
     rows = []
     for position, layer in entries:
         index = position.split(" ")[0]
         spec_layer = spec.layers[int(index) - 1] if index.isdigit() else None
         if position.endswith("(auto)"):
-            settings = "added for the backbone"
+            settings = _("added for the backbone")
         elif spec_layer is not None:
             settings = describe_layer(make_layer(spec_layer.type, **spec_layer.params))
         else:
-            settings = f"{dataset.n_classes} classes, softmax"
+            settings = _("{n} classes, softmax").format(n=dataset.n_classes)
         kind = type(layer).__name__
         if spec_layer is not None and spec_layer.type == "Backbone" and not position.endswith("(auto)"):
-            kind = f"Backbone ({layer.name}, {len(layer.layers)} layers)"
+            kind = _("Backbone ({name}, {n} layers)").format(name=layer.name, n=len(layer.layers))
         rows.append({
             "layer": position, "type": kind, "settings": settings,
             "output shape": " x ".join(str(int(d)) for d in layer.output.shape[1:]),
@@ -247,9 +266,9 @@ def model_summary(spec: ModelSpec, dataset: Any) -> ModelSummary:
         })
     total = int(model.count_params())
     trainable = _count(model.trainable_weights)
-    flops = sum(_layer_flops(layer) for _, layer in entries)
+    flops = sum(_layer_flops(layer) for _position, layer in entries)
     return ModelSummary(tuple(rows), total, trainable, total - trainable, flops, total * BYTES_PER_PARAM,
-                        tuple(notes))
+                        tuple(notes), tuple(warnings_))
 
 
 # ---------------------------------------------------------------- code export
@@ -268,12 +287,36 @@ def _table_code(dataset: Any, seed: int) -> list[str]:
     """For an uploaded table: its file, the preparation fitted on the training part of the split with `seed`
     (as a literal), the app's own preparation code (core.tabular's shared block) and a load_data() that
     reads the file as Keras Lab did."""
+    from core import tabular
+
+    return [
+        *_table_settings_code(dataset, seed),
+        "",
+        "",
+        "# ---- Keras Lab's own preparation code (core/tabular.py), unchanged ----",
+        "",
+        tabular.export_source(),
+        "",
+        "# ---- end of Keras Lab's preparation code ----",
+        "",
+        "",
+        *_COLUMN_NAMES_CODE,
+        "",
+        "",
+        "def load_data():",
+        f'    """{_comment(dataset.name)}, read and prepared as Keras Lab did (rows without a target dropped)."""',
+        *_TABLE_LOAD_BODY,
+    ]
+
+
+def _table_settings_code(dataset: Any, seed: int) -> list[str]:
+    """The table's file and format, and the preparation fitted on the training part, as literals."""
     import pprint
 
     from core import tabular
     from core.datasets import split_indices
 
-    train_idx, _, _ = split_indices(dataset, seed=seed)
+    train_idx = split_indices(dataset, seed=seed)[0]
     prep = tabular.check_preparation(tabular.preparation_for(dataset.table, train_idx))
     info = dict(dataset.table.file)
     literal = pprint.pformat(prep, width=110, sort_dicts=False, compact=True)
@@ -288,44 +331,37 @@ def _table_code(dataset: Any, seed: int) -> list[str]:
         "# How Keras Lab prepared the table: missing values filled, categories one-hot encoded, dates expanded,",
         "# then standardised, with values fitted on the training part of the split only. Plain data.",
         f"PREPARATION = {literal}",
-        "",
-        "",
-        "# ---- Keras Lab's own preparation code (core/tabular.py), unchanged ----",
-        "",
-        tabular.export_source(),
-        "",
-        "# ---- end of Keras Lab's preparation code ----",
-        "",
-        "",
-        "def column_names(header):",
-        '    """Header names as Keras Lab reads them: stripped, an empty one named column_<n>, repeats get a _."""',
-        "    names = []",
-        "    for i, h in enumerate(header):",
-        "        name = str(h).strip() or f'column_{i + 1}'",
-        "        while name in names:",
-        "            name += '_'",
-        "        names.append(name)",
-        "    return names",
-        "",
-        "",
-        "def load_data():",
-        f'    """{_comment(dataset.name)}, read and prepared as Keras Lab did (rows without a target dropped)."""',
-        "    if not os.path.exists(DATA_FILE):",
-        "        print(f'{DATA_FILE} not found next to this script: random placeholder data instead')",
-        "        rng = np.random.default_rng(0)",
-        "        x = rng.random((200,) + INPUT_SHAPE, dtype='float32')",
-        "        return x, rng.integers(0, N_CLASSES, 200).astype('int64')",
-        "    frame = pd.read_csv(DATA_FILE, sep=SEPARATOR, encoding=ENCODING, dtype=str, keep_default_na=False,",
-        "                        index_col=False, skip_blank_lines=True)",
-        "    frame.columns = column_names(frame.columns)",
-        "    y = target_codes(PREPARATION, frame[PREPARATION['target']])",
-        "    inputs = parse_rows(PREPARATION, frame)",
-        "    keep = y >= 0",
-        "    if PREPARATION['missing'] == 'drop':",
-        "        keep &= complete_rows(PREPARATION, inputs)",
-        "    x = encode(PREPARATION, {name: values[keep] for name, values in inputs.items()})",
-        "    return x, y[keep]",
     ]
+
+
+_COLUMN_NAMES_CODE = [
+    "def column_names(header):",
+    '    """Header names as Keras Lab reads them: stripped, an empty one named column_<n>, repeats get a _."""',
+    "    names = []",
+    "    for i, h in enumerate(header):",
+    "        name = str(h).strip() or f'column_{i + 1}'",
+    "        while name in names:",
+    "            name += '_'",
+    "        names.append(name)",
+    "    return names",
+]
+_TABLE_LOAD_BODY = [
+    "    if not os.path.exists(DATA_FILE):",
+    "        print(f'{DATA_FILE} not found next to this script: random placeholder data instead')",
+    "        rng = np.random.default_rng(0)",
+    "        x = rng.random((200,) + INPUT_SHAPE, dtype='float32')",
+    "        return x, rng.integers(0, N_CLASSES, 200).astype('int64')",
+    "    frame = pd.read_csv(DATA_FILE, sep=SEPARATOR, encoding=ENCODING, dtype=str, keep_default_na=False,",
+    "                        index_col=False, skip_blank_lines=True)",
+    "    frame.columns = column_names(frame.columns)",
+    "    y = target_codes(PREPARATION, frame[PREPARATION['target']])",
+    "    inputs = parse_rows(PREPARATION, frame)",
+    "    keep = y >= 0",
+    "    if PREPARATION['missing'] == 'drop':",
+    "        keep &= complete_rows(PREPARATION, inputs)",
+    "    x = encode(PREPARATION, {name: values[keep] for name, values in inputs.items()})",
+    "    return x, y[keep]",
+]
 
 
 def _data_code(dataset: Any, seed: int = 0) -> list[str]:
@@ -368,9 +404,10 @@ def _train_code(settings: dict, tabular: bool, prepared: bool = False) -> list[s
     try:
         cfg = TrainConfig.from_dict(settings).validate()
     except (TypeError, ValueError) as exc:
-        raise SpecError(f"training settings: {exc}") from None
+        raise SpecError(_("training settings: {problem}").format(problem=exc)) from None
     if cfg.loss not in _LOSSES:
-        raise SpecError(f"the exported script trains with {', '.join(_LOSSES)}, got {cfg.loss!r}")
+        raise SpecError(_("the exported script trains with {losses}, got {loss}").format(
+            losses=", ".join(_LOSSES), loss=repr(cfg.loss)))
     loss, batch, epochs, seed = cfg.loss, cfg.batch_size, cfg.epochs, cfg.seed
     standardise = [
         "    # Standardise features with statistics of the training part only.",
@@ -450,7 +487,6 @@ def export_code(spec: ModelSpec, dataset: Any, train_settings: dict | None = Non
     train_settings keys used: optimizer, learning_rate, batch_size, epochs, loss, seed (others ignored).
     """
     layers_ = _checked(spec, dataset)
-    shape, n_classes = tuple(int(d) for d in dataset.input_shape), int(dataset.n_classes)
     prepared = getattr(dataset, "table", None) is not None
     if train_settings is not None:
         _train_code(dict(train_settings), dataset.kind == "tabular", prepared)  # settings checked first
@@ -459,6 +495,30 @@ def export_code(spec: ModelSpec, dataset: Any, train_settings: dict | None = Non
     except (TypeError, ValueError):
         seed = 0
     lines = [
+        *_header_code(spec, dataset, prepared),
+        *_data_code(dataset, seed),
+        "",
+        "",
+        *_build_code(spec, layers_, tuple(int(d) for d in dataset.input_shape)),
+        "",
+        "",
+        "if __name__ == '__main__':",
+        "    model = build_model()",
+        "    model.summary()",
+        "    print(f'parameters: {model.count_params()}')",
+        "    x, y = load_data()",
+        "    assert x.shape[1:] == INPUT_SHAPE, f'data shape {x.shape[1:]} does not fit the model {INPUT_SHAPE}'",
+        "    print(f'data: {x.shape[0]} examples of shape {x.shape[1:]}')",
+    ]
+    if train_settings is not None:
+        lines += _train_code(dict(train_settings), dataset.kind == "tabular", prepared)
+    return "\n".join(lines) + "\n"
+
+
+def _header_code(spec: ModelSpec, dataset: Any, prepared: bool) -> list[str]:
+    """The script's docstring, imports and the input shape and class count as constants."""
+    shape, n_classes = tuple(int(d) for d in dataset.input_shape), int(dataset.n_classes)
+    return [
         "#!/usr/bin/env python",
         f'"""{_comment(spec.name)} for {_comment(dataset.name)}, exported from Keras Lab.',
         "",
@@ -475,54 +535,51 @@ def export_code(spec: ModelSpec, dataset: Any, train_settings: dict | None = Non
         f"N_CLASSES = {n_classes}",
         "",
         "",
-        *_data_code(dataset, seed),
-        "",
-        "",
+    ]
+
+
+def _build_code(spec: ModelSpec, layers_: tuple[LayerSpec, ...], shape: tuple[int, ...]) -> list[str]:
+    """build_model(): the input, each checked layer as a Keras call, and the classifier head."""
+    lines = [
         "def build_model():",
         "    inputs = keras.Input(shape=INPUT_SHAPE, name='input')",
         "    x = inputs",
     ]
     for i, layer in enumerate(layers_, 1):
         if layer.type == "Backbone":
-            p = layer.params
-            size = p["input_size"]
-            kwargs = (f"input_shape=({size}, {size}, 3), alpha={p['alpha']!r}, include_top=False, "
-                      f"pooling='avg', name='{p['name'].lower()}_{i}'")
-            if shape[-1] == 1:
-                lines.append(f"    x = layers.Concatenate(name='grey_to_rgb_{i}')([x, x, x])  # grey -> RGB")
-            if shape[:2] != (size, size):
-                lines.append(f"    x = layers.Resizing({size}, {size}, name='resize_{i}')(x)")
-            lines.append(f"    x = layers.Rescaling(2.0, offset=-1.0, name='scale_to_pm1_{i}')(x)  "
-                         "# [0, 1] -> [-1, 1]")
-            if p["weights"] == "imagenet":
-                lines += [
-                    "    try:",
-                    f"        backbone = keras.applications.{p['name']}(weights='imagenet', {kwargs})",
-                    "    except Exception as exc:  # no network: same network, random weights",
-                    "        print(f'ImageNet weights unavailable ({exc}); using random weights')",
-                    f"        backbone = keras.applications.{p['name']}(weights=None, {kwargs})",
-                ]
-            else:
-                lines.append(f"    backbone = keras.applications.{p['name']}(weights=None, {kwargs})")
-            lines.append(f"    backbone.trainable = {p['trainable']!r}")
-            lines.append(f"    x = backbone(x, training={'None' if p['trainable'] else 'False'})")
+            lines += _backbone_code(layer.params, i, shape)
             continue
         cls, args, kwargs = _layer_call(layer, i)
         arg_text = ", ".join([_source(a) for a in args] + [f"{k}={_source(v)}" for k, v in kwargs.items()])
         lines.append(f"    x = layers.{cls}({arg_text})(x)")
-    lines += [
+    return lines + [
         "    outputs = layers.Dense(N_CLASSES, activation='softmax', name='classifier')(x)",
         f"    return keras.Model(inputs, outputs, name={export_file_stem(spec.name)!r})",
-        "",
-        "",
-        "if __name__ == '__main__':",
-        "    model = build_model()",
-        "    model.summary()",
-        "    print(f'parameters: {model.count_params()}')",
-        "    x, y = load_data()",
-        "    assert x.shape[1:] == INPUT_SHAPE, f'data shape {x.shape[1:]} does not fit the model {INPUT_SHAPE}'",
-        "    print(f'data: {x.shape[0]} examples of shape {x.shape[1:]}')",
     ]
-    if train_settings is not None:
-        lines += _train_code(dict(train_settings), dataset.kind == "tabular", prepared)
-    return "\n".join(lines) + "\n"
+
+
+def _backbone_code(p: dict[str, Any], i: int, shape: tuple[int, ...]) -> list[str]:
+    """A pretrained backbone as core.models builds it: grey to RGB, resized, scaled to [-1, 1]; ImageNet
+    weights when they can be had, else the same network with random weights."""
+    size = p["input_size"]
+    kwargs = (f"input_shape=({size}, {size}, 3), alpha={p['alpha']!r}, include_top=False, "
+              f"pooling='avg', name='{p['name'].lower()}_{i}'")
+    lines = []
+    if shape[-1] == 1:
+        lines.append(f"    x = layers.Concatenate(name='grey_to_rgb_{i}')([x, x, x])  # grey -> RGB")
+    if shape[:2] != (size, size):
+        lines.append(f"    x = layers.Resizing({size}, {size}, name='resize_{i}')(x)")
+    lines.append(f"    x = layers.Rescaling(2.0, offset=-1.0, name='scale_to_pm1_{i}')(x)  # [0, 1] -> [-1, 1]")
+    if p["weights"] == "imagenet":
+        lines += [
+            "    try:",
+            f"        backbone = keras.applications.{p['name']}(weights='imagenet', {kwargs})",
+            "    except Exception as exc:  # no network: same network, random weights",
+            "        print(f'ImageNet weights unavailable ({exc}); using random weights')",
+            f"        backbone = keras.applications.{p['name']}(weights=None, {kwargs})",
+        ]
+    else:
+        lines.append(f"    backbone = keras.applications.{p['name']}(weights=None, {kwargs})")
+    lines.append(f"    backbone.trainable = {p['trainable']!r}")
+    lines.append(f"    x = backbone(x, training={'None' if p['trainable'] else 'False'})")
+    return lines

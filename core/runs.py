@@ -7,11 +7,17 @@ Layout (docs/architecture.md, 'Run store')::
                   status.json      queued | running | completed | stopped | pruned | diverged | failed | interrupted
                   model.keras      written as .tmp-<id>.keras, then os.replace
                   predictions.npz  test-set probabilities + labels (allow_pickle=False)
+                  tensorboard/     TensorBoard event files (train/, validation/)
 
 Listing is a scan of folders: there is no shared index that a crash could corrupt. One writer per run.
 A run folder appears complete (config + status) or not at all: it is built under a hidden name and renamed
 into place. A folder whose config or status cannot be read is still listed, as "damaged" with the reason,
-so that it can be seen and deleted instead of silently vanishing.
+so that it can be seen and deleted instead of silently vanishing. What a listing read is remembered while
+a run's config.json and status.json stay the same files (inode, size, time), so a page listing thousands of
+runs on every rerun reads only the runs that changed.
+
+Archived runs move whole to `_archive/<run_id>` (a store of its own, which listing skips); hidden runs
+stay in place with `"hidden": true` in their config (the Runs page leaves them out of its lists).
 """
 
 from __future__ import annotations
@@ -22,27 +28,38 @@ import os
 import re
 import secrets
 import shutil
+import threading
 import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from core.i18n import _, ngettext
 from core.settings import runs_dir
 
 __all__ = [
     "ACTIVE_STATES",
+    "ARCHIVE_DIR",
     "DAMAGED",
     "FINISHED_STATES",
+    "RUN_FILES",
     "SCHEMA_VERSION",
     "STATES",
+    "TENSORBOARD_DIR",
     "RunInfo",
     "RunStore",
     "RunStoreError",
     "atomic_write_bytes",
+    "config_problem",
+    "file_stamp",
     "is_run_id",
+    "is_tensorboard_file",
     "plain_reason",
+    "status_problem",
 ]
 
 SCHEMA_VERSION = 1
@@ -53,10 +70,16 @@ DAMAGED = "damaged"  # RunInfo.status of a run whose config.json or status.json 
 _RUN_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{6}$")
 _FILES = {"config": "config.json", "metrics": "metrics.jsonl", "status": "status.json",
           "model": "model.keras", "predictions": "predictions.npz"}
-_PLAIN_REASONS = {errno.ENOSPC: "the disk is full", errno.EACCES: "permission denied",
-                  errno.EROFS: "the file system is read-only", errno.EDQUOT: "the disk quota is exceeded"}
+RUN_FILES = tuple(_FILES.values())  # every file a run folder may hold, besides TENSORBOARD_DIR
+TENSORBOARD_DIR = "tensorboard"  # TensorBoard's event files of a run, in subfolders such as train/ and validation/
+ARCHIVE_DIR = "_archive"  # archived runs, under the store's folder (never a run id, so listing skips it)
+_PATH_PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")  # one part of a file's path inside a run
+_TENSORBOARD_EVENTS = "events.out.tfevents."
 _CONFIG_SECTIONS = ("dataset", "split", "model", "training", "strategy", "versions")  # JSON objects when present
 _STALE_TEMP_S = 3600.0  # a hidden temp folder this old in the store root is left over from a killed process
+_MEMO_RUNS = 20_000  # RunInfos remembered by the listing, all stores together (~12 KB each)
+_MEMO: OrderedDict[str, RunInfo] = OrderedDict()  # run folder -> what listing last read there (least recent first)
+_MEMO_LOCK = threading.Lock()
 
 
 class RunStoreError(OSError):
@@ -71,17 +94,33 @@ def is_run_id(value: object) -> bool:
     return isinstance(value, str) and bool(_RUN_ID.match(value))
 
 
+def is_tensorboard_file(relative: str) -> bool:
+    """Whether a path inside a run folder ("tensorboard/train/events.out.tfevents.…") names a TensorBoard event
+    file: plain names only (no "..", no leading dot), at most two folders below tensorboard/."""
+    parts = relative.split("/")
+    return (2 <= len(parts) <= 4 and parts[0] == TENSORBOARD_DIR and parts[-1].startswith(_TENSORBOARD_EVENTS)
+            and all(_PATH_PART.match(p) for p in parts))
+
+
 def plain_reason(exc: OSError) -> str:
     """Why a file operation failed, in words ("the disk is full"), for messages."""
-    if exc.errno in _PLAIN_REASONS:
-        return _PLAIN_REASONS[exc.errno]
-    if isinstance(exc, RunStoreError):
-        return str(exc).rsplit(": ", 1)[-1]
+    reasons = {errno.ENOSPC: _("the disk is full"), errno.EACCES: _("permission denied"),
+               errno.EROFS: _("the file system is read-only"), errno.EDQUOT: _("the disk quota is exceeded")}
+    if exc.errno in reasons:
+        return reasons[exc.errno]
+    if isinstance(exc, RunStoreError):  # "<what failed>: <why>", the colon in English or Chinese
+        return re.split(r": |：", str(exc))[-1]
     return exc.strerror or str(exc)
 
 
+def _failed(what: str, why: str) -> str:
+    """'cannot save …: the disk is full', punctuated in the reader's language."""
+    return _("{what}: {why}").format(what=what, why=why)
+
+
 def _explain(exc: OSError, what: str) -> RunStoreError:
-    return RunStoreError(exc.errno or 0, f"cannot {what}: {plain_reason(exc)}")
+    """`what` is the whole failed action in words ("cannot delete run …")."""
+    return RunStoreError(exc.errno or 0, _failed(what, plain_reason(exc)))
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -106,8 +145,9 @@ class RunInfo:
     path: Path
     status: str  # one of STATES, or DAMAGED when config.json or status.json cannot be read
     message: str  # why it stopped, failed or diverged; for a damaged run, what is wrong; empty otherwise
-    config: dict[str, Any] = field(repr=False)  # {} when config.json is damaged
+    config: dict[str, Any] = field(repr=False)  # {} when config.json is damaged; shared by listings: never change it
     updated: float  # status.json's last write (seconds since the epoch); the folder's for a damaged run
+    stamp: tuple = field(default=(), repr=False)  # (inode, size, mtime) of config.json and status.json as read
 
     @property
     def finished(self) -> bool:
@@ -122,6 +162,11 @@ class RunInfo:
     def has_model(self) -> bool:
         return (self.path / _FILES["model"]).is_file()
 
+    @property
+    def hidden(self) -> bool:
+        """Hidden on the Runs page (RunStore.set_hidden) until its "show hidden" is on."""
+        return self.config.get("hidden") is True
+
 
 class RunStore:
     """All file access to runs goes through here (one writer per run: the worker that trains it)."""
@@ -131,39 +176,56 @@ class RunStore:
 
     # ---- creating and writing -------------------------------------------------------------------
     def create_run(self, config: dict[str, Any], message: str = "", **status: Any) -> str:
-        """A new run with its config and status 'queued' (message and extra status fields as given).
+        """A new run with its config and status 'queued' (message and extra status fields as given)."""
+        return self._build_run(
+            lambda run_id: {"schema_version": SCHEMA_VERSION, "run_id": run_id, "created": time.time(), **config},
+            _status_record("queued", message, status), {})
 
-        Built in a hidden folder and renamed into place, so a failure (disk full, read-only) leaves nothing
-        behind and a reader never sees a run folder without its config and status.
-        """
+    def add_run(self, config: dict[str, Any], status: dict[str, Any], files: Mapping[str, bytes]) -> str:
+        """A whole run under a new id (never an existing folder): its config (given the new run_id), status, and
+        other files by their path in the folder ("metrics.jsonl", "tensorboard/train/events.out.tfevents.…").
+        For runs that come back from a download (core.run_import), checked before they get here."""
+        if problem := config_problem(config) or status_problem(status):
+            raise ValueError(problem)
+        for name in files:
+            if name in (_FILES["config"], _FILES["status"]) or not (name in RUN_FILES or is_tensorboard_file(name)):
+                raise ValueError(_("a run folder holds no file named {name}").format(name=repr(name)))
+        return self._build_run(lambda run_id: {**config, "run_id": run_id}, status, files)
+
+    def _build_run(self, make_config: Callable[[str], dict[str, Any]], status: dict[str, Any],
+                   files: Mapping[str, bytes]) -> str:
+        """Built in a hidden folder and renamed into place under a fresh id, so a failure (disk full,
+        read-only) leaves nothing behind and a reader never sees a run folder without its config and status."""
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             tmp = self.root / f".tmp-{secrets.token_hex(6)}"
             tmp.mkdir()
         except OSError as exc:
-            raise _explain(exc, f"create a run in {self.root}") from exc
+            raise _explain(exc, _("cannot create a run in {folder}").format(folder=self.root)) from exc
         try:
-            for _ in range(20):
+            for name, data in files.items():
+                (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+                atomic_write_bytes(tmp / name, data)
+            for _attempt in range(20):
                 run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
                 final = self.root / run_id
                 if os.path.lexists(final):
                     continue
-                full = {"schema_version": SCHEMA_VERSION, "run_id": run_id, "created": time.time(), **config}
-                atomic_write_bytes(tmp / _FILES["config"], _dumps(full))
-                atomic_write_bytes(tmp / _FILES["status"], _dumps(_status_record("queued", message, status)))
+                atomic_write_bytes(tmp / _FILES["config"], _dumps(make_config(run_id)))
+                atomic_write_bytes(tmp / _FILES["status"], _dumps(status))
                 try:
                     os.rename(tmp, final)  # atomic; fails if another process took the id meanwhile
                     return run_id
                 except OSError as exc:
                     if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
                         raise
-            raise RunStoreError(errno.EEXIST, "cannot create a run folder: too many id collisions, try again")
+            raise RunStoreError(errno.EEXIST, _("cannot create a run folder: too many id collisions, try again"))
         except RunStoreError:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         except OSError as exc:
             shutil.rmtree(tmp, ignore_errors=True)
-            raise _explain(exc, f"create a run in {self.root}") from exc
+            raise _explain(exc, _("cannot create a run in {folder}").format(folder=self.root)) from exc
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -191,7 +253,7 @@ class RunStore:
                 fh.flush()
                 os.fsync(fh.fileno())
         except OSError as exc:
-            raise _explain(exc, f"write metrics of run {run_id}") from exc
+            raise _explain(exc, _("cannot write metrics of run {run_id}").format(run_id=run_id)) from exc
 
     def save_model(self, run_id: str, model: Any) -> Path:
         """model.save to a temporary .keras in the run folder, then os.replace (same file system)."""
@@ -202,7 +264,7 @@ class RunStore:
             os.replace(tmp, final)
         except OSError as exc:
             tmp.unlink(missing_ok=True)
-            raise _explain(exc, f"save the model of run {run_id}") from exc
+            raise _explain(exc, _("cannot save the model of run {run_id}").format(run_id=run_id)) from exc
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
@@ -217,7 +279,39 @@ class RunStore:
         try:
             atomic_write_bytes(self._file(run_id, "predictions"), buf.getvalue())
         except OSError as exc:
-            raise _explain(exc, f"save the predictions of run {run_id}") from exc
+            raise _explain(exc, _("cannot save the predictions of run {run_id}").format(run_id=run_id)) from exc
+
+    def set_hidden(self, run_id: str, hidden: bool) -> None:
+        """Hide a run from the Runs page's lists (its files stay), or show it again."""
+        config = self.read_config(run_id)
+        config.pop("hidden", None)
+        self._write_json(run_id, "config", {**config, "hidden": True} if hidden else config)
+
+    @property
+    def archive(self) -> RunStore:
+        """The runs archived from this store: a store of their own in ARCHIVE_DIR, which listing skips."""
+        return RunStore(self.root / ARCHIVE_DIR)
+
+    def archive_run(self, run_id: str) -> None:
+        """Move the run's folder whole into the archive (one rename: it leaves every list at once)."""
+        self._move(run_id, self.run_dir(run_id), self.archive.run_dir(run_id), "archive")
+
+    def restore_run(self, run_id: str) -> None:
+        """Move an archived run back into this store, under its own id."""
+        self._move(run_id, self.archive.run_dir(run_id), self.run_dir(run_id), "restore")
+
+    def _move(self, run_id: str, source: Path, target: Path, verb: str) -> None:
+        what = {"archive": _("cannot archive run {run_id}"),
+                "restore": _("cannot restore run {run_id}")}[verb].format(run_id=run_id)
+        if not source.is_dir():
+            raise RunStoreError(errno.ENOENT, _failed(what, _("it does not exist (moved or deleted?)")))
+        if os.path.lexists(target):
+            raise RunStoreError(errno.EEXIST, _failed(what, _("a run with that id is already there")))
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(source, target)
+        except OSError as exc:
+            raise _explain(exc, what) from exc
 
     def delete_run(self, run_id: str) -> None:
         """Rename the folder to a hidden name (the run disappears at once and whole), then remove it."""
@@ -228,7 +322,7 @@ class RunStore:
         except FileNotFoundError:
             return
         except OSError as exc:
-            raise _explain(exc, f"delete run {run_id}") from exc
+            raise _explain(exc, _("cannot delete run {run_id}").format(run_id=run_id)) from exc
         shutil.rmtree(doomed, ignore_errors=True)  # leftovers are hidden; start-up removes them later
 
     def check_writable(self) -> str:
@@ -241,7 +335,7 @@ class RunStore:
             with open(probe / "probe", "wb") as fh:
                 fh.write(b"ok")
         except OSError as exc:
-            return f"runs cannot be saved in {self.root}: {plain_reason(exc)}"
+            return _failed(_("runs cannot be saved in {folder}").format(folder=self.root), plain_reason(exc))
         finally:
             shutil.rmtree(probe, ignore_errors=True)
         return ""
@@ -283,7 +377,7 @@ class RunStore:
     def run_dir(self, run_id: str) -> Path:
         """The folder of a run; the id is checked so it can never point outside the store."""
         if not is_run_id(run_id):
-            raise RunStoreError(errno.EINVAL, f"not a run id: {run_id!r}")
+            raise RunStoreError(errno.EINVAL, _("not a run id: {value}").format(value=repr(run_id)))
         return self.root / run_id
 
     def model_path(self, run_id: str) -> Path:
@@ -314,7 +408,7 @@ class RunStore:
         except FileNotFoundError:
             return [], ""
         except OSError as exc:
-            return [], f"{_FILES['metrics']} cannot be read: {plain_reason(exc)}"
+            return [], _failed(_("{file} cannot be read").format(file=_FILES["metrics"]), plain_reason(exc))
         records, bad, epochs = [], [], 0
         for number, raw in enumerate(data.split(b"\n"), start=1):
             if not raw.strip():
@@ -331,8 +425,8 @@ class RunStore:
                 records.append(rec)
         if not bad:
             return records, ""
-        return records, (f"{_FILES['metrics']}: {_lines_phrase(bad)} damaged; "
-                         f"{epochs} epoch{'' if epochs == 1 else 's'} shown")
+        return records, ngettext("{file}: {lines} damaged; {n} epoch shown", "{file}: {lines} damaged; {n} epochs shown",
+                                 epochs).format(file=_FILES["metrics"], lines=_lines_phrase(bad), n=epochs)
 
     def read_predictions(self, run_id: str) -> dict[str, np.ndarray]:
         with np.load(self._file(run_id, "predictions"), allow_pickle=False) as data:
@@ -342,38 +436,54 @@ class RunStore:
         """One run as list_runs sees it (damaged included); RunStoreError when there is no such folder."""
         folder = self.run_dir(run_id)
         if not folder.is_dir():
-            raise RunStoreError(errno.ENOENT, f"run {run_id} does not exist (deleted?)")
-        return self._info(run_id, folder)
+            raise RunStoreError(errno.ENOENT, _("run {run_id} does not exist (deleted?)").format(run_id=run_id))
+        return self._info(run_id, str(folder))
 
     def list_runs(self) -> list[RunInfo]:
-        """Every run, newest first, damaged ones included (status DAMAGED); folders that are not runs are
-        skipped, and a runs folder that cannot be read lists nothing (check_writable says why)."""
+        """Every run, newest first, damaged ones included (status DAMAGED); folders that are not runs (the
+        archive, workspaces) are skipped, and a runs folder that cannot be read lists nothing (check_writable
+        says why). Only runs whose config.json or status.json changed since the last listing are read."""
         try:
-            entries = [e for e in self.root.iterdir() if is_run_id(e.name) and e.is_dir()]
+            with os.scandir(self.root) as entries:
+                folders = {e.name: e.path for e in entries if is_run_id(e.name) and e.is_dir()}
         except OSError:
             return []
-        return sorted((self._info(e.name, e) for e in entries), key=lambda i: i.run_id, reverse=True)
+        return [self._info(name, folders[name]) for name in sorted(folders, reverse=True)]
 
-    def _info(self, run_id: str, folder: Path) -> RunInfo:
-        problems, config, status = [], {}, {}
-        try:
-            config = self.read_config(run_id)
-        except (OSError, ValueError) as exc:
-            problems.append(_read_problem(exc, "config"))
-        try:
-            status = self.read_status(run_id)
-        except (OSError, ValueError) as exc:
-            problems.append(_read_problem(exc, "status"))
-        try:
-            updated = (folder / _FILES["status"]).stat().st_mtime
-        except OSError:
+    def _info(self, run_id: str, key: str) -> RunInfo:
+        """The run in folder `key`, as remembered while its config and status files are the same ones. Plain
+        strings, not pathlib, until a run is read: for 10,000 runs pathlib would cost as much as the reading."""
+        paths = {what: os.path.join(key, _FILES[what]) for what in ("config", "status")}
+        stamp = (file_stamp(paths["config"]), file_stamp(paths["status"]))
+        with _MEMO_LOCK:
+            known = _MEMO.get(key)
+            if known is not None and known.stamp == stamp:
+                _MEMO.move_to_end(key)
+                return known
+        problems, found = [], {"config": {}, "status": {}}
+        for what, path in paths.items():
+            try:
+                found[what] = _load_json(path, what)
+            except (OSError, ValueError) as exc:
+                problems.append(_read_problem(exc, what))
+        config, status = found["config"], found["status"]
+        folder = Path(key)
+        if stamp[1] is not None:
+            updated = stamp[1][2] / 1e9
+        else:
             try:
                 updated = folder.stat().st_mtime
             except OSError:
                 updated = 0.0
         if problems:
-            return RunInfo(run_id, folder, DAMAGED, "; ".join(problems), config, updated)
-        return RunInfo(run_id, folder, status["state"], str(status.get("message", "")), config, updated)
+            return RunInfo(run_id, folder, DAMAGED, "; ".join(problems), config, updated, stamp)
+        info = RunInfo(run_id, folder, status["state"], str(status.get("message", "")), config, updated, stamp)
+        with _MEMO_LOCK:  # stamped before reading: a write in between only makes the next listing read again
+            _MEMO[key] = info
+            _MEMO.move_to_end(key)
+            while len(_MEMO) > _MEMO_RUNS:
+                _MEMO.popitem(last=False)
+        return info
 
     # ---- internals --------------------------------------------------------------------------------
     def _file(self, run_id: str, what: str) -> Path:
@@ -383,19 +493,26 @@ class RunStore:
         try:
             atomic_write_bytes(self._file(run_id, what), _dumps(obj))
         except OSError as exc:
-            raise _explain(exc, f"write {_FILES[what]} of run {run_id}") from exc
+            raise _explain(exc, _("cannot write {file} of run {run_id}").format(file=_FILES[what], run_id=run_id)) from exc
 
     def _read_json(self, run_id: str, what: str) -> dict[str, Any]:
-        name = _FILES[what]
-        try:
-            obj = json.loads(self._file(run_id, what).read_bytes().decode("utf-8"))
-        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError alike
-            raise ValueError(f"{name} is not valid JSON (cut off or corrupt)") from exc
-        if not isinstance(obj, dict):
-            raise ValueError(f"{name} is not a JSON object")
-        if problem := (_config_problem(obj) if what == "config" else _status_problem(obj)):
-            raise ValueError(f"{name}: {problem}")
-        return obj
+        return _load_json(str(self._file(run_id, what)), what)
+
+
+def _load_json(path: str, what: str) -> dict[str, Any]:
+    """config.json or status.json, checked; ValueError (with the reason) when it cannot be used."""
+    name = _FILES[what]
+    with open(path, "rb") as fh:
+        data = fh.read()
+    try:
+        obj = json.loads(data.decode("utf-8"))
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError alike
+        raise ValueError(_("{file} is not valid JSON (cut off or corrupt)").format(file=name)) from exc
+    if not isinstance(obj, dict):
+        raise ValueError(_("{file} is not a JSON object").format(file=name))
+    if problem := (config_problem(obj) if what == "config" else status_problem(obj)):
+        raise ValueError(_failed(name, problem))
+    return obj
 
 
 def _dumps(obj: dict[str, Any]) -> bytes:
@@ -410,52 +527,65 @@ def _number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _config_problem(config: dict[str, Any]) -> str:
+def file_stamp(path: str) -> tuple[int, int, int] | None:
+    """(inode, size, mtime in ns) of a file, None when it cannot be seen. The store replaces config and status
+    on every write (a new inode) and appends to metrics (a new size), so an equal stamp means the same content."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def config_problem(config: dict[str, Any]) -> str:
     """Why a parsed config.json cannot be used by the pages ('' when it can); never quotes its values."""
     for section in _CONFIG_SECTIONS:
         if section in config and not isinstance(config[section], dict):
-            return f"'{section}' is not a JSON object"
+            return _("'{field}' is not a JSON object").format(field=section)
     for section, key in (("dataset", "name"), ("model", "name"), ("training", "optimizer")):
         value = (config.get(section) or {}).get(key)
         if value is not None and not isinstance(value, str):
-            return f"'{section}.{key}' is not a text"
+            return _("'{field}' is not a text").format(field=f"{section}.{key}")
     for key in ("label", "group", "run_id"):
         if config.get(key) is not None and not isinstance(config[key], str):
-            return f"'{key}' is not a text"
+            return _("'{field}' is not a text").format(field=key)
     if config.get("created") is not None and not _number(config["created"]):
-        return "'created' is not a number"
+        return _("'{field}' is not a number").format(field="created")
+    if config.get("hidden") is not None and not isinstance(config["hidden"], bool):
+        return _("'{field}' is not true or false").format(field="hidden")
     return ""
 
 
-def _status_problem(status: dict[str, Any]) -> str:
+def status_problem(status: dict[str, Any]) -> str:
     """Why a parsed status.json cannot be used ('' when it can); never quotes its values."""
     if "state" not in status:
-        return "it has no 'state'"
+        return _("it has no '{field}'").format(field="state")
     if status["state"] not in STATES:
-        return f"'state' is not one of {', '.join(STATES)}"
+        return _("'{field}' is not one of {values}").format(field="state", values=", ".join(STATES))
     if not isinstance(status.get("message", ""), str):
-        return "'message' is not a text"
+        return _("'{field}' is not a text").format(field="message")
     if status.get("time") is not None and not _number(status["time"]):
-        return "'time' is not a number"
+        return _("'{field}' is not a number").format(field="time")
     return ""
 
 
 def _read_problem(exc: BaseException, what: str) -> str:
     name = _FILES[what]
     if isinstance(exc, FileNotFoundError):
-        return f"{name} is missing"
+        return _("{file} is missing").format(file=name)
     if isinstance(exc, OSError):
-        return f"{name} cannot be read: {plain_reason(exc)}"
+        return _failed(_("{file} cannot be read").format(file=name), plain_reason(exc))
     return str(exc)
 
 
 def _lines_phrase(numbers: list[int]) -> str:
     """'line 7 is', 'lines 3 and 7 are', 'lines 3, 5, 7 and 4 more are'."""
     if len(numbers) == 1:
-        return f"line {numbers[0]} is"
+        return _("line {n} is").format(n=numbers[0])
     if len(numbers) <= 3:
-        return f"lines {', '.join(map(str, numbers[:-1]))} and {numbers[-1]} are"
-    return f"lines {', '.join(map(str, numbers[:3]))} and {len(numbers) - 3} more are"
+        return _("lines {first} and {last} are").format(first=_(", ").join(map(str, numbers[:-1])), last=numbers[-1])
+    return _("lines {first} and {more} more are").format(first=_(", ").join(map(str, numbers[:3])),
+                                                         more=len(numbers) - 3)
 
 
 def _json_default(obj: Any) -> Any:

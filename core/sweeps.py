@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import optuna
 
+from core.i18n import _, language, language_of, set_language
 from core.jobs import JobManager, QueueFullError, TrainRequest
 from core.runs import ACTIVE_STATES, RunStore
 from core.specs import LayerSpec, ModelSpec
@@ -35,7 +36,7 @@ from core.training import OPTIMIZERS, SCHEDULES, TrainConfig
 
 __all__ = ["DIMENSIONS", "Dimension", "SweepDriver", "SweepError", "SweepPlan", "apply_params", "best_trial",
            "compare_optimizers_plan", "create_study", "fail_orphans", "journal_path", "load_study", "main",
-           "open_storage", "plot_study", "state_counts", "study_rows"]
+           "method_names", "open_storage", "plot_study", "setting_names", "state_counts", "study_rows"]
 
 _log = logging.getLogger(__name__)
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial would flood the server log
@@ -48,6 +49,19 @@ MAX_TRIALS = 200
 
 class SweepError(ValueError):
     """A sweep that cannot run as asked; the message says what was given and what is allowed."""
+
+
+def setting_names() -> dict[str, str]:
+    """Each key of DIMENSIONS as messages, tables and figures name it: the key itself in English (as run files
+    and the code name it), a word in the visitor's language otherwise."""
+    return {"optimizer": _("optimizer"), "learning_rate": _("learning_rate"), "batch_size": _("batch_size"),
+            "epochs": _("epochs"), "schedule": _("schedule"), "dropout": _("dropout"), "width": _("width")}
+
+
+def method_names() -> dict[str, str]:
+    """Each of SAMPLERS and PRUNERS as messages name it, the same way as `setting_names`."""
+    return {"tpe": _("tpe"), "random": _("random"), "grid": _("grid"), "median": _("median"),
+            "hyperband": _("hyperband"), "none": _("none")}
 
 
 @dataclass(frozen=True)
@@ -80,19 +94,24 @@ class Dimension:
 
     def check(self) -> Dimension:
         if self.name not in DIMENSIONS:
-            raise SweepError(f"unknown sweep setting {self.name!r}; allowed: {', '.join(DIMENSIONS)}")
+            raise SweepError(_("unknown sweep setting {name}; allowed: {allowed}").format(
+                name=repr(self.name), allowed=", ".join(DIMENSIONS)))
         template = DIMENSIONS[self.name]
+        name = setting_names()[self.name]
         if self.kind != template.kind:
-            raise SweepError(f"{self.name} is a {template.kind} setting, got {self.kind!r}")
+            raise SweepError(_("{name} is a {kind} setting, got {given}").format(
+                name=name, kind=template.kind, given=repr(self.kind)))
         if self.kind == "choice":
             bad = [c for c in self.choices if c not in template.choices]
             if not self.choices or bad:
-                raise SweepError(f"{self.name}: choose among {', '.join(map(str, template.choices))}, got "
-                                 f"{', '.join(map(str, bad)) or 'nothing'}")
+                raise SweepError(_("{name}: choose among {allowed}, got {given}").format(
+                    name=name, allowed=", ".join(map(str, template.choices)),
+                    given=", ".join(map(str, bad)) or _("nothing")))
             return self
         if not (template.low <= self.low < self.high <= template.high):
-            raise SweepError(f"{self.name}: the range must lie within {template.low:g} … {template.high:g} with "
-                             f"low < high, got {self.low:g} … {self.high:g}")
+            raise SweepError(_("{name}: the range must lie within {low} … {high} with low < high, got {lo} … {hi}")
+                             .format(name=name, low=f"{template.low:g}", high=f"{template.high:g}",
+                                     lo=f"{self.low:g}", hi=f"{self.high:g}"))
         return self
 
 
@@ -127,20 +146,24 @@ class SweepPlan:
 
     def check(self) -> SweepPlan:
         if self.sampler not in SAMPLERS:
-            raise SweepError(f"sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
+            raise SweepError(_("sampler must be one of {allowed}, got {given}").format(
+                allowed=", ".join(SAMPLERS), given=repr(self.sampler)))
         if self.pruner not in PRUNERS:
-            raise SweepError(f"pruner must be one of {', '.join(PRUNERS)}, got {self.pruner!r}")
+            raise SweepError(_("pruner must be one of {allowed}, got {given}").format(
+                allowed=", ".join(PRUNERS), given=repr(self.pruner)))
         if self.metric not in ("val_accuracy", "val_loss"):
-            raise SweepError(f"metric must be val_accuracy or val_loss, got {self.metric!r}")
+            raise SweepError(_("metric must be val_accuracy or val_loss, got {given}").format(given=repr(self.metric)))
         if not isinstance(self.n_trials, int) or not 1 <= self.n_trials <= MAX_TRIALS:
-            raise SweepError(f"trials must be a whole number from 1 to {MAX_TRIALS}, got {self.n_trials!r}")
+            raise SweepError(_("trials must be a whole number from 1 to {max}, got {given}").format(
+                max=MAX_TRIALS, given=repr(self.n_trials)))
         if self.timeout_s is not None and not (math.isfinite(self.timeout_s) and self.timeout_s > 0):
-            raise SweepError(f"the time budget must be a positive number of seconds, got {self.timeout_s!r}")
+            raise SweepError(_("the time budget must be a positive number of seconds, got {given}").format(
+                given=repr(self.timeout_s)))
         if not self.dimensions:
-            raise SweepError("choose at least one setting to vary")
+            raise SweepError(_("choose at least one setting to vary"))
         names = [d.name for d in self.dimensions]
         if len(set(names)) != len(names):
-            raise SweepError("each setting may be varied once")
+            raise SweepError(_("each setting may be varied once"))
         for dim in self.dimensions:
             dim.check()
         return self
@@ -235,9 +258,9 @@ def create_study(storage: optuna.storages.BaseStorage, name: str, plan: SweepPla
     plan.check()
     name = name.strip()
     if not name or len(name) > 80:
-        raise SweepError("a sweep name needs 1 to 80 characters")
+        raise SweepError(_("a sweep name needs 1 to 80 characters"))
     if name in optuna.study.get_all_study_names(storage):
-        raise SweepError(f"a sweep named {name!r} exists already: choose another name")
+        raise SweepError(_("a sweep named {name} exists already: choose another name").format(name=repr(name)))
     study = optuna.create_study(study_name=name, storage=storage, direction=plan.direction)
     study.set_user_attr("plan", plan.to_dict())
     study.set_user_attr("base", base)
@@ -289,19 +312,23 @@ def state_counts(study: optuna.Study) -> dict[str, int]:
 
 def plot_study(study: optuna.Study, *, include_pruned: bool) -> optuna.Study:
     """An in-memory copy for Optuna's plots: without pruned trials, or with each pruned trial counted at
-    the last value it reported (Optuna's own plots leave pruned trials out of most figures)."""
+    the last value it reported (Optuna's own plots leave pruned trials out of most figures). Parameters are
+    named as `setting_names` names them, since Optuna writes them on the axes."""
+    names = setting_names()
     copy = optuna.create_study(direction=study.direction)
     for t in study.get_trials(deepcopy=False):
+        state, value, user_attrs = t.state, t.value, t.user_attrs
         if t.state == optuna.trial.TrialState.PRUNED:
             if not include_pruned or not t.intermediate_values:
                 continue
-            last = t.intermediate_values[max(t.intermediate_values)]
-            t = optuna.trial.create_trial(params=t.params, distributions=t.distributions, value=last,
-                                          intermediate_values=t.intermediate_values,
-                                          user_attrs={**t.user_attrs, "pruned": True})
+            state, value = optuna.trial.TrialState.COMPLETE, t.intermediate_values[max(t.intermediate_values)]
+            user_attrs = {**user_attrs, "pruned": True}
         elif t.state == optuna.trial.TrialState.WAITING:
             continue
-        copy.add_trial(t)
+        copy.add_trial(optuna.trial.create_trial(
+            state=state, value=value, params={names.get(k, k): v for k, v in t.params.items()},
+            distributions={names.get(k, k): d for k, d in t.distributions.items()},
+            intermediate_values=t.intermediate_values, user_attrs=user_attrs))
     return copy
 
 
@@ -350,7 +377,9 @@ class SweepDriver:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._in_flight: dict[str, _InFlight] = {}
+        self._unsubmitted: optuna.trial.Trial | None = None  # asked, but the queue had no room yet
         self.error: str | None = None
+        self.language = language()  # of the visitor who started it: run labels and prune reasons are saved in it
         self.started_at = time.monotonic()
         self._thread = threading.Thread(target=self._loop, daemon=True, name=f"sweep-{study_name[:20]}")
 
@@ -379,48 +408,53 @@ class SweepDriver:
 
     # ---- the loop ----
     def _loop(self) -> None:
+        set_language(self.language)
         try:
             while True:
                 self._collect()
-                if not self._stop.is_set() and self._may_start():
+                if not self._stop.is_set() and (self._unsubmitted is not None or self._may_start()):
                     self._start_trial()
                 with self._lock:
                     idle = not self._in_flight
-                if idle and (self._stop.is_set() or not self._may_start()):
-                    return
+                if idle and (self._stop.is_set() or (self._unsubmitted is None and not self._may_start())):
+                    break
                 time.sleep(self.poll_s)
+            if self._unsubmitted is not None:  # stopped while it waited for room in the queue
+                self.study.tell(self._unsubmitted, state=optuna.trial.TrialState.FAIL)
         except Exception as exc:  # noqa: BLE001 - a sweep thread must never take the app down
             _log.exception("sweep %s failed", self.name)
             self.error = f"{type(exc).__name__}: {exc}"
             self.stop()
 
     def _may_start(self) -> bool:
+        """Room for one more trial: `parallel` training plus one queued behind them, so the job engine knows
+        the next run is coming and warms its training process during this one (a sweep of short trials
+        would otherwise wait for a TensorFlow import between every two)."""
         with self._lock:
-            if len(self._in_flight) >= self.parallel:
+            if len(self._in_flight) >= self.parallel + 1:
                 return False
         if self.plan.timeout_s is not None and time.monotonic() - self.started_at > self.plan.timeout_s:
             return False
         return _started(self.study) < self.plan.trials_to_run()
 
     def _start_trial(self) -> None:
-        trial = self.study.ask({d.name: d.distribution() for d in self.plan.dimensions})
+        trial = self._unsubmitted or self.study.ask({d.name: d.distribution() for d in self.plan.dimensions})
         spec, config = apply_params(self.spec, self.config, trial.params)
         request = TrainRequest(self.dataset, spec, config, group=f"sweep:{self.name}",
-                               label=f"{self.name} · trial {trial.number}", workspace=self.workspace,
+                               label=_("{sweep} · trial {number}").format(sweep=self.name, number=trial.number),
+                               workspace=self.workspace,
                                trial={"study": self.name, "number": trial.number, "params": trial.params})
         flight: _InFlight | None = None
 
         def on_epoch(record: dict[str, Any]) -> str | None:
             return self._report(flight, record) if flight is not None else None
 
-        while True:
-            try:
-                run_id = self.manager.submit_many([request], epoch_hook=on_epoch)[0]
-                break
-            except QueueFullError:  # other visitors' runs fill the queue: wait for room, keep the trial
-                if self._stop.wait(2.0):
-                    self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
-                    return
+        try:
+            run_id = self.manager.submit_many([request], epoch_hook=on_epoch)[0]
+        except QueueFullError:  # other visitors' runs fill the queue: keep the trial, try again next round
+            self._unsubmitted = trial
+            return
+        self._unsubmitted = None
         trial.set_user_attr("run_id", run_id)
         flight = _InFlight(trial, run_id)
         with self._lock:
@@ -435,9 +469,16 @@ class SweepDriver:
         flight.trial.report(float(value), step=int(record["epoch"]))
         if flight.trial.should_prune():
             flight.pruned_at = int(record["epoch"])
-            return (f"pruned by the {self.plan.pruner} pruner after epoch {flight.pruned_at}: "
-                    f"{self.plan.metric} {value:.4f} is worse than the other trials at that epoch")
+            return self._prune_reason(flight.pruned_at, float(value))
         return None
+
+    def _prune_reason(self, epoch: int, value: float) -> str:
+        """The pruned run's message, in the sweep's language: the job engine calls the epoch hook in a thread
+        of its own, whose language is switched for this text only."""
+        with language_of(self.language):
+            return _("pruned by the {pruner} pruner after epoch {epoch}: {metric} {value} is worse than the other "
+                     "trials at that epoch").format(pruner=method_names()[self.plan.pruner], epoch=epoch,
+                                                    metric=self.plan.metric, value=f"{value:.4f}")
 
     def _collect(self) -> None:
         """Tell Optuna the outcome of every trial whose run has ended."""

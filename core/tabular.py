@@ -32,6 +32,7 @@ import warnings
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Literal
 
 import numpy as np
@@ -39,10 +40,10 @@ import pandas as pd
 
 from core.checks import KerasLabError
 from core.datasets import Dataset, DatasetError
+from core.i18n import _, ngettext, pgettext
 
 __all__ = [
     "DATE_PARTS",
-    "KINDS",
     "MISSING_MARKERS",
     "ROLES",
     "Choices",
@@ -63,6 +64,7 @@ __all__ = [
     "fit_preparation",
     "guess_date_format",
     "input_columns",
+    "kind_label",
     "numeric_preparation",
     "parse_numbers",
     "parse_rows",
@@ -70,13 +72,12 @@ __all__ = [
     "preparation_for",
     "prepare_rows",
     "profile_table",
+    "role_label",
     "suggest_target",
 ]
 
 Kind = Literal["number", "category", "date", "identifier", "text", "constant"]
 Role = Literal["feature", "target", "ignore"]
-KINDS: dict[str, str] = {"number": "number", "category": "category", "date": "date/time",
-                         "identifier": "identifier-like", "text": "free text", "constant": "constant"}
 ROLES: tuple[str, ...] = ("feature", "target", "ignore")
 TARGET_NAMES = frozenset({"class", "label", "labels", "target", "species", "type", "diagnosis", "outcome",
                           "survived", "y"})
@@ -86,6 +87,17 @@ MIN_CLASS_ROWS = 3  # "enough samples per class": every class in training, valid
 MOSTLY_MISSING = 0.6  # a column missing in this share of rows or more is ignored by default
 FORMAT_VERSION = 1
 _CHUNK = 20_000  # rows prepared at a time (the temporaries of encode stay a few MB)
+
+
+def kind_label(kind: str) -> str:
+    """A column kind as people read it, in the visitor's language."""
+    return {"number": _("number"), "category": _("category"), "date": _("date/time"),
+            "identifier": _("identifier-like"), "text": _("free text"), "constant": pgettext("column kind", "constant")}[kind]
+
+
+def role_label(role: str) -> str:
+    """A column role (a key of ROLES) as people read it, in the visitor's language."""
+    return {"feature": _("feature"), "target": _("target"), "ignore": _("ignore")}[role]
 
 
 class TableError(DatasetError):
@@ -357,78 +369,103 @@ def _numeric_stats(values: np.ndarray) -> tuple[np.ndarray, bool]:
 
 def _profile(col: RawColumn, n_rows: int, limits: Any) -> ColumnProfile:
     """Kind, detail and default role of one column."""
-    present = n_rows - col.n_missing - col.n_infinite
-    share = (col.n_missing + col.n_infinite) / n_rows if n_rows else 0.0
-    common = {"name": col.name, "n_missing": col.n_missing + col.n_infinite, "share_missing": share,
-              "n_infinite": col.n_infinite}
-
-    def make(kind: Kind, detail: str, role: Role, reason: str, distinct: int | None, *, can_feature: str = "",
-             can_target: str = "") -> ColumnProfile:
-        if role == "feature" and present > 0 and share >= MOSTLY_MISSING:
-            role, reason = "ignore", f"{_fmt_share(share)} of its values are missing"
-        return ColumnProfile(kind=kind, detail=detail, role=role, reason=reason, distinct=distinct,
-                             can_feature=can_feature, can_target=can_target, **common)
-
+    make = partial(_make_profile, col, n_rows)
     if col.problem:
         kind: Kind = "number" if col.is_numeric or col.n_text == 0 else "category"
-        return make(kind, "cannot be read", "ignore", col.problem, None, can_feature=col.problem,
+        return make(kind, _("cannot be read"), "ignore", col.problem, None, can_feature=col.problem,
                     can_target=col.problem)
     if col.is_numeric:
-        assert col.numbers is not None
-        uniques, integral = _numeric_stats(col.numbers)
-        k = len(uniques)
-        if k <= 1:
-            detail = "empty" if k == 0 else f"one value ({number_class_name(uniques[0])})"
-            return make("constant", detail, "ignore", "a column with one value carries no information", k,
-                        can_target=f"it has {detail}; classification needs at least two classes")
-        too_many = "" if integral and k <= limits.max_classes else (
-            f"it holds {'continuous numbers' if not integral else 'numbers'} with {k:,} distinct values, not "
-            f"classes")
-        consecutive = integral and float(uniques.max() - uniques.min()) == k - 1
-        id_name = bool(set(_tokens(col.name)) & _ID_NAMES) or col.name.lower().endswith("id")
-        if integral and k == present == n_rows and n_rows >= 20 and (id_name or consecutive):
-            return make("identifier", "unique whole number per row", "ignore",
-                        "an identifier names a row and says nothing general about it", k,
-                        can_target="it is unique per row")
-        detail = f"{k} whole-number values" if integral and k <= MAX_SUGGESTED_CLASSES else "numbers"
-        return make("number", detail, "feature", "", k, can_target=too_many)
+        return _number_profile(col, n_rows, limits, make)
     if col.dates is not None and col.date_format:
-        return make("date", f"format {col.date_format}", "feature",
-                    "expanded into " + ", ".join(DATE_PARTS), None, can_target="a date is not a class")
+        return make("date", _("format {format}").format(format=col.date_format), "feature",
+                    _("expanded into year, month, day of year, weekday"), None,
+                    can_target=_("a date is not a class"))
+    return _text_profile(col, limits, make)
+
+
+def _make_profile(col: RawColumn, n_rows: int, kind: Kind, detail: str, role: Role, reason: str,
+                  distinct: int | None, *, can_feature: str = "", can_target: str = "") -> ColumnProfile:
+    """The profile with the column's missing counts; a mostly missing feature is ignored by default."""
+    present = n_rows - col.n_missing - col.n_infinite
+    share = (col.n_missing + col.n_infinite) / n_rows if n_rows else 0.0
+    if role == "feature" and present > 0 and share >= MOSTLY_MISSING:
+        role, reason = "ignore", _("{share} of its values are missing").format(share=_fmt_share(share))
+    return ColumnProfile(name=col.name, kind=kind, detail=detail, n_missing=col.n_missing + col.n_infinite,
+                         share_missing=share, role=role, reason=reason, can_feature=can_feature,
+                         can_target=can_target, n_infinite=col.n_infinite, distinct=distinct)
+
+
+def _number_profile(col: RawColumn, n_rows: int, limits: Any, make: Callable[..., ColumnProfile]
+                    ) -> ColumnProfile:
+    """A numeric column: constant, a whole-number row identifier, or numbers (classes when few and whole)."""
+    assert col.numbers is not None
+    uniques, integral = _numeric_stats(col.numbers)
+    k = len(uniques)
+    if k <= 1:
+        detail = _("empty") if k == 0 else _("one value ({value})").format(value=number_class_name(uniques[0]))
+        return make("constant", detail, "ignore", _("a column with one value carries no information"), k,
+                    can_target=_("it has {detail}; classification needs at least two classes").format(detail=detail))
+    too_many = "" if integral and k <= limits.max_classes else (
+        _("it holds continuous numbers with {k} distinct values, not classes") if not integral else
+        _("it holds numbers with {k} distinct values, not classes")).format(k=f"{k:,}")
+    consecutive = integral and float(uniques.max() - uniques.min()) == k - 1
+    id_name = bool(set(_tokens(col.name)) & _ID_NAMES) or col.name.lower().endswith("id")
+    present = n_rows - col.n_missing - col.n_infinite
+    if integral and k == present == n_rows and n_rows >= 20 and (id_name or consecutive):
+        return make("identifier", _("unique whole number per row"), "ignore",
+                    _("an identifier names a row and says nothing general about it"), k,
+                    can_target=_("it is unique per row"))
+    detail = (_("{k} whole-number values").format(k=k) if integral and k <= MAX_SUGGESTED_CLASSES
+              else _("numbers"))
+    return make("number", detail, "feature", "", k, can_target=too_many)
+
+
+def _text_profile(col: RawColumn, limits: Any, make: Callable[..., ColumnProfile]) -> ColumnProfile:
+    """A text column: constant, free text, an identifier, or a category."""
     k = None if col.levels is None else len(col.levels)
     mean_chars = col.chars / col.n_text if col.n_text else 0.0
     mean_words = col.words / col.n_text if col.n_text else 0.0
     over = col.levels is None
-    can_feature = (f"it has more than {limits.max_levels:,} distinct values: too many to encode" if over else
-                   f"column {col.name!r} has a value of {col.first_long[1]:,} characters at line "
-                   f"{col.first_long[0] + 2}; category names may have at most {limits.max_label_chars}"
-                   if col.first_long else "")
-    can_target = ("" if k is not None and 2 <= k <= limits.max_classes and not col.first_long else
-                  f"it has more than {limits.max_classes} distinct values" if k is None or k > limits.max_classes
-                  else f"it has a single value {col.levels[0]!r}; classification needs at least two classes"
-                  if k == 1 and col.levels else "it has no values" if k < 2 else
-                  f"target column {col.name!r} has a value of {col.first_long[1]:,} characters at line "
-                  f"{col.first_long[0] + 2}; class names may have at most {limits.max_label_chars}"
-                  if col.first_long else "")
+    can_feature, can_target = _text_uses(col, k, limits)
     if k is not None and k <= 1:
-        detail = "empty" if k == 0 else "one value"
-        return make("constant", detail, "ignore", "a column with one value carries no information", k,
+        detail = _("empty") if k == 0 else _("one value")
+        return make("constant", detail, "ignore", _("a column with one value carries no information"), k,
                     can_feature=can_feature, can_target=can_target)
     mostly_unique = over or (k is not None and k > limits.max_categories and k >= 0.5 * col.n_text)
     if col.first_long or (mostly_unique or (k is not None and k >= 0.3 * col.n_text and k > limits.max_categories)
                           ) and (mean_chars >= 30 or mean_words >= 4):
-        return make("text", f"{mean_words:.0f} words on average", "ignore",
-                    "free text: long, mostly unique strings are not encoded", k, can_feature=can_feature,
-                    can_target=can_target or "free text is not a class")
+        return make("text", _("{n} words on average").format(n=f"{mean_words:.0f}"), "ignore",
+                    _("free text: long, mostly unique strings are not encoded"), k, can_feature=can_feature,
+                    can_target=can_target or _("free text is not a class"))
     if mostly_unique:
-        detail = ("unique per row" if col.unique and not over else
-                  f"more than {limits.max_levels:,} distinct values" if over else
-                  f"{k:,} distinct values in {col.n_text:,} rows")
-        return make("identifier", detail, "ignore", "an identifier names a row and says nothing general about it",
-                    k, can_feature=can_feature, can_target=can_target or "it is (nearly) unique per row")
+        detail = (_("unique per row") if col.unique and not over else
+                  _("more than {n} distinct values").format(n=f"{limits.max_levels:,}") if over else
+                  _("{k} distinct values in {n} rows").format(k=f"{k:,}", n=f"{col.n_text:,}"))
+        return make("identifier", detail, "ignore", _("an identifier names a row and says nothing general about it"),
+                    k, can_feature=can_feature, can_target=can_target or _("it is (nearly) unique per row"))
     assert k is not None
-    detail = f"{k} values" + (f" (top {limits.max_categories} + other)" if k > limits.max_categories + 1 else "")
+    detail = (_("{k} values (top {top} + other)").format(k=k, top=limits.max_categories)
+              if k > limits.max_categories + 1 else _("{k} values").format(k=k))
     return make("category", detail, "feature", "", k, can_feature=can_feature, can_target=can_target)
+
+
+def _text_uses(col: RawColumn, k: int | None, limits: Any) -> tuple[str, str]:
+    """Why a text column with k distinct values cannot be a feature, and why not the target ("" when it can)."""
+    long = {} if col.first_long is None else {"name": repr(col.name), "chars": f"{col.first_long[1]:,}",
+                                              "line": col.first_long[0] + 2, "most": limits.max_label_chars}
+    can_feature = (_("it has more than {n} distinct values: too many to encode").format(n=f"{limits.max_levels:,}")
+                   if col.levels is None else
+                   _("column {name} has a value of {chars} characters at line {line}; category names may have at "
+                     "most {most}").format(**long) if long else "")
+    can_target = ("" if k is not None and 2 <= k <= limits.max_classes and not long else
+                  _("it has more than {n} distinct values").format(n=limits.max_classes)
+                  if k is None or k > limits.max_classes else
+                  _("it has a single value {value}; classification needs at least two classes").format(
+                      value=repr(col.levels[0])) if k == 1 and col.levels else
+                  _("it has no values") if k < 2 else
+                  _("target column {name} has a value of {chars} characters at line {line}; class names may have at "
+                    "most {most}").format(**long) if long else "")
+    return can_feature, can_target
 
 
 def _class_counts(col: RawColumn) -> np.ndarray:
@@ -457,12 +494,13 @@ def suggest_target(columns: Sequence[RawColumn], profiles: Sequence[ColumnProfil
         key = (named, enough, prof.kind == "category", i)
         if best_key is None or key > best_key:
             best, best_key = prof.name, key
-            why = (f"a {'text ' if prof.kind == 'category' else 'whole-number '}column with {prof.distinct} "
-                   f"classes" + (", named like a class column" if named else "")
-                   + ("" if enough else f"; some class has fewer than {MIN_CLASS_ROWS} rows"))
+            why = ((_("a text column with {k} classes") if prof.kind == "category" else
+                    _("a whole-number column with {k} classes")).format(k=prof.distinct)
+                   + (_(", named like a class column") if named else "")
+                   + ("" if enough else _("; some class has fewer than {n} rows").format(n=MIN_CLASS_ROWS)))
     if not best:
-        return "", ("no column looks like a class column (2 to 50 distinct values, not free text, an identifier "
-                    "or continuous numbers): choose the target")
+        return "", _("no column looks like a class column (2 to 50 distinct values, not free text, an identifier "
+                     "or continuous numbers): choose the target")
     return best, why
 
 
@@ -552,8 +590,8 @@ class Plan:
 
 
 def _lines(rows: np.ndarray, limit: int = 5) -> str:
-    shown = ", ".join(str(int(r) + 2) for r in rows[:limit])
-    return f"line{'s' if len(rows) > 1 else ''} {shown}{', …' if len(rows) > limit else ''}"
+    shown = _(", ").join(str(int(r) + 2) for r in rows[:limit]) + (_(", ") + "…" if len(rows) > limit else "")
+    return ngettext("line {lines}", "lines {lines}", len(rows)).format(lines=shown)
 
 
 def _missing_mask(col: RawColumn) -> np.ndarray:
@@ -581,19 +619,21 @@ def _target_values(table: Table, col: RawColumn) -> tuple[np.ndarray, tuple[str,
         finite = np.isfinite(col.numbers)
         uniques = np.unique(col.numbers[finite])
         if len(uniques) > lim.max_classes or not np.all(np.mod(uniques, 1) == 0):
-            raise TableError(f"{table.label}: target column {col.name!r} holds numbers with {len(uniques):,} "
-                             f"distinct values, not classes; Keras Lab trains classifiers: choose a column of "
-                             f"classes")
+            raise TableError(_("{label}: target column {name} holds numbers with {k} distinct values, not classes; "
+                               "Keras Lab trains classifiers: choose a column of classes").format(
+                label=table.label, name=repr(col.name), k=f"{len(uniques):,}"))
         y = np.full(len(col.numbers), -1, np.int64)
         y[finite] = np.searchsorted(uniques, col.numbers[finite])
         return y, tuple(number_class_name(v) for v in uniques), "number"
     if col.levels is None or len(col.levels) > lim.max_classes:
-        raise TableError(f"{table.label}: target column {col.name!r} has more than {lim.max_classes} distinct "
-                         f"values; at most {lim.max_classes} classes are allowed (is it a class column?)")
+        raise TableError(_("{label}: target column {name} has more than {n} distinct values; at most {n} classes "
+                           "are allowed (is it a class column?)").format(
+            label=table.label, name=repr(col.name), n=lim.max_classes))
     if col.first_long is not None:
-        raise TableError(f"{table.label}: target column {col.name!r} has a value of {col.first_long[1]:,} "
-                         f"characters at line {col.first_long[0] + 2}; class names may have at most "
-                         f"{lim.max_label_chars}")
+        raise TableError(_("{label}: target column {name} has a value of {chars} characters at line {line}; class "
+                           "names may have at most {most}").format(
+            label=table.label, name=repr(col.name), chars=f"{col.first_long[1]:,}", line=col.first_long[0] + 2,
+            most=lim.max_label_chars))
     from core.uploads import _sort_key
 
     classes = sorted(col.levels, key=_sort_key)
@@ -617,96 +657,138 @@ def plan(table: Table, choices: Choices) -> Plan:
     """The rows kept, the features made and the summary, for the page to show before anything is built."""
     roles = choices.roles_for(table)
     target = next((n for n, r in roles.items() if r == "target"), "")
-    problems: list[str] = []
-    summary: list[str] = []
-    n = table.n_rows
-    kept = np.ones(n, bool)
-    if not target:
-        problems.append("choose the target (class) column")
-    else:
-        col, prof = table.column(target), table.profile(target)
-        if prof.can_target:
-            problems.append(prof.can_target if prof.can_target.startswith("target column ") else
-                            f"column {target!r} cannot be the target: {prof.can_target}")
-        else:
-            missing = _missing_mask(col)
-            k = prof.distinct or 0
-            summary.append(f"Target {target!r}: {k} classes" + (f" ({', '.join(_class_names(col)[:10])}"
-                                                                + (", …" if k > 10 else "") + ")" if k else "") + ".")
-            if missing.any():
-                rows = np.flatnonzero(missing)
-                summary.append(f"{len(rows):,} row(s) dropped because the target {target!r} is missing there "
-                               f"({_lines(rows)}).")
-            kept &= ~missing
+    kept = np.ones(table.n_rows, bool)
+    summary, problems = _plan_target(table, target, kept)
     features = [name for name, role in roles.items() if role == "feature"]
-    ignored = [(p.name, "ignored by choice" if p.name in choices.roles and p.role != "ignore" else p.reason
-                or "ignored by choice") for p in table.profiles if roles[p.name] == "ignore"]
-    widths = 0
-    expanded, encoded, filled, infinite, unparsed = [], [], [], [], []
-    drops: list[tuple[str, int]] = []
-    drop_mask = np.zeros(n, bool)
+    ignored = [(p.name, _("ignored by choice") if p.name in choices.roles and p.role != "ignore" else p.reason
+                or _("ignored by choice")) for p in table.profiles if roles[p.name] == "ignore"]
+    tally = _FeatureTally(drop_mask=np.zeros(table.n_rows, bool))
     for name in features:
-        col, prof = table.column(name), table.profile(name)
-        if prof.can_feature:
-            problems.append(prof.can_feature if prof.can_feature.startswith("column ") else
-                            f"column {name!r} cannot be a feature: {prof.can_feature}")
-            continue
-        kind = _feature_kind(col, prof)
-        if kind == "number":
-            widths += 1
-        elif kind == "date":
-            widths += 4
-            expanded.append(name)
-            if col.date_unparsed:
-                unparsed.append(f"{name!r}: {col.date_unparsed:,} value(s) that are not dates in the format "
-                                f"{col.date_format} (e.g. {col.first_unparsed[:30]!r}) count as missing")
-        else:
-            assert col.levels is not None
-            k = len(col.levels)
-            widths += k if k <= choices.top_k + 1 else choices.top_k + 1
-            encoded.append(f"{name} ({k} values)" if k <= choices.top_k + 1 else
-                           f"{name} (top {choices.top_k} of {k} values + other)")
-        if col.n_infinite:
-            infinite.append(f"{name} ({col.n_infinite:,})")
-        missing = _missing_mask(col)
-        count = int((missing & kept).sum())
-        if count:
-            if choices.missing == "drop":
-                drops.append((name, count))
-                drop_mask |= missing
-            else:
-                how = "the most frequent value" if kind == "category" else f"the {choices.numbers}"
-                filled.append(f"{name} {count:,} ({_fmt_share(count / max(1, int(kept.sum())))}) with {how}")
-    if choices.missing == "drop" and drop_mask.any():
-        rows = np.flatnonzero(drop_mask & kept)
-        if len(rows):
-            summary.append(f"{len(rows):,} more row(s) dropped because a feature is missing there ("
-                           + ", ".join(f"{c} {k:,}" for c, k in drops) + f"; {_lines(rows)}).")
-        kept &= ~drop_mask
-    if filled:
-        summary.append("Missing values filled in, with values fitted on the training part only: "
-                       + "; ".join(filled) + ".")
-    if infinite:
-        summary.append("Infinite values count as missing: " + ", ".join(infinite) + ".")
-    summary += [u + "." for u in unparsed]
-    if ignored:
-        summary.append("Ignored: " + "; ".join(f"{c} ({why})" for c, why in ignored) + ".")
-    if expanded:
-        summary.append("Expanded into year, month, day of year and weekday: " + ", ".join(expanded) + ".")
-    if encoded:
-        summary.append("One-hot encoded (categories from the training part; unknown ones go to 'other', or are "
-                       "ignored): " + ", ".join(encoded) + ".")
+        _tally_feature(tally, table.column(name), table.profile(name), choices, kept)
+    problems += tally.problems
+    summary += _drop_incomplete_rows(tally, choices, kept)
+    summary += _feature_summary(tally, ignored)
+    widths = tally.widths
     if not features:
-        problems.append("no feature columns: set at least one column's role to feature")
+        problems.append(_("no feature columns: set at least one column's role to feature"))
     elif widths > table.max_features:
-        problems.append(f"{widths:,} features after one-hot encoding; the limit is {table.max_features:,}: "
-                        f"ignore some columns or keep fewer categories per column")
+        problems.append(_("{n} features after one-hot encoding; the limit is {most}: ignore some columns or keep "
+                          "fewer categories per column").format(n=f"{widths:,}", most=f"{table.max_features:,}"))
     n_kept = int(kept.sum())
     if target and not problems and n_kept == 0:
-        problems.append("no row is left once those with missing values are dropped: impute them instead")
-    summary.insert(0, f"{n_kept:,} of {n:,} rows used, {len(features)} feature column(s) make {widths:,} "
-                      f"model input(s), standardised with the training part's mean and standard deviation.")
+        problems.append(_("no row is left once those with missing values are dropped: impute them instead"))
+    summary.insert(0, _("{kept} of {rows} rows used, {features} feature column(s) make {inputs} model input(s), "
+                        "standardised with the training part's mean and standard deviation.").format(
+        kept=f"{n_kept:,}", rows=f"{table.n_rows:,}", features=len(features), inputs=f"{widths:,}"))
     return Plan(target, tuple(features), widths, kept, tuple(summary), tuple(ignored), tuple(problems))
+
+
+def _plan_target(table: Table, target: str, kept: np.ndarray) -> tuple[list[str], list[str]]:
+    """The target's summary lines and problems; rows without a target are taken out of `kept`."""
+    if not target:
+        return [], [_("choose the target (class) column")]
+    col, prof = table.column(target), table.profile(target)
+    if prof.can_target:  # a long value's reason names the column itself
+        return [], [prof.can_target if repr(target) in prof.can_target and not col.problem else
+                    _("column {name} cannot be the target: {reason}").format(name=repr(target),
+                                                                              reason=prof.can_target)]
+    missing = _missing_mask(col)
+    k = prof.distinct or 0
+    names = _(", ").join(_class_names(col)[:10]) + (_(", ") + "…" if k > 10 else "")
+    summary = [(_("Target {name}: {k} classes ({names}).") if k else _("Target {name}: {k} classes.")).format(
+        name=repr(target), k=k, names=names)]
+    if missing.any():
+        rows = np.flatnonzero(missing)
+        summary.append(_("{n} row(s) dropped because the target {name} is missing there ({lines}).").format(
+            n=f"{len(rows):,}", name=repr(target), lines=_lines(rows)))
+    kept &= ~missing
+    return summary, []
+
+
+@dataclass
+class _FeatureTally:
+    """What a plan's feature columns add up to, gathered column by column for its summary."""
+
+    drop_mask: np.ndarray  # rows where a feature is missing (dropped with missing="drop")
+    widths: int = 0  # model inputs
+    problems: list[str] = field(default_factory=list)
+    expanded: list[str] = field(default_factory=list)  # date columns
+    encoded: list[str] = field(default_factory=list)  # category columns, with their values
+    filled: list[str] = field(default_factory=list)  # missing values imputed
+    infinite: list[str] = field(default_factory=list)
+    unparsed: list[str] = field(default_factory=list)  # dates the format does not read
+    drops: list[tuple[str, int]] = field(default_factory=list)  # (column, rows missing it)
+
+
+def _tally_feature(tally: _FeatureTally, col: RawColumn, prof: ColumnProfile, choices: Choices,
+                   kept: np.ndarray) -> None:
+    name = col.name
+    if prof.can_feature:  # a reader's problem and a long value's reason name the column themselves
+        tally.problems.append(prof.can_feature if repr(name) in prof.can_feature else
+                              _("column {name} cannot be a feature: {reason}").format(name=repr(name),
+                                                                                     reason=prof.can_feature))
+        return
+    kind = _feature_kind(col, prof)
+    if kind == "number":
+        tally.widths += 1
+    elif kind == "date":
+        tally.widths += 4
+        tally.expanded.append(name)
+        if col.date_unparsed:
+            tally.unparsed.append(_("{name}: {n} value(s) that are not dates in the format {format} (e.g. {example}) "
+                                    "count as missing").format(name=repr(name), n=f"{col.date_unparsed:,}",
+                                                               format=col.date_format,
+                                                               example=repr(col.first_unparsed[:30])))
+    else:
+        assert col.levels is not None
+        k = len(col.levels)
+        tally.widths += k if k <= choices.top_k + 1 else choices.top_k + 1
+        tally.encoded.append((_("{name} ({k} values)") if k <= choices.top_k + 1 else
+                              _("{name} (top {top} of {k} values + other)")).format(name=name, k=k, top=choices.top_k))
+    if col.n_infinite:
+        tally.infinite.append(f"{name} ({col.n_infinite:,})")
+    missing = _missing_mask(col)
+    count = int((missing & kept).sum())
+    if count and choices.missing == "drop":
+        tally.drops.append((name, count))
+        tally.drop_mask |= missing
+    elif count:
+        how = (_("{name} {n} ({share}) with the most frequent value") if kind == "category" else
+               _("{name} {n} ({share}) with the median") if choices.numbers == "median" else
+               _("{name} {n} ({share}) with the mean"))
+        tally.filled.append(how.format(name=name, n=f"{count:,}", share=_fmt_share(count / max(1, int(kept.sum())))))
+
+
+def _drop_incomplete_rows(tally: _FeatureTally, choices: Choices, kept: np.ndarray) -> list[str]:
+    """With missing="drop": take rows with a missing feature out of `kept`; the summary line says which."""
+    if choices.missing != "drop" or not tally.drop_mask.any():
+        return []
+    rows = np.flatnonzero(tally.drop_mask & kept)
+    kept &= ~tally.drop_mask
+    if not len(rows):
+        return []
+    return [_("{n} more row(s) dropped because a feature is missing there ({columns}; {lines}).").format(
+        n=f"{len(rows):,}", columns=_(", ").join(f"{c} {k:,}" for c, k in tally.drops), lines=_lines(rows))]
+
+
+def _feature_summary(tally: _FeatureTally, ignored: list[tuple[str, str]]) -> list[str]:
+    summary = []
+    if tally.filled:
+        summary.append(_("Missing values filled in, with values fitted on the training part only: {list}.").format(
+            list=_("; ").join(tally.filled)))
+    if tally.infinite:
+        summary.append(_("Infinite values count as missing: {list}.").format(list=_(", ").join(tally.infinite)))
+    summary += [_("{sentence}.").format(sentence=u) for u in tally.unparsed]
+    if ignored:
+        summary.append(_("Ignored: {list}.").format(list=_("; ").join(
+            _("{column} ({why})").format(column=c, why=why) for c, why in ignored)))
+    if tally.expanded:
+        summary.append(_("Expanded into year, month, day of year and weekday: {list}.").format(
+            list=_(", ").join(tally.expanded)))
+    if tally.encoded:
+        summary.append(_("One-hot encoded (categories from the training part; unknown ones go to 'other', or are "
+                         "ignored): {list}.").format(list=_(", ").join(tally.encoded)))
+    return summary
 
 
 def input_columns(table: Table, features: Sequence[str], kept: np.ndarray) -> tuple[InputColumn, ...]:
@@ -740,15 +822,15 @@ def build_dataset(table: Table, choices: Choices, *, check_memory: Callable[[int
     and x (for exploring) prepared with values fitted on every kept row, not standardised."""
     p = plan(table, choices)
     if p.problems:
-        raise TableError(f"{table.label}: {p.problems[0]}")
+        raise TableError(_("{label}: {problem}").format(label=table.label, problem=p.problems[0]))
     y_all, classes, target_kind = _target_values(table, table.column(p.target))
     kept = p.kept
     y = y_all[kept]
     present = np.unique(y)
     if len(present) < 2:
-        only = classes[int(present[0])] if len(present) else "none"
-        raise TableError(f"{table.label}: target column {p.target!r} has a single value {only!r}; "
-                         f"classification needs at least two classes")
+        only = classes[int(present[0])] if len(present) else _("none")
+        raise TableError(_("{label}: target column {name} has a single value {value}; classification needs at least "
+                           "two classes").format(label=table.label, name=repr(p.target), value=repr(only)))
     if len(present) < len(classes):  # classes seen only in dropped rows
         keep_classes = np.zeros(len(classes), bool)
         keep_classes[present] = True
@@ -760,7 +842,8 @@ def build_dataset(table: Table, choices: Choices, *, check_memory: Callable[[int
         held = sum(n * (16 if _feature_kind(table.column(f), table.profile(f)) == "date" else 4)
                    for f in p.features)
         check_memory(held + n * p.n_features * 4,
-                     f"{n:,} rows x {p.n_features:,} features (after one-hot encoding) as float32")
+                     _("{n} rows x {features} features (after one-hot encoding) as float32").format(
+                         n=f"{n:,}", features=f"{p.n_features:,}"))
     columns = input_columns(table, p.features, kept)
     data = TableData(columns, p.target, classes, target_kind, choices.missing, choices.numbers, choices.top_k,
                      np.flatnonzero(kept), p.ignored, p.summary,
@@ -769,15 +852,19 @@ def build_dataset(table: Table, choices: Choices, *, check_memory: Callable[[int
     x = encode_table(data, display)
     notes = [*source_notes]
     if n < table.n_rows:
-        notes.append(f"{table.n_rows - n:,} rows dropped")
+        notes.append(_("{n} rows dropped").format(n=f"{table.n_rows - n:,}"))
     if p.ignored:
-        notes.append("ignored " + ", ".join(repr(c) for c, _ in p.ignored))
+        notes.append(_("ignored {columns}").format(columns=_(", ").join(repr(c) for c, _why in p.ignored)))
     onehot = [c for c in columns if c.kind == "category"]
-    notes += [f"one-hot encoded {c.name!r} ({len(c.levels)} values)" if len(c.levels) <= choices.top_k + 1 else
-              f"one-hot encoded {c.name!r} (top {choices.top_k} of {len(c.levels)} values + other)" for c in onehot]
-    notes += [f"expanded the date {c.name!r}" for c in columns if c.kind == "date"]
-    source = (f"uploaded CSV {table.label}: {n:,} rows, {p.n_features} features, target {p.target!r} "
-              f"({table.encoding}, separator {table.separator!r})" + (f"; {'; '.join(notes)}" if notes else ""))
+    notes += [(_("one-hot encoded {name} ({k} values)") if len(c.levels) <= choices.top_k + 1 else
+               _("one-hot encoded {name} (top {top} of {k} values + other)")).format(
+        name=repr(c.name), k=len(c.levels), top=choices.top_k) for c in onehot]
+    notes += [_("expanded the date {name}").format(name=repr(c.name)) for c in columns if c.kind == "date"]
+    source = _("uploaded CSV {label}: {n} rows, {features} features, target {target} ({encoding}, separator "
+               "{separator})").format(label=table.label, n=f"{n:,}", features=p.n_features, target=repr(p.target),
+                                      encoding=table.encoding, separator=repr(table.separator))
+    if notes:
+        source = _("{source}; {notes}").format(source=source, notes=_("; ").join(notes))
     return Dataset(f"upload: {table.label}", x, y.astype(np.int64), classes, "tabular",
                    feature_names=tuple(display["features"]), source=source, table=data)
 
@@ -797,19 +884,10 @@ def fit_preparation(data: TableData, idx: np.ndarray, *, scale: bool = True) -> 
     """The preparation fitted on rows `idx` (a split's training part) as plain JSON data: SimpleImputer and
     OneHotEncoder from scikit-learn, then each feature's mean and standard deviation (scale=False: mean 0,
     scale 1, for exploring)."""
-    from sklearn.impute import SimpleImputer
-    from sklearn.preprocessing import OneHotEncoder
-
     idx = np.asarray(idx, dtype=np.int64)
     columns: list[dict[str, Any]] = []
     features: list[str] = []
-    numeric = [c for c in data.columns if c.kind != "category"]
-    fills: dict[str, list[float]] = {}
-    if len(idx):
-        for c in numeric:  # one column at a time: the imputer's masked copies stay small
-            values = c.values[idx].reshape(len(idx), -1).astype(np.float64)
-            imputer = SimpleImputer(strategy=data.numbers, keep_empty_features=True).fit(values)
-            fills[c.name] = [float(v) if math.isfinite(v) else 0.0 for v in imputer.statistics_]
+    fills = _numeric_fills(data, idx)
     for c in data.columns:
         if c.kind == "number":
             columns.append({"name": c.name, "kind": "number", "fill": fills.get(c.name, [0.0])[0],
@@ -820,40 +898,71 @@ def fit_preparation(data: TableData, idx: np.ndarray, *, scale: bool = True) -> 
                             "fill": fills.get(c.name, [0.0] * 4)})
             features += [f"{c.name} {part}" for part in DATE_PARTS]
         else:
-            cells = _category_cells(c, idx)
-            present = cells[pd.notna(cells)]
-            if len(present):
-                imputer = SimpleImputer(strategy="most_frequent", missing_values=None)
-                fill = str(imputer.fit(present[:, None]).statistics_[0])
-                filled = np.where(pd.notna(cells), cells, fill)
-            else:  # nothing in training: any value will do, none is informative
-                fill = c.levels[0] if c.levels else ""
-                filled = np.full(len(cells), fill, dtype=object)
-            categories = list(c.levels) or [fill]
-            encoder = OneHotEncoder(categories=[categories], max_categories=data.top_k + 1,
-                                    handle_unknown="infrequent_if_exist", sparse_output=False)
-            encoder.fit(filled.reshape(-1, 1) if len(filled) else np.array([[fill]], dtype=object))
-            infrequent = encoder.infrequent_categories_[0]
-            rare = set() if infrequent is None else {str(v) for v in infrequent}
-            frequent = [str(v) for v in encoder.categories_[0] if str(v) not in rare]
-            columns.append({"name": c.name, "kind": "category", "categories": frequent, "other": bool(rare),
-                            "fill": fill})
-            features += [f"{c.name}={v}" for v in frequent] + ([f"{c.name}=(other)"] if rare else [])
+            column = _fit_category(c, idx, data.top_k)
+            columns.append(column)
+            features += [f"{c.name}={v}" for v in column["categories"]] + ([f"{c.name}=(other)"]
+                                                                           if column["other"] else [])
     prep: dict[str, Any] = {
         "format": "keras-lab-preparation", "version": FORMAT_VERSION, "target": data.target,
         "classes": list(data.classes), "target_kind": data.target_kind, "missing": data.missing,
         "numbers": data.numbers, "top_k": data.top_k, "columns": columns, "features": features,
         "ignored": [[c, why] for c, why in data.ignored], "missing_markers": list(MISSING_MARKERS),
         "mean": [0.0] * len(features), "scale": [1.0] * len(features)}
-    if scale and len(idx):  # mean, then standard deviation, of the training rows, a chunk at a time
-        chunks = [idx[i:i + _CHUNK] for i in range(0, len(idx), _CHUNK)]
-        total = sum(encode(prep, _inputs(data, rows)).sum(axis=0, dtype=np.float64) for rows in chunks)
-        mean = total / len(idx)
-        squares = sum(np.square(encode(prep, _inputs(data, rows)) - mean).sum(axis=0) for rows in chunks)
-        std = np.sqrt(squares / len(idx))
-        prep["mean"] = [float(v) for v in mean]
-        prep["scale"] = [float(1.0 / s) if s > 1e-12 else 0.0 for s in std]
+    if scale and len(idx):
+        _fit_scale(prep, data, idx)
     return prep
+
+
+def _numeric_fills(data: TableData, idx: np.ndarray) -> dict[str, list[float]]:
+    """SimpleImputer's fill values (median or mean) of each number and date column on rows `idx`."""
+    from sklearn.impute import SimpleImputer
+
+    fills: dict[str, list[float]] = {}
+    if not len(idx):
+        return fills
+    for c in data.columns:  # one column at a time: the imputer's masked copies stay small
+        if c.kind == "category":
+            continue
+        values = c.values[idx].reshape(len(idx), -1).astype(np.float64)
+        imputer = SimpleImputer(strategy=data.numbers, keep_empty_features=True).fit(values)
+        fills[c.name] = [float(v) if math.isfinite(v) else 0.0 for v in imputer.statistics_]
+    return fills
+
+
+def _fit_category(c: InputColumn, idx: np.ndarray, top_k: int) -> dict[str, Any]:
+    """A category column's entry: the most frequent value as fill, and the top_k categories OneHotEncoder
+    keeps (the rest share 'other')."""
+    from sklearn.impute import SimpleImputer
+    from sklearn.preprocessing import OneHotEncoder
+
+    cells = _category_cells(c, idx)
+    present = cells[pd.notna(cells)]
+    if len(present):
+        imputer = SimpleImputer(strategy="most_frequent", missing_values=None)
+        fill = str(imputer.fit(present[:, None]).statistics_[0])
+        filled = np.where(pd.notna(cells), cells, fill)
+    else:  # nothing in training: any value will do, none is informative
+        fill = c.levels[0] if c.levels else ""
+        filled = np.full(len(cells), fill, dtype=object)
+    categories = list(c.levels) or [fill]
+    encoder = OneHotEncoder(categories=[categories], max_categories=top_k + 1,
+                            handle_unknown="infrequent_if_exist", sparse_output=False)
+    encoder.fit(filled.reshape(-1, 1) if len(filled) else np.array([[fill]], dtype=object))
+    infrequent = encoder.infrequent_categories_[0]
+    rare = set() if infrequent is None else {str(v) for v in infrequent}
+    frequent = [str(v) for v in encoder.categories_[0] if str(v) not in rare]
+    return {"name": c.name, "kind": "category", "categories": frequent, "other": bool(rare), "fill": fill}
+
+
+def _fit_scale(prep: dict[str, Any], data: TableData, idx: np.ndarray) -> None:
+    """Mean, then standard deviation, of the encoded training rows, a chunk at a time, into `prep`."""
+    chunks = [idx[i:i + _CHUNK] for i in range(0, len(idx), _CHUNK)]
+    total = sum(encode(prep, _inputs(data, rows)).sum(axis=0, dtype=np.float64) for rows in chunks)
+    mean = total / len(idx)
+    squares = sum(np.square(encode(prep, _inputs(data, rows)) - mean).sum(axis=0) for rows in chunks)
+    std = np.sqrt(squares / len(idx))
+    prep["mean"] = [float(v) for v in mean]
+    prep["scale"] = [float(1.0 / s) if s > 1e-12 else 0.0 for s in std]
 
 
 def encode_table(data: TableData, preparation: Mapping[str, Any], chunk: int = 20_000) -> np.ndarray:
@@ -904,13 +1013,14 @@ _MAX_CATEGORIES = 1000
 
 def _finite(value: Any, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise PreparationError(f"{where} must be a finite number, got {str(value)[:40]!r}")
+        raise PreparationError(_("{where} must be a finite number, got {value}").format(
+            where=where, value=repr(str(value)[:40])))
     return float(value)
 
 
 def _text(value: Any, where: str, limit: int = _MAX_NAME) -> str:
     if not isinstance(value, str) or len(value) > limit:
-        raise PreparationError(f"{where} must be text of at most {limit} characters")
+        raise PreparationError(_("{where} must be text of at most {limit} characters").format(where=where, limit=limit))
     return value
 
 
@@ -918,68 +1028,94 @@ def check_preparation(obj: Any) -> dict[str, Any]:
     """A preparation read from a run's config.json, checked field by field (types, sizes, finite numbers,
     consistent widths) and rebuilt from known fields only; raises PreparationError saying what is wrong."""
     if not isinstance(obj, dict) or obj.get("format") != "keras-lab-preparation":
-        raise PreparationError("the run's preparation is missing or not one Keras Lab wrote")
+        raise PreparationError(_("the run's preparation is missing or not one Keras Lab wrote"))
     if obj.get("version") != FORMAT_VERSION:
-        raise PreparationError(f"the run's preparation has version {str(obj.get('version'))[:20]!r}; this app "
-                               f"reads version {FORMAT_VERSION}")
-    cols = obj.get("columns")
-    if not isinstance(cols, list) or not 0 < len(cols) <= _MAX_COLUMNS:
-        raise PreparationError(f"the preparation must list 1 to {_MAX_COLUMNS} columns")
-    out_cols: list[dict[str, Any]] = []
-    width = 0
-    names = set()
-    for i, c in enumerate(cols):
-        where = f"column {i + 1}"
-        if not isinstance(c, dict):
-            raise PreparationError(f"{where} must be an object")
-        name = _text(c.get("name"), f"{where}'s name")
-        if name in names:
-            raise PreparationError(f"column {name!r} is listed twice")
-        names.add(name)
-        kind = c.get("kind")
-        if kind == "number":
-            out_cols.append({"name": name, "kind": kind, "fill": _finite(c.get("fill"), f"{name!r} fill"),
-                             "decimal_comma": bool(c.get("decimal_comma", False))})
-            width += 1
-        elif kind == "date":
-            fmt = c.get("format")
-            if not isinstance(fmt, str) or not _FORMAT_TEXT.match(fmt) or "%" not in fmt:
-                raise PreparationError(f"{name!r}: the date format is not a plain strftime format")
-            fill = c.get("fill")
-            if not isinstance(fill, list) or len(fill) != 4:
-                raise PreparationError(f"{name!r}: a date needs 4 fill values")
-            out_cols.append({"name": name, "kind": kind, "format": fmt,
-                             "fill": [_finite(v, f"{name!r} fill") for v in fill]})
-            width += 4
-        elif kind == "category":
-            cats = c.get("categories")
-            if not isinstance(cats, list) or len(cats) > _MAX_CATEGORIES:
-                raise PreparationError(f"{name!r}: categories must be a list of at most {_MAX_CATEGORIES}")
-            cats = [_text(v, f"a category of {name!r}") for v in cats]
-            if len(set(cats)) != len(cats):
-                raise PreparationError(f"{name!r}: a category is listed twice")
-            other = c.get("other")
-            if not isinstance(other, bool):
-                raise PreparationError(f"{name!r}: 'other' must be true or false")
-            out_cols.append({"name": name, "kind": kind, "categories": cats, "other": other,
-                             "fill": _text(c.get("fill"), f"{name!r} fill")})
-            width += len(cats) + other
-        else:
-            raise PreparationError(f"{name!r}: unknown kind {str(kind)[:20]!r}")
+        raise PreparationError(_("the run's preparation has version {version}; this app reads version {ours}").format(
+            version=repr(str(obj.get("version"))[:20]), ours=FORMAT_VERSION))
+    out_cols, width = _checked_columns(obj.get("columns"))
     if not 0 < width <= _MAX_FEATURES:
-        raise PreparationError(f"the preparation makes {width:,} features; at most {_MAX_FEATURES:,}")
+        raise PreparationError(_("the preparation makes {n} features; at most {most}").format(
+            n=f"{width:,}", most=f"{_MAX_FEATURES:,}"))
     out: dict[str, Any] = {"format": "keras-lab-preparation", "version": FORMAT_VERSION, "columns": out_cols}
     for key in ("features", "mean", "scale"):
         values = obj.get(key)
         if not isinstance(values, list) or len(values) != width:
-            raise PreparationError(f"the preparation's {key!r} must have {width:,} entries (one per feature)")
-        out[key] = ([_text(v, "a feature name") for v in values] if key == "features"
-                    else [_finite(v, f"a {key} value") for v in values])
+            raise PreparationError(_("the preparation's {key} must have {n} entries (one per feature)").format(
+                key=repr(key), n=f"{width:,}"))
+        out[key] = ([_text(v, _("a feature name")) for v in values] if key == "features"
+                    else [_finite(v, _("a {key} value").format(key=key)) for v in values])
+    return out | _checked_target_and_options(obj)
+
+
+def _checked_columns(cols: Any) -> tuple[list[dict[str, Any]], int]:
+    """The checked column entries, and the number of features they make."""
+    if not isinstance(cols, list) or not 0 < len(cols) <= _MAX_COLUMNS:
+        raise PreparationError(_("the preparation must list 1 to {most} columns").format(most=_MAX_COLUMNS))
+    out_cols: list[dict[str, Any]] = []
+    width = 0
+    names = set()
+    for i, c in enumerate(cols):
+        if not isinstance(c, dict):
+            raise PreparationError(_("column {i} must be an object").format(i=i + 1))
+        name = _text(c.get("name"), _("column {i}'s name").format(i=i + 1))
+        if name in names:
+            raise PreparationError(_("column {name} is listed twice").format(name=repr(name)))
+        names.add(name)
+        kind = c.get("kind")
+        check = _COLUMN_CHECKS.get(kind) if isinstance(kind, str) else None
+        if check is None:
+            raise PreparationError(_("{name}: unknown kind {kind}").format(name=repr(name), kind=repr(str(kind)[:20])))
+        column, features = check(c, name)
+        out_cols.append(column)
+        width += features
+    return out_cols, width
+
+
+def _fill_of(name: str) -> str:
+    return _("{name} fill").format(name=repr(name))
+
+
+def _checked_number(c: dict[str, Any], name: str) -> tuple[dict[str, Any], int]:
+    return {"name": name, "kind": "number", "fill": _finite(c.get("fill"), _fill_of(name)),
+            "decimal_comma": bool(c.get("decimal_comma", False))}, 1
+
+
+def _checked_date(c: dict[str, Any], name: str) -> tuple[dict[str, Any], int]:
+    fmt = c.get("format")
+    if not isinstance(fmt, str) or not _FORMAT_TEXT.match(fmt) or "%" not in fmt:
+        raise PreparationError(_("{name}: the date format is not a plain strftime format").format(name=repr(name)))
+    fill = c.get("fill")
+    if not isinstance(fill, list) or len(fill) != 4:
+        raise PreparationError(_("{name}: a date needs 4 fill values").format(name=repr(name)))
+    return {"name": name, "kind": "date", "format": fmt, "fill": [_finite(v, _fill_of(name)) for v in fill]}, 4
+
+
+def _checked_category(c: dict[str, Any], name: str) -> tuple[dict[str, Any], int]:
+    cats = c.get("categories")
+    if not isinstance(cats, list) or len(cats) > _MAX_CATEGORIES:
+        raise PreparationError(_("{name}: categories must be a list of at most {most}").format(
+            name=repr(name), most=_MAX_CATEGORIES))
+    cats = [_text(v, _("a category of {name}").format(name=repr(name))) for v in cats]
+    if len(set(cats)) != len(cats):
+        raise PreparationError(_("{name}: a category is listed twice").format(name=repr(name)))
+    other = c.get("other")
+    if not isinstance(other, bool):
+        raise PreparationError(_("{name}: 'other' must be true or false").format(name=repr(name)))
+    return {"name": name, "kind": "category", "categories": cats, "other": other,
+            "fill": _text(c.get("fill"), _fill_of(name))}, len(cats) + other
+
+
+_COLUMN_CHECKS = {"number": _checked_number, "date": _checked_date, "category": _checked_category}
+
+
+def _checked_target_and_options(obj: dict[str, Any]) -> dict[str, Any]:
+    """The classes and target, and the options (missing, numbers, top_k, ignored columns) checked; an
+    unknown option falls back to its default."""
     classes = obj.get("classes")
     if not isinstance(classes, list) or not 2 <= len(classes) <= 1000:
-        raise PreparationError("the preparation must name 2 to 1000 classes")
-    out["classes"] = [_text(v, "a class name") for v in classes]
-    out["target"] = _text(obj.get("target", ""), "the target's name")
+        raise PreparationError(_("the preparation must name 2 to 1000 classes"))
+    out: dict[str, Any] = {"classes": [_text(v, _("a class name")) for v in classes]}
+    out["target"] = _text(obj.get("target", ""), _("the target's name"))
     out["target_kind"] = "number" if obj.get("target_kind") == "number" else "text"
     out["missing"] = "drop" if obj.get("missing") == "drop" else "impute"
     out["numbers"] = "mean" if obj.get("numbers") == "mean" else "median"
@@ -989,7 +1125,7 @@ def check_preparation(obj: Any) -> dict[str, Any]:
     ignored = obj.get("ignored", [])
     out["ignored"] = []
     if isinstance(ignored, list) and len(ignored) <= _MAX_COLUMNS:
-        out["ignored"] = [[_text(i[0], "an ignored column"), _text(i[1], "a reason", 1000)] for i in ignored
+        out["ignored"] = [[_text(i[0], _("an ignored column")), _text(i[1], _("a reason"), 1000)] for i in ignored
                           if isinstance(i, list) and len(i) == 2]
     out["missing_markers"] = list(MISSING_MARKERS)
     return out

@@ -2,8 +2,14 @@
 
 `train_run` is the whole life of one run inside a worker: seed, build and compile the model (under a
 tf.distribute strategy when several devices are visible), fit with callbacks that report progress into a
-`LiveProgress` (memory, read by the page) and the run store (disk), then evaluate on the test split and
-save the model and predictions. It never calls Streamlit. TensorFlow and Keras are imported lazily.
+`LiveProgress` (memory, read by the page), the run store (disk) and TensorBoard event files (the run
+folder's tensorboard/), then evaluate on the test split and save the model and predictions. uint8 images
+(Keras datasets) are scaled to float32 one batch at a time, so a float copy of a whole dataset never exists.
+It never calls Streamlit. TensorFlow and Keras are imported lazily: the classes that need a Keras base get
+it on first use (`_keras_class`).
+
+Its messages (errors, progress, how the run ended) go through core.i18n: a run's worker sets the language of
+the visitor who started it (TrainRequest.language), so they are written in that language.
 
 Keras 3 keeps much global state per thread and `keras.utils.set_random_seed` is process-wide, so one fit
 runs at a time per process (`FIT_LOCK`); `clear_session` is called only by the worker holding it.
@@ -12,28 +18,35 @@ runs at a time per process (`FIT_LOCK`); `clear_session` is called only by the w
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
+import operator
 import platform
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from importlib import metadata
 from typing import Any
 
 import numpy as np
 
 from core.checks import KerasLabError, boolean, choice, number, whole_number
+from core.datasets import SPLITS, model_input
+from core.i18n import _
+from core.runs import TENSORBOARD_DIR
 from core.settings import MAX_BATCH_SIZE, MAX_EPOCHS, devices, tf_config
 
 __all__ = [
+    "ARTICLE",
     "CLASS_WEIGHTS",
     "FIT_LOCK",
     "LOSSES",
     "MONITORS",
     "OPTIMIZERS",
     "SCHEDULES",
+    "ArticleRecipe",
     "LiveProgress",
     "TrainConfig",
     "TrainConfigError",
@@ -59,6 +72,7 @@ _MAX_STEPS_PER_CALL = 32  # beyond this the speed-up is small (measured) and the
 _MIN_CALLS_PER_EPOCH = 20  # the live batch curve keeps at least this many points per epoch
 _ASSUMED_FLOPS_PER_S = 4e10  # measured ~6 ms per Article CNN step on 2 cores: 18x the old 5e9 guess
 _STEP_OVERHEAD_S = 5e-4  # fixed cost of one training step call (dispatch, callbacks)
+_MIN_TRAIN_SHARE = 0.1  # validation and test fractions must leave at least this share of the rows for training
 
 
 class TrainConfigError(KerasLabError):
@@ -84,32 +98,38 @@ class TrainConfig:
     seed: int = 0  # seeds the split, the weights and the shuffling: same seed, same curves (CPU)
     class_weights: str = "none"  # "balanced" weighs each class by n / (k * count) (scikit-learn)
     loss: str = "sparse_categorical_crossentropy"  # or "mse" on one-hot targets (a teaching option)
-    val_fraction: float = 0.15  # share of samples held out for validation, 0 < v < 1
-    test_fraction: float = 0.15  # share held out for the final test, 0 < t < 1, v + t < 0.9
+    # one of core.datasets.SPLITS: "official" keeps a Keras dataset's test file as the test part (ignored where
+    # the data has no official split), "pooled" re-splits every row by the two fractions below
+    split: str = "official"
+    val_fraction: float = 0.15  # share held out for validation: of the training files (official), of all rows
+    test_fraction: float = 0.15  # pooled split only: share held out for the final test, 0 < t < 1, v + t < 0.9
 
     def validate(self) -> TrainConfig:
         """Raise TrainConfigError naming the first bad setting; return self so calls can chain."""
         error = TrainConfigError
-        choice("optimizer", self.optimizer, OPTIMIZERS, error=error)
-        choice("schedule", self.schedule, SCHEDULES, error=error)
-        choice("monitor", self.monitor, MONITORS, error=error)
-        choice("loss", self.loss, LOSSES, error=error)
-        choice("class weights", self.class_weights, CLASS_WEIGHTS, error=error)
-        number("learning rate", self.learning_rate, 0, 10, lo_open=True, error=error)
-        number("momentum", self.momentum, 0, 1, hi_open=True, error=error)
-        number("weight decay", self.weight_decay, 0, 1, error=error)
-        number("step factor", self.step_factor, 0, 1, lo_open=True, hi_open=True, error=error)
-        whole_number("batch size", self.batch_size, 1, MAX_BATCH_SIZE, error=error)
-        whole_number("epochs", self.epochs, 1, MAX_EPOCHS, error=error)
-        whole_number("patience", self.patience, 1, MAX_EPOCHS, error=error)
-        whole_number("step every", self.step_every, 1, MAX_EPOCHS, error=error)
-        whole_number("seed", self.seed, 0, 2**31 - 1, error=error)
-        boolean("early stopping", self.early_stopping, error=error)
-        number("validation fraction", self.val_fraction, 0, 1, lo_open=True, hi_open=True, error=error)
-        number("test fraction", self.test_fraction, 0, 1, lo_open=True, hi_open=True, error=error)
-        if self.val_fraction + self.test_fraction >= 0.9:
-            raise TrainConfigError("validation + test fractions must leave at least 10% for training, got "
-                                   f"{self.val_fraction:g} + {self.test_fraction:g}")
+        choice(_("optimizer"), self.optimizer, OPTIMIZERS, error=error)
+        choice(_("schedule"), self.schedule, SCHEDULES, error=error)
+        choice(_("monitor"), self.monitor, MONITORS, error=error)
+        choice(_("loss"), self.loss, LOSSES, error=error)
+        choice(_("class weights"), self.class_weights, CLASS_WEIGHTS, error=error)
+        choice(_("split"), self.split, SPLITS, error=error)
+        number(_("learning rate"), self.learning_rate, 0, 10, lo_open=True, error=error)
+        number(_("momentum"), self.momentum, 0, 1, hi_open=True, error=error)
+        number(_("weight decay"), self.weight_decay, 0, 1, error=error)
+        number(_("step factor"), self.step_factor, 0, 1, lo_open=True, hi_open=True, error=error)
+        whole_number(_("batch size"), self.batch_size, 1, MAX_BATCH_SIZE, error=error)
+        whole_number(_("epochs"), self.epochs, 1, MAX_EPOCHS, error=error)
+        whole_number(_("patience"), self.patience, 1, MAX_EPOCHS, error=error)
+        whole_number(_("step every"), self.step_every, 1, MAX_EPOCHS, error=error)
+        whole_number(_("seed"), self.seed, 0, 2**31 - 1, error=error)
+        boolean(_("early stopping"), self.early_stopping, error=error)
+        number(_("validation fraction"), self.val_fraction, 0, 1, lo_open=True, hi_open=True, error=error)
+        number(_("test fraction"), self.test_fraction, 0, 1, lo_open=True, hi_open=True, error=error)
+        if self.val_fraction + self.test_fraction >= 1 - _MIN_TRAIN_SHARE:
+            raise TrainConfigError(_("validation + test fractions must leave at least {share} for training, got "
+                                     "{validation} + {test}").format(share=f"{_MIN_TRAIN_SHARE:.0%}",
+                                                                    validation=f"{self.val_fraction:g}",
+                                                                    test=f"{self.test_fraction:g}"))
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -119,9 +139,44 @@ class TrainConfig:
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         """Known keys only (older or newer runs may carry others); missing keys take defaults."""
         if not isinstance(data, dict):
-            raise TrainConfigError(f"training settings must be a JSON object, got {type(data).__name__}")
+            raise TrainConfigError(_("training settings must be a JSON object, got {type}").format(
+                type=type(data).__name__))
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass(frozen=True)
+class ArticleRecipe:
+    """The article's CIFAR-10 experiment as printed: data, model and settings, and the test accuracy it
+    reports, so a run can be set up like it in one click and its result shown beside the article's."""
+
+    dataset: str = "cifar10"  # the whole of it, official test set kept apart
+    preset: str = "Article CNN"  # core.specs: 'valid' 3x3 convolutions, 122,570 parameters on 32x32x3
+    config: TrainConfig = TrainConfig(optimizer="adam", learning_rate=1e-3, batch_size=32, epochs=10,
+                                      split="official")
+    reported_test_accuracy: float = 0.70  # "about 70 %" on the test set after the 10 epochs
+
+    def matches(self, run_config: dict[str, Any]) -> bool:
+        """Whether a run's config.json is this experiment (any seed): the same data, split, model and settings."""
+        from types import SimpleNamespace
+
+        from core.specs import ModelSpec, preset
+
+        data, split = run_config.get("dataset") or {}, run_config.get("split") or {}
+        if data.get("name") != self.dataset or data.get("subset") is not None or split.get("kind") != "official":
+            return False
+        try:
+            training = TrainConfig.from_dict(run_config.get("training") or {})
+            spec = ModelSpec.from_dict(run_config.get("model"))
+            shaped = SimpleNamespace(name=self.dataset, input_shape=tuple(data["input_shape"]),
+                                     n_classes=int(data["n_classes"]), kind=data["kind"])
+            article = preset(self.preset, shaped)
+        except (KeyError, TypeError, ValueError):  # SpecError and TrainConfigError are ValueErrors
+            return False
+        return spec.layers == article.layers and replace(training, seed=self.config.seed) == self.config
+
+
+ARTICLE = ArticleRecipe()
 
 
 def library_versions() -> dict[str, str]:
@@ -337,101 +392,168 @@ def _current_lr(model: Any) -> float | None:
         return None
 
 
-def _progress_callback(store: Any, run_id: str, progress: LiveProgress, n_train: int, global_batch: int,
-                       epochs: int, multi_worker: Any = None) -> Any:
-    """Report each batch to memory (cheap), each epoch and a batch line per second to the run store."""
+@functools.cache
+def _keras_class(logic: type, base: str) -> type:
+    """`logic` on top of a Keras class (`base`, e.g. "callbacks.Callback"), made once on first use: importing
+    this module never imports Keras."""
     import keras
 
-    class _Progress(keras.callbacks.Callback):
-        def __init__(self) -> None:
-            super().__init__()
-            self.batches_per_epoch = max(1, math.ceil(n_train / global_batch))
-            self.start = time.perf_counter()
-            self.last_line = 0.0
-            self.epoch = 0
-            self.epoch_start = self.start
-            self.train_time = 0.0
-            self.step = 0
-            self.batch_in_epoch = 0
-            self.non_finite: tuple[int, int] | None = None  # (epoch, batch) where the loss stopped being finite
-            self.first_loss: float | None = None
-            self.exploded: tuple[int, int, float] | None = None  # (epoch, batch, loss) of a finite blow-up
-            self.records: list[dict[str, Any]] = []
-            self.call_start = self.start
-            self.call_s: float | None = None  # seconds per step call (moving average): Stop's latency
+    return type(logic.__name__, (logic, operator.attrgetter(base)(keras)), {})
 
-        def on_train_begin(self, logs=None):
-            self.start = self.last_line = time.perf_counter()
-            progress.update(batches_per_epoch=self.batches_per_epoch, lr=_current_lr(self.model),
-                            message="training")
 
-        def on_epoch_begin(self, epoch, logs=None):
-            self.epoch = epoch + 1
-            self.batch_in_epoch = 0
-            self.epoch_start = self.call_start = time.perf_counter()
-            progress.update(epoch=self.epoch, batch=0)
+def _progress_callback(store: Any, run_id: str, progress: LiveProgress, n_train: int, global_batch: int,
+                       epochs: int, multi_worker: Any = None) -> Any:
+    """The keras.callbacks.Callback that reports a fit's progress (see _ProgressReporter)."""
+    return _keras_class(_ProgressReporter, "callbacks.Callback")(store, run_id, progress, n_train, global_batch,
+                                                                 epochs, multi_worker)
 
-        def on_train_batch_end(self, batch, logs=None):
-            # Keras calls this once per step call, with the index of the call's last batch
-            logs = logs or {}
-            # the last, partial call of an epoch reports an index rounded up to a whole call: cap it
-            steps_in_call = min(batch + 1, self.batches_per_epoch) - self.batch_in_epoch
-            self.batch_in_epoch = min(batch + 1, self.batches_per_epoch)
-            self.step = (self.epoch - 1) * self.batches_per_epoch + self.batch_in_epoch
-            now = time.perf_counter()
-            call_s = now - self.call_start
-            self.call_start = now
-            if steps_in_call > 0 and call_s > 0:  # how long Stop may take: one call, measured
-                self.call_s = call_s if self.call_s is None else 0.8 * self.call_s + 0.2 * call_s
-            self.train_time = now - self.epoch_start
-            if multi_worker is not None:
-                # every worker must leave fit after the same batch, or their collectives mismatch: agree on Stop
-                if _stop_agreed(multi_worker, progress.stop_event.is_set()):
-                    progress.stop_event.set()
-                    self.model.stop_training = True
-            elif progress.stop_event.is_set():
-                self.model.stop_training = True  # Keras leaves the epoch loop right after this batch
-            loss = float(logs.get("loss", float("nan")))
-            if not math.isfinite(loss) and self.non_finite is None:
-                self.non_finite = (self.epoch, self.batch_in_epoch)
-                self.model.stop_training = True  # what TerminateOnNaN does, without a second per-batch callback
-            elif self.first_loss is None:
-                self.first_loss = loss
-            elif self.exploded is None and loss > _EXPLODED * max(self.first_loss, 1e-3):
-                # e.g. SGD at rate 10: the loss leaps to 1e7 and every ReLU dies, but stays finite
-                self.exploded = (self.epoch, self.batch_in_epoch, loss)
+
+class _ProgressReporter:
+    """Report each batch to memory (cheap), each epoch and a batch line per second to the run store; stop the
+    fit when asked or when the loss diverges. A keras.callbacks.Callback once _keras_class gives it that base."""
+
+    def __init__(self, store: Any, run_id: str, progress: LiveProgress, n_train: int, global_batch: int,
+                 epochs: int, multi_worker: Any = None) -> None:
+        super().__init__()
+        self.store, self.run_id, self.progress = store, run_id, progress
+        self.n_train, self.global_batch, self.epochs = n_train, global_batch, epochs
+        self.multi_worker = multi_worker  # the strategy when every worker must leave fit after the same batch
+        self.batches_per_epoch = max(1, math.ceil(n_train / global_batch))
+        self.start = time.perf_counter()
+        self.last_line = 0.0
+        self.epoch = 0
+        self.epoch_start = self.start
+        self.train_time = 0.0
+        self.step = 0
+        self.batch_in_epoch = 0
+        self.non_finite: tuple[int, int] | None = None  # (epoch, batch) where the loss stopped being finite
+        self.first_loss: float | None = None
+        self.exploded: tuple[int, int, float] | None = None  # (epoch, batch, loss) of a finite blow-up
+        self.records: list[dict[str, Any]] = []
+        self.call_start = self.start
+        self.call_s: float | None = None  # seconds per step call (moving average): Stop's latency
+
+    def on_train_begin(self, logs=None):
+        self.start = self.last_line = time.perf_counter()
+        self.progress.update(batches_per_epoch=self.batches_per_epoch, lr=_current_lr(self.model),
+                             message=_("training"))
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch + 1
+        self.batch_in_epoch = 0
+        self.epoch_start = self.call_start = time.perf_counter()
+        self.progress.update(epoch=self.epoch, batch=0)
+
+    def on_train_batch_end(self, batch, logs=None):
+        # Keras calls this once per step call, with the index of the call's last batch
+        logs = logs or {}
+        now = self._count_steps(batch)
+        self._obey_stop()
+        loss = float(logs.get("loss", float("nan")))
+        self._watch_loss(loss)
+        self._report_batch(now, loss, logs)
+
+    def _count_steps(self, batch: int) -> float:
+        """Advance the step counters to the end of this call and time it; returns the time now."""
+        # the last, partial call of an epoch reports an index rounded up to a whole call: cap it
+        steps_in_call = min(batch + 1, self.batches_per_epoch) - self.batch_in_epoch
+        self.batch_in_epoch = min(batch + 1, self.batches_per_epoch)
+        self.step = (self.epoch - 1) * self.batches_per_epoch + self.batch_in_epoch
+        now = time.perf_counter()
+        call_s = now - self.call_start
+        self.call_start = now
+        if steps_in_call > 0 and call_s > 0:  # how long Stop may take: one call, measured
+            self.call_s = call_s if self.call_s is None else 0.8 * self.call_s + 0.2 * call_s
+        self.train_time = now - self.epoch_start
+        return now
+
+    def _obey_stop(self) -> None:
+        if self.multi_worker is not None:
+            # every worker must leave fit after the same batch, or their collectives mismatch: agree on Stop
+            if _stop_agreed(self.multi_worker, self.progress.stop_event.is_set()):
+                self.progress.stop_event.set()
                 self.model.stop_training = True
-            done = (self.epoch - 1) * self.batches_per_epoch + self.batch_in_epoch
-            elapsed = now - self.start
-            rate = self.batch_in_epoch * global_batch / self.train_time if self.train_time > 0 else 0.0
-            eta = elapsed / done * (epochs * self.batches_per_epoch - done) if done else None
-            progress.add_batch(self.step, loss, batch=self.batch_in_epoch, samples_per_s=rate, eta_s=eta,
-                               stop_within_s=self.call_s)
-            if now - self.last_line >= _BATCH_LINE_EVERY_S:
-                self.last_line = now
-                store.append_metrics(run_id, {"kind": "batch", "epoch": self.epoch, "batch": self.batch_in_epoch,
-                                              "step": self.step, "loss": loss,
-                                              "accuracy": _finite_or_none(logs.get("accuracy"))})
+        elif self.progress.stop_event.is_set():
+            self.model.stop_training = True  # Keras leaves the epoch loop right after this batch
 
-        def on_epoch_end(self, epoch, logs=None):
-            logs = logs or {}
-            record: dict[str, Any] = {"kind": "epoch", "epoch": epoch + 1}
-            for key, value in logs.items():
-                if key == "learning_rate":
-                    continue
+    def _watch_loss(self, loss: float) -> None:
+        """Stop a fit whose loss became NaN or infinite, or exploded while staying finite."""
+        if not math.isfinite(loss) and self.non_finite is None:
+            self.non_finite = (self.epoch, self.batch_in_epoch)
+            self.model.stop_training = True  # what TerminateOnNaN does, without a second per-batch callback
+        elif self.first_loss is None:
+            self.first_loss = loss
+        elif self.exploded is None and loss > _EXPLODED * max(self.first_loss, 1e-3):
+            # e.g. SGD at rate 10: the loss leaps to 1e7 and every ReLU dies, but stays finite
+            self.exploded = (self.epoch, self.batch_in_epoch, loss)
+            self.model.stop_training = True
+
+    def _report_batch(self, now: float, loss: float, logs: dict[str, Any]) -> None:
+        done = (self.epoch - 1) * self.batches_per_epoch + self.batch_in_epoch
+        elapsed = now - self.start
+        rate = self.batch_in_epoch * self.global_batch / self.train_time if self.train_time > 0 else 0.0
+        eta = elapsed / done * (self.epochs * self.batches_per_epoch - done) if done else None
+        self.progress.add_batch(self.step, loss, batch=self.batch_in_epoch, samples_per_s=rate, eta_s=eta,
+                                stop_within_s=self.call_s)
+        if now - self.last_line >= _BATCH_LINE_EVERY_S:
+            self.last_line = now
+            self.store.append_metrics(self.run_id, {
+                "kind": "batch", "epoch": self.epoch, "batch": self.batch_in_epoch, "step": self.step,
+                "loss": loss, "accuracy": _finite_or_none(logs.get("accuracy"))})
+
+    def on_epoch_end(self, epoch, logs=None):
+        record: dict[str, Any] = {"kind": "epoch", "epoch": epoch + 1}
+        for key, value in (logs or {}).items():
+            if key != "learning_rate":
                 record[key] = _finite_or_none(value)
-            record["lr"] = _current_lr(self.model)
-            record["time"] = round(time.perf_counter() - self.start, 4)
-            seen = min(n_train, self.batch_in_epoch * global_batch)
-            record["samples_per_s"] = round(seen / self.train_time, 2) if self.train_time > 0 else None
-            if self.batch_in_epoch < self.batches_per_epoch:
-                record["partial"] = True  # stopped inside this epoch: metrics cover the batches done
-            self.records.append(record)
-            store.append_metrics(run_id, record)
-            progress.add_epoch(record)
-            progress.update(lr=record["lr"])
+        record["lr"] = _current_lr(self.model)
+        record["time"] = round(time.perf_counter() - self.start, 4)
+        seen = min(self.n_train, self.batch_in_epoch * self.global_batch)
+        record["samples_per_s"] = round(seen / self.train_time, 2) if self.train_time > 0 else None
+        if self.batch_in_epoch < self.batches_per_epoch:
+            record["partial"] = True  # stopped inside this epoch: metrics cover the batches done
+        self.records.append(record)
+        self.store.append_metrics(self.run_id, record)
+        self.progress.add_epoch(record)
+        self.progress.update(lr=record["lr"])
 
-    return _Progress()
+
+class _ImageBatches:
+    """uint8 images (with their targets, if any) a batch at a time as float32 in [0, 1], so no float copy of
+    the whole set is ever made (CIFAR-10 would take 0.5 GB more). With a seed the rows are shuffled anew each
+    epoch, reproducibly. A keras.utils.PyDataset once _keras_class gives it that base; one worker, in the
+    fitting process."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray | None, batch_size: int, seed: int | None = None) -> None:
+        super().__init__()
+        self.x, self.y, self.batch_size = x, y, batch_size
+        self.rng = None if seed is None else np.random.default_rng(seed)
+        self.order = np.arange(len(x))
+        self.on_epoch_end()
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.x) / self.batch_size)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, ...]:
+        rows = self.order[index * self.batch_size:(index + 1) * self.batch_size]
+        x = model_input(self.x[rows])
+        return (x,) if self.y is None else (x, self.y[rows])
+
+    def on_epoch_end(self) -> None:
+        if self.rng is not None:
+            self.order = self.rng.permutation(len(self.x))
+
+
+def _feed(x: np.ndarray, y: np.ndarray | None, batch_size: int, *, seed: int | None = None
+          ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """The data arguments of fit / evaluate / predict (the tuple is also what validation_data takes).
+
+    Float arrays go as they are: Keras batches them itself (and shuffles them when fit is told to), its
+    fastest path. uint8 images go as _ImageBatches, scaled a batch at a time; `seed` shuffles their rows
+    each epoch."""
+    if x.dtype == np.uint8:
+        return (_keras_class(_ImageBatches, "utils.PyDataset")(x, y, batch_size, seed),), {}
+    return ((x,) if y is None else (x, y)), {"batch_size": batch_size}
 
 
 def _finite_or_none(value: Any) -> float | None:
@@ -455,7 +577,7 @@ def train_run(store: Any, run_id: str, *, dataset: Any, split: Any, spec: Any, c
     if build_model is None:
         from core.models import build_model
     if not FIT_LOCK.acquire(blocking=False):
-        progress.update(message="waiting for the training in progress to finish (one fit at a time)")
+        progress.update(message=_("waiting for the training in progress to finish (one fit at a time)"))
         FIT_LOCK.acquire()
     try:
         return _train_locked(_Run(store, run_id, dataset, split, spec, config, progress), build_model)
@@ -503,8 +625,8 @@ def _train_locked(run: _Run, build_model: Callable[[Any, Any], Any]) -> TrainOut
         run.store.update_config(run.run_id, build_notes=build_notes)
     reporter = _progress_callback(run.store, run.run_id, run.progress, len(run.split.y_train), plan.global_batch,
                                   run.config.epochs, plan.multi_worker)
-    run.progress.update(message="training")
-    _fit(run, model, plan, [reporter, *_setting_callbacks(run.config)])
+    run.progress.update(message=_("training"))
+    _fit(run, model, plan, [reporter, _tensorboard(run), *_setting_callbacks(run.config)])
 
     extra: dict[str, Any] = {"epochs_done": len(reporter.records), "steps": reporter.step}
     stop_step = run.progress.read().get("stop_requested_at_step")
@@ -513,7 +635,7 @@ def _train_locked(run: _Run, build_model: Callable[[Any, Any], Any]) -> TrainOut
     diverged = _diverged(reporter, run.config, extra)
     if diverged is not None:
         return diverged
-    run.progress.update(message="evaluating on the test split and saving the model")
+    run.progress.update(message=_("evaluating on the test split and saving the model"))
     extra.update(_test_and_save(run, model, plan.global_batch))
     return _outcome(run, reporter, model, extra, build_notes)
 
@@ -550,6 +672,15 @@ def _build(run: _Run, plan: _Plan, build_model: Callable[[Any, Any], Any]) -> tu
     return model, notes
 
 
+def _tensorboard(run: _Run) -> Any:
+    """Keras' own TensorBoard writer: epoch metrics and the model graph in the run folder's tensorboard/, so
+    `tensorboard --logdir runs` shows every run; no profiling, no histograms."""
+    import keras
+
+    return keras.callbacks.TensorBoard(log_dir=str(run.store.run_dir(run.run_id) / TENSORBOARD_DIR),
+                                       histogram_freq=0, update_freq="epoch", profile_batch=0)
+
+
 def _setting_callbacks(config: TrainConfig) -> list[Any]:
     """The Keras callbacks the settings ask for: early stopping, the plateau schedule."""
     import keras
@@ -566,25 +697,26 @@ def _setting_callbacks(config: TrainConfig) -> list[Any]:
 
 def _fit(run: _Run, model: Any, plan: _Plan, callbacks: list[Any]) -> None:
     split, config = run.split, run.config
-    has_val = len(split.y_val) > 0
-    model.fit(split.x_train, run.targets(split.y_train), batch_size=plan.global_batch, epochs=config.epochs,
-              verbose=0, shuffle=True, callbacks=callbacks,
-              class_weight=_class_weights(split.y_train, config, run.dataset.n_classes),
-              validation_data=(split.x_val, run.targets(split.y_val)) if has_val else None)
+    data, batching = _feed(split.x_train, run.targets(split.y_train), plan.global_batch, seed=config.seed)
+    validation = _feed(split.x_val, run.targets(split.y_val), plan.global_batch)[0] if len(split.y_val) else None
+    model.fit(*data, **batching, epochs=config.epochs, verbose=0, shuffle=True, callbacks=callbacks,
+              class_weight=_class_weights(split.y_train, config, run.dataset.n_classes), validation_data=validation)
 
 
 def _diverged(reporter: Any, config: TrainConfig, extra: dict[str, Any]) -> TrainOutcome | None:
     """The outcome of a fit whose loss became NaN or exploded; None when it did not."""
     if reporter.non_finite is not None:
         epoch, batch = reporter.non_finite
-        message = (f"the loss became NaN or infinite at epoch {epoch}, batch {batch} (learning rate "
-                   f"{config.learning_rate:g}, {config.optimizer}); try a smaller learning rate")
+        message = _("the loss became NaN or infinite at epoch {epoch}, batch {batch} (learning rate {rate}, "
+                    "{optimizer}); try a smaller learning rate").format(
+            epoch=epoch, batch=batch, rate=f"{config.learning_rate:g}", optimizer=config.optimizer)
         return TrainOutcome("diverged", message, extra)
     if reporter.exploded is not None:
         epoch, batch, value = reporter.exploded
-        message = (f"the loss exploded from {reporter.first_loss:.3g} to {value:.3g} at epoch {epoch}, batch "
-                   f"{batch} (learning rate {config.learning_rate:g}, {config.optimizer}); training was stopped: "
-                   f"try a smaller learning rate")
+        message = _("the loss exploded from {first} to {value} at epoch {epoch}, batch {batch} (learning rate "
+                    "{rate}, {optimizer}); training was stopped: try a smaller learning rate").format(
+            first=f"{reporter.first_loss:.3g}", value=f"{value:.3g}", epoch=epoch, batch=batch,
+            rate=f"{config.learning_rate:g}", optimizer=config.optimizer)
         return TrainOutcome("diverged", message, extra)
     return None
 
@@ -593,9 +725,10 @@ def _test_and_save(run: _Run, model: Any, global_batch: int) -> dict[str, Any]:
     """Evaluate on the test split and save its predictions (when it has rows), then the model; the test metrics."""
     split, metrics = run.split, {}
     if len(split.y_test):
-        test = model.evaluate(split.x_test, run.targets(split.y_test), batch_size=global_batch, verbose=0,
-                              return_dict=True)
-        probs = model.predict(split.x_test, batch_size=global_batch, verbose=0).astype(np.float32)
+        data, batching = _feed(split.x_test, run.targets(split.y_test), global_batch)
+        test = model.evaluate(*data, **batching, verbose=0, return_dict=True)
+        data, batching = _feed(split.x_test, None, global_batch)
+        probs = model.predict(*data, **batching, verbose=0).astype(np.float32)
         metrics = {"test_loss": _finite_or_none(test.get("loss")),
                    "test_accuracy": _finite_or_none(test.get("accuracy"))}
         run.store.save_predictions(run.run_id, probs=probs, y_true=np.asarray(split.y_test, dtype=np.int64),
@@ -614,21 +747,23 @@ def _outcome(run: _Run, reporter: Any, model: Any, extra: dict[str, Any], build_
     cut_short = epochs_done < config.epochs or bool(records and records[-1].get("partial"))
     if run.progress.stop_event.is_set() and cut_short:
         at = records[-1]["epoch"] if records else 0
-        return TrainOutcome("stopped", f"stopped by request during epoch {at} of {config.epochs} "
-                                       f"(batch {reporter.batch_in_epoch}); the model at that point was kept",
-                            extra)
+        return TrainOutcome("stopped", _("stopped by request during epoch {epoch} of {epochs} (batch {batch}); the "
+                                         "model at that point was kept").format(
+            epoch=at, epochs=config.epochs, batch=reporter.batch_in_epoch), extra)
     if epochs_done < config.epochs:
-        best = "restored the best weights" if config.early_stopping else ""
-        return TrainOutcome("completed", f"early stopping after {epochs_done} of {config.epochs} epochs: "
-                                         f"{config.monitor} did not improve for {config.patience} epochs; {best}",
-                            extra)
+        early = (_("early stopping after {done} of {epochs} epochs: {monitor} did not improve for {patience} "
+                   "epochs; restored the best weights") if config.early_stopping else
+                 _("early stopping after {done} of {epochs} epochs: {monitor} did not improve for {patience} epochs"))
+        return TrainOutcome("completed", early.format(done=epochs_done, epochs=config.epochs, monitor=config.monitor,
+                                                      patience=config.patience), extra)
     acc = extra.get("test_accuracy")
-    message = f"{epochs_done} epochs" + (f", test accuracy {acc:.3f}" if acc is not None else "")
+    message = (_("{epochs} epochs").format(epochs=epochs_done) if acc is None else
+               _("{epochs} epochs, test accuracy {accuracy}").format(epochs=epochs_done, accuracy=f"{acc:.3f}"))
     notes = [*build_notes]
     if acc is not None and len(run.split.y_test) and (note := _chance_note(
             acc, run.split, run.dataset, records, model, {"model": run.spec.to_dict(), "build_notes": build_notes})):
         notes.insert(0, note)
-    return TrainOutcome("completed", "; ".join([message, *notes]), extra)
+    return TrainOutcome("completed", _("; ").join([message, *notes]), extra)  # i18n: the separator of clauses
 
 
 def _chance_note(accuracy: float, split: Any, dataset: Any, history: list[dict[str, Any]], model: Any,
@@ -643,12 +778,16 @@ def _chance_note(accuracy: float, split: Any, dataset: Any, history: list[dict[s
     from core.diagnostics import dead_relu_shares, diagnose, relu_activations
 
     try:
-        shares = dead_relu_shares(relu_activations(model, split.x_test))
+        shares = dead_relu_shares(relu_activations(model, model_input(split.x_test[:256])))
     except Exception:  # noqa: BLE001 - the note must not fail a finished run; it then reads the history only
         shares = {}
     findings = diagnose(history, dataset.n_classes, class_names=list(dataset.class_names), relu_shares=shares,
                         class_counts=np.bincount(np.asarray(split.y_train, dtype=np.int64),
                                                  minlength=dataset.n_classes),
                         status="completed", run_config=run_config)
-    note = f"no better than always guessing the most common class ({baseline:.3f}): the model did not learn"
-    return note + (f". {findings[0].title}: {findings[0].explanation.rstrip('.')}" if findings else "")
+    note = _("no better than always guessing the most common class ({baseline}): the model did not learn").format(
+        baseline=f"{baseline:.3f}")
+    if not findings:
+        return note
+    return _("{note}. {finding}: {explanation}").format(note=note, finding=findings[0].title,
+                                                        explanation=findings[0].explanation.rstrip(".。"))

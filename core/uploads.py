@@ -36,6 +36,7 @@ import pandas as pd
 
 from core import tabular
 from core.datasets import Dataset, DatasetError
+from core.i18n import _
 
 __all__ = [
     "CSV_ENCODINGS",
@@ -54,7 +55,9 @@ __all__ = [
     "upload_kind",
 ]
 
-CSV_ENCODINGS = ("utf-8", "cp1252", "latin-1")  # tried in this order when there is no byte-order mark
+# Tried in this order when there is no byte-order mark; gb18030 (what Chinese Excel saves) only when the text
+# reads as Chinese (see _reads_as_chinese).
+CSV_ENCODINGS = ("utf-8", "gb18030", "cp1252", "latin-1")
 _BOMS = ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"), (b"\xef\xbb\xbf", "utf-8-sig"),
          (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))  # UTF-32 first: its LE mark starts like UTF-16's
 _SEPARATORS = (",", ";", "\t", "|")
@@ -122,9 +125,10 @@ class CsvInfo:
 
 
 def safe_label(filename: str | None) -> str:
-    """The client's file name reduced to a short plain label: base name, safe characters only."""
+    """The client's file name reduced to a short plain label: base name, safe characters only (letters and
+    digits of any script, so 猫 or Müller stay as they are; no markup, control or invisible characters)."""
     base = re.split(r"[\\/]", str(filename or ""))[-1]
-    label = re.sub(r"[^A-Za-z0-9._ ()-]+", "_", base).strip(" ._")[:60]
+    label = re.sub(r"[^\w.() -]+", "_", base).strip(" ._")[:60]
     return label or "upload"
 
 
@@ -133,29 +137,36 @@ def upload_kind(filename: str | None) -> Literal["csv", "npz", "zip"]:
     suffix = PurePosixPath(str(filename or "").replace("\\", "/")).suffix.lower()
     kinds = {".csv": "csv", ".txt": "csv", ".tsv": "csv", ".npz": "npz", ".zip": "zip"}
     if suffix not in kinds:
-        raise UploadError(f"{safe_label(filename)}: unsupported file type {suffix or '(none)'!r}; "
-                          f"upload a .csv, .npz or .zip")
+        raise UploadError(_("{label}: unsupported file type {suffix}; upload a .csv, .npz or .zip").format(
+            label=safe_label(filename), suffix=repr(suffix or _("(none)"))))
     return kinds[suffix]  # type: ignore[return-value]
 
 
 _SIGNATURES = (
-    ((b"PK\x03\x04", b"PK\x05\x06"),
-     " It looks like a ZIP archive: name it .npz if it holds NumPy arrays, .zip if it holds images."),
-    ((b"\x93NUMPY",), " It looks like a single .npy array: save x and y together with numpy.savez to an .npz."),
-    ((b"\x89PNG", b"\xff\xd8\xff", b"GIF8"),
-     " It looks like a single image: put images in one folder per class and upload a .zip of them."),
-    ((b"%PDF-",), " It looks like a PDF document."),
-    ((b"\x1f\x8b",), " It looks like a gzip file: decompress it first."),
-    ((b"SQLite format 3\x00",), " It looks like an SQLite database: export the table as CSV."),
-    ((b"\xd0\xcf\x11\xe0",), " It looks like an old Excel or Word file: save the sheet as CSV."),
+    ((b"PK\x03\x04", b"PK\x05\x06"), "zip"), ((b"\x93NUMPY",), "npy"),
+    ((b"\x89PNG", b"\xff\xd8\xff", b"GIF8"), "image"), ((b"%PDF-",), "pdf"), ((b"\x1f\x8b",), "gzip"),
+    ((b"SQLite format 3\x00",), "sqlite"), ((b"\xd0\xcf\x11\xe0",), "office"),
 )
+
+
+def _format_hint(kind: str) -> str:
+    """What to do with a file of a known binary format, in the visitor's language (a leading space)."""
+    return {
+        "zip": _(" It looks like a ZIP archive: name it .npz if it holds NumPy arrays, .zip if it holds images."),
+        "npy": _(" It looks like a single .npy array: save x and y together with numpy.savez to an .npz."),
+        "image": _(" It looks like a single image: put images in one folder per class and upload a .zip of them."),
+        "pdf": _(" It looks like a PDF document."),
+        "gzip": _(" It looks like a gzip file: decompress it first."),
+        "sqlite": _(" It looks like an SQLite database: export the table as CSV."),
+        "office": _(" It looks like an old Excel or Word file: save the sheet as CSV."),
+    }[kind]
 
 
 def _signature(data: bytes) -> str:
     """A hint naming the binary format the first bytes show ('' for none known)."""
-    for magics, hint in _SIGNATURES:
+    for magics, kind in _SIGNATURES:
         if data.startswith(magics):
-            return hint
+            return _format_hint(kind)
     return ""
 
 
@@ -168,24 +179,31 @@ def _looks_like(data: bytes) -> str:
     except UnicodeDecodeError:
         return ""
     if "\x00" not in text and ("," in text or ";" in text or "\t" in text) and "\n" in text:
-        return " It looks like text: if it is a table, name it .csv."
+        return _(" It looks like text: if it is a table, name it .csv.")
     return ""
 
 
 def _check_size(data: bytes, label: str, limits: UploadLimits) -> None:
     if len(data) > limits.max_bytes:
-        raise UploadError(f"{label} is {len(data) / _MB:.1f} MB; the limit is {limits.max_bytes / _MB:.0f} MB")
+        raise UploadError(_("{label} is {size} MB; the limit is {most} MB").format(
+            label=label, size=f"{len(data) / _MB:.1f}", most=f"{limits.max_bytes / _MB:.0f}"))
     if not data:
-        raise UploadError(f"{label} is empty")
+        raise UploadError(_("{label} is empty").format(label=label))
 
 
 def _check_memory(need: int, data: bytes, label: str, limits: UploadLimits, what: str, hint: str = "") -> None:
     """Refuse, before allocating, a result whose memory exceeds the file's budget."""
     budget = limits.memory_budget(len(data))
     if need > budget:
-        raise UploadError(f"{label}: {what} would take {need / _MB:,.0f} MB of memory; a {len(data) / _MB:,.1f} MB "
-                          f"upload may use {budget / _MB:,.0f} MB ({limits.memory_factor:g}x its size, at least "
-                          f"{limits.min_memory / _MB:,.0f} MB, at most {limits.max_memory / _MB:,.0f} MB){hint}")
+        raise UploadError(_memory_message(label, what, need, len(data), budget, limits) + hint)
+
+
+def _memory_message(label: str, what: str, need: int, n_bytes: int, budget: int, limits: UploadLimits) -> str:
+    return _("{label}: {what} would take {need} MB of memory; a {size} MB upload may use {budget} MB ({factor}x its "
+             "size, at least {least} MB, at most {most} MB)").format(
+        label=label, what=what, need=f"{need / _MB:,.0f}", size=f"{n_bytes / _MB:,.1f}", budget=f"{budget / _MB:,.0f}",
+        factor=f"{limits.memory_factor:g}", least=f"{limits.min_memory / _MB:,.0f}",
+        most=f"{limits.max_memory / _MB:,.0f}")
 
 
 def _cpu_time() -> float:
@@ -202,8 +220,9 @@ class _Deadline:
     def check(self) -> None:
         spent = _cpu_time() - self.start
         if spent > self.limit:
-            raise UploadError(f"{self.label}: reading it took {spent:,.1f} s of CPU time; the cap per upload is "
-                              f"{self.limit:g} s. Upload a smaller file")
+            raise UploadError(_("{label}: reading it took {spent} s of CPU time; the cap per upload is {cap} s. "
+                                "Upload a smaller file").format(label=self.label, spent=f"{spent:,.1f}",
+                                                                 cap=f"{self.limit:g}"))
 
 
 # --- CSV: bytes to text ---------------------------------------------------------------------------------
@@ -236,44 +255,66 @@ def _encoding(data: bytes, label: str) -> tuple[str, list[str]]:
     for bom, codec in _BOMS:
         if data.startswith(bom):
             try:
-                for _ in _decode_chunks(data, codec):
+                for _chunk in _decode_chunks(data, codec):
                     pass
             except UnicodeDecodeError as exc:
-                raise UploadError(f"{label} is not a CSV: it starts with a {codec.upper()} byte-order mark but "
-                                  f"is not valid {codec.upper()} text ({exc.reason} at byte {exc.start:,})") from None
+                raise UploadError(_("{label} is not a CSV: it starts with a {codec} byte-order mark but is not valid "
+                                    "{codec} text ({reason} at byte {at})").format(
+                    label=label, codec=codec.upper(), reason=exc.reason, at=f"{exc.start:,}")) from None
             return codec, []
     nul, hint = data.find(b"\x00"), _signature(data)
     if nul >= 0 or hint:
         if not hint and _utf16_without_bom(data):
-            hint = (" It looks like UTF-16 text without a byte-order mark: save it as UTF-8, or as UTF-16 with "
-                    "a byte-order mark (\"Unicode text\").")
-        why = (f"it contains NUL bytes (the first at byte {nul:,}), so it is a binary file" if nul >= 0
-               else "its first bytes show it is a binary file")
-        raise UploadError(f"{label} is not a CSV: {why}.{hint}")
+            hint = _(" It looks like UTF-16 text without a byte-order mark: save it as UTF-8, or as UTF-16 with "
+                     "a byte-order mark (\"Unicode text\").")
+        why = (_("it contains NUL bytes (the first at byte {at}), so it is a binary file").format(at=f"{nul:,}")
+               if nul >= 0 else _("its first bytes show it is a binary file"))
+        raise UploadError(_("{label} is not a CSV: {why}.{hint}").format(label=label, why=why, hint=hint))
     notes = []
     for codec in CSV_ENCODINGS:
         try:
-            for _ in _decode_chunks(data, codec):
-                pass
+            if codec == "gb18030":
+                if not _reads_as_chinese(data):
+                    continue
+            else:
+                for _chunk in _decode_chunks(data, codec):
+                    pass
         except UnicodeDecodeError as exc:
-            notes.append(f"not {codec} (byte 0x{data[exc.start]:02x} at position {exc.start})")
+            notes.append(_("not {codec} (byte {byte} at position {at})").format(
+                codec=codec, byte=f"0x{data[exc.start]:02x}", at=exc.start))
             continue
         sample = data[:_SAMPLE_CHARS].decode(codec, errors="ignore")
         controls = len(re.findall(r"[\x01-\x08\x0e-\x1f\x7f]", sample))
         if controls > len(sample) // 100:
-            raise UploadError(f"{label} is not a CSV: {controls:,} of its first {len(sample):,} characters are "
-                              f"control characters, so it is a binary file")
+            raise UploadError(_("{label} is not a CSV: {n} of its first {total} characters are control characters, "
+                                "so it is a binary file").format(label=label, n=f"{controls:,}",
+                                                                  total=f"{len(sample):,}"))
         return codec, notes
-    raise UploadError(f"{label}: could not decode the text ({'; '.join(notes)})")  # latin-1 never fails
+    raise UploadError(_("{label}: could not decode the text ({notes})").format(  # latin-1 never fails
+        label=label, notes=_("; ").join(notes)))
 
 
-def decode_csv_bytes(data: bytes, label: str = "the file") -> tuple[str, str]:
+def _reads_as_chinese(data: bytes) -> bool:
+    """Whether GB18030 (what Chinese Excel saves; a superset of GBK) reads `data` as Chinese: every byte
+    decodes and nearly all characters beyond ASCII are among GB2312's common ones. Western text in cp1252
+    often decodes too, but its accented letters pair with the letter after them into rare ideographs
+    (Orl-é-ans reads Orl閍ns). Raises UnicodeDecodeError where a byte does not decode."""
+    wide = common = 0
+    for text in _decode_chunks(data, "gb18030"):
+        beyond = "".join(re.findall(r"[^\x00-\x7f]+", text))
+        wide += len(beyond)
+        common += len(beyond.encode("gb2312", errors="ignore")) // 2  # two bytes a character
+    return common >= 0.9 * wide > 0
+
+
+def decode_csv_bytes(data: bytes, label: str | None = None) -> tuple[str, str]:
     """The text of uploaded CSV bytes and the codec that decodes them (`data.decode(codec) == text`).
 
     One decision for every CSV reader: a UTF-8/16/32 byte-order mark decides (what spreadsheets save as
-    "Unicode text"); otherwise UTF-8, then cp1252, then latin-1. Binary data (a known file signature, NUL
-    bytes without a byte-order mark, control characters) raises UploadError saying it is not a CSV."""
-    codec, _ = _encoding(data, label)
+    "Unicode text"); otherwise UTF-8, then GB18030 where the text reads as Chinese, then cp1252, then latin-1.
+    Binary data (a known file signature, NUL bytes without a byte-order mark, control characters) raises
+    UploadError saying it is not a CSV."""
+    codec = _encoding(data, label or _("the file"))[0]
     return data.decode(codec), codec
 
 
@@ -305,8 +346,8 @@ def _head_text(data: bytes, codec: str, limits: UploadLimits, label: str) -> str
     if not whole or len(head) > limits.max_line_chars:
         cut = max(head.rfind("\n"), head.rfind("\r"))
         if cut < 0:
-            raise UploadError(f"{label}: its first line is longer than {limits.max_line_chars:,} characters; "
-                              f"that is not a table header")
+            raise UploadError(_("{label}: its first line is longer than {most} characters; that is not a table "
+                                "header").format(label=label, most=f"{limits.max_line_chars:,}"))
         head = head[:cut + 1]
     return head
 
@@ -357,22 +398,24 @@ def _layout(data: bytes, label: str, limits: UploadLimits) -> _Layout:
     head = _head_text(data, codec, limits, label)
     if not head.strip():
         if len(data) <= limits.max_line_chars:
-            raise UploadError(f"{label} is empty")
-        raise UploadError(f"{label}: its first {limits.max_line_chars:,} characters are blank")
+            raise UploadError(_("{label} is empty").format(label=label))
+        raise UploadError(_("{label}: its first {n} characters are blank").format(
+            label=label, n=f"{limits.max_line_chars:,}"))
     sep = csv_separator(head)
     rows = _first_rows(head, sep, 2)
     if not rows:
-        raise UploadError(f"{label}: not valid CSV (its first line cannot be read as fields)")
+        raise UploadError(_("{label}: not valid CSV (its first line cannot be read as fields)").format(label=label))
     header = [c.strip() for c in rows[0]]
     if len(header) > limits.max_columns:
-        raise UploadError(f"{label} has {len(header):,} columns; the limit is {limits.max_columns}")
+        raise UploadError(_("{label} has {n} columns; the limit is {most}").format(
+            label=label, n=f"{len(header):,}", most=limits.max_columns))
     if len(header) < 2:
-        raise UploadError(f"{label} has one column (separator {sep!r}); it needs feature columns and a "
-                          f"target column")
+        raise UploadError(_("{label} has one column (separator {sep}); it needs feature columns and a target "
+                            "column").format(label=label, sep=repr(sep)))
     for i, h in enumerate(header):
         if len(h) > limits.max_label_chars:
-            raise UploadError(f"{label}: column {i + 1}'s name is {len(h):,} characters long; names may have at "
-                              f"most {limits.max_label_chars}")
+            raise UploadError(_("{label}: column {i}'s name is {n} characters long; names may have at most "
+                                "{most}").format(label=label, i=i + 1, n=f"{len(h):,}", most=limits.max_label_chars))
     names: list[str] = []
     for i, h in enumerate(header):
         name = h or f"column_{i + 1}"
@@ -382,7 +425,7 @@ def _layout(data: bytes, label: str, limits: UploadLimits) -> _Layout:
     first = rows[1] if len(rows) > 1 else []
     trailing = len(first) == len(header) + 1 and not first[-1].strip()
     if trailing:
-        notes.append("dropped an empty field at the end of every row")
+        notes.append(_("dropped an empty field at the end of every row"))
     newline = "\r" if "\r" in head and "\n" not in head else "\n"
     return _Layout(codec, sep, tuple(names), trailing, tuple(notes), newline)
 
@@ -397,6 +440,112 @@ def _fields(record: str, sep: str) -> list[str] | None:
         return next(csv.reader([record], delimiter=sep), [""])  # pandas, like csv, lets a stray quote be
 
 
+def _fields_message(label: str, line: int | str, count: int | str, n: int, sep: str) -> str:
+    return _("{label}: line {line} has {count} fields but the header has {n} (separator {sep}); every row needs one "
+             "value per column").format(label=label, line=line, count=count, n=n, sep=repr(sep))
+
+
+def _unclosed_message(label: str, line: int) -> str:
+    return _("{label}: the quoted field that starts on line {line} is never closed (a lone '\"'?)").format(
+        label=label, line=line)
+
+
+@dataclass
+class _LineScan:
+    """What _scan_lines knows between chunks of text: the rows counted, and a record whose quoted field is
+    still open (its lines so far)."""
+
+    lay: _Layout
+    label: str
+    limits: UploadLimits
+    rows: int = 0
+    exact: bool = True  # False once a record is too odd to check here: pandas checks it
+    header_seen: bool = False
+    pending: list[str] = field(default_factory=list)
+    pending_at: int = 0  # the line the open record starts on
+    pending_len: int = 0
+
+    def too_long(self, number: int, length: int) -> UploadError:
+        return UploadError(_("{label}: line {line} is {n} characters long or more; the limit is {most} characters "
+                             "per line").format(label=self.label, line=f"{number:,}", n=f"{length:,}",
+                                                most=f"{self.limits.max_line_chars:,}"))
+
+    def lines(self, text: str, first: int) -> None:
+        """Check the complete lines of `text`, the first of which is line number `first`."""
+        nl, cap, max_rows = self.lay.newline, self.limits.max_line_chars, self.limits.max_rows
+        if self.exact and self.rows > max_rows:  # refused anyway: only count the rest, without splitting
+            self.rows += text.count(nl) + 1
+            return
+        parts = text.split(nl)
+        if max(map(len, parts)) > cap:
+            at = next(i for i, part in enumerate(parts) if len(part) > cap)
+            raise self.too_long(first + at, len(parts[at]))
+        if not self.exact:
+            return
+        for i, line in enumerate(parts):
+            if not self._line(line, first + i):
+                return
+            if self.rows > max_rows:
+                rest = parts[i + 1:]
+                self.rows += len(rest) - rest.count("") - rest.count("\r")
+                return
+
+    def _line(self, line: str, number: int) -> bool:
+        """Check one line, or add it to the open quoted record; False once the scan cannot be exact."""
+        sep = self.lay.sep
+        if self.pending:
+            self.pending.append(line)
+            self.pending_len += len(line) + 1
+            if self.pending_len > self.limits.max_line_chars:  # a quoted field longer than a line may be
+                self.exact, self.pending = False, []
+                return False
+            if line.count('"') % 2 and self._quoted(self.lay.newline.join(self.pending).rstrip("\r"),
+                                                    self.pending_at):
+                self.pending = []
+        elif '"' not in line:
+            line = line.rstrip("\r")  # pandas skips a line of spaces, not one of tab separators
+            self._check(line.count(sep) + 1, line.rsplit(sep, 1)[-1], not line.strip() and sep not in line, number)
+        elif not self._quoted(line.rstrip("\r"), number):
+            self.pending, self.pending_at, self.pending_len = [line], number, len(line)
+        return True
+
+    def _quoted(self, record: str, number: int) -> bool:
+        """Check a record with quotes; False while its quoted field is still open."""
+        fields = _fields(record, self.lay.sep)
+        if fields is None:
+            return False
+        self._check(len(fields), fields[-1], False, number)  # a quoted empty field is a row to pandas
+        return True
+
+    def _check(self, count: int, last: str, blank: bool, number: int) -> None:
+        """Count a data row (not a blank line, not the header); refuse it unless it has a field per column."""
+        lay, label, n = self.lay, self.label, len(self.lay.names)
+        if blank:
+            return
+        if not self.header_seen:
+            self.header_seen = True
+            return
+        self.rows += 1
+        if count == n + lay.trailing and not (lay.trailing and last.strip()):
+            return
+        if lay.trailing and count == n:
+            raise UploadError(_("{label}: line {line} has {count} fields, without the extra separator at the end "
+                                "that the lines before it have; every row needs one value per column").format(
+                label=label, line=number, count=count))
+        raise UploadError(_fields_message(label, number, count, n, lay.sep))
+
+    def counted_rows(self) -> int | None:
+        """The data rows once every line is checked; None when pandas must check a record."""
+        if self.pending:
+            raise UploadError(_unclosed_message(self.label, self.pending_at))
+        if not self.exact:
+            return None
+        if self.rows > self.limits.max_rows:
+            raise UploadError(_("{label} has {n} rows; the limit is {most}").format(
+                label=self.label, n=f"{self.rows:,}", most=f"{self.limits.max_rows:,}"))
+        return self.rows
+
+
 def _scan_lines(data: bytes, lay: _Layout, label: str, limits: UploadLimits, deadline: _Deadline) -> int | None:
     """Check every record before pandas parses any: its length, its number of fields; count the rows.
 
@@ -405,94 +554,26 @@ def _scan_lines(data: bytes, lay: _Layout, label: str, limits: UploadLimits, dea
     quotes is counted with str.count; one with quotes is read by the csv module, joined first with the
     lines a quoted field spans. Returns the data rows, or None if a record is too odd to check here (a
     quoted field longer than a line may be, a field over csv's size limit): pandas then checks it."""
-    n, sep, cap, nl = len(lay.names), lay.sep, limits.max_line_chars, lay.newline
-    rows, done, exact, header_seen, carry = 0, 0, True, False, ""
-    pending: list[str] = []  # lines of a record whose quoted field is still open
-    pending_at, pending_len = 0, 0
-
-    def too_long(number: int, length: int) -> UploadError:
-        return UploadError(f"{label}: line {number:,} is {length:,} characters long or more; the limit is "
-                           f"{cap:,} characters per line")
-
-    def check(count: int, last: str, blank: bool, number: int) -> None:
-        nonlocal rows, header_seen
-        if blank:
-            return
-        if not header_seen:
-            header_seen = True
-            return
-        rows += 1
-        if count == n + lay.trailing and not (lay.trailing and last.strip()):
-            return
-        if lay.trailing and count == n:
-            raise UploadError(f"{label}: line {number} has {count} fields, without the extra separator at the "
-                              f"end that the lines before it have; every row needs one value per column")
-        raise UploadError(f"{label}: line {number} has {count} fields but the header has {n} "
-                          f"(separator {sep!r}); every row needs one value per column")
-
-    def quoted(record: str, number: int) -> bool:
-        """Check a record with quotes; False while its quoted field is still open."""
-        fields = _fields(record, sep)
-        if fields is None:
-            return False
-        check(len(fields), fields[-1], False, number)  # a quoted empty field is a row to pandas
-        return True
-
-    def lines(text: str, first: int) -> None:
-        nonlocal rows, exact, pending, pending_at, pending_len
-        if exact and rows > limits.max_rows:  # refused anyway: only count the rest, without splitting
-            rows += text.count(nl) + 1
-            return
-        parts = text.split(nl)
-        if max(map(len, parts)) > cap:
-            at = next(i for i, part in enumerate(parts) if len(part) > cap)
-            raise too_long(first + at, len(parts[at]))
-        if not exact:
-            return
-        for i, line in enumerate(parts):
-            if pending:
-                pending.append(line)
-                pending_len += len(line) + 1
-                if pending_len > cap:  # a quoted field longer than a line may be: pandas will check it
-                    exact, pending = False, []
-                    return
-                if line.count('"') % 2 and quoted(nl.join(pending).rstrip("\r"), pending_at):
-                    pending = []
-            elif '"' not in line:
-                line = line.rstrip("\r")  # pandas skips a line of spaces, not one of tab separators
-                check(line.count(sep) + 1, line.rsplit(sep, 1)[-1], not line.strip() and sep not in line, first + i)
-            elif not quoted(line.rstrip("\r"), first + i):
-                pending, pending_at, pending_len = [line], first + i, len(line)
-            if rows > limits.max_rows:
-                rest = parts[i + 1:]
-                rows += len(rest) - rest.count("") - rest.count("\r")
-                return
-
+    scan = _LineScan(lay, label, limits)
+    done, carry, nl = 0, "", lay.newline
     try:
         for text in _decode_chunks(data, lay.codec):
             deadline.check()
             text = carry + text
             cut = text.rfind(nl)
             if cut < 0:
-                if len(text) > cap:
-                    raise too_long(done + 1, len(text))
+                if len(text) > limits.max_line_chars:
+                    raise scan.too_long(done + 1, len(text))
                 carry = text
                 continue
-            lines(text[:cut], done + 1)
+            scan.lines(text[:cut], done + 1)
             done += text.count(nl, 0, cut) + 1
             carry = text[cut + 1:]
         if carry:
-            lines(carry, done + 1)
+            scan.lines(carry, done + 1)
     except csv.Error:  # e.g. a field over csv's size limit
         return None
-    if pending:
-        raise UploadError(f"{label}: the quoted field that starts on line {pending_at} is never closed "
-                          f"(a lone '\"'?)")
-    if not exact:
-        return None
-    if rows > limits.max_rows:
-        raise UploadError(f"{label} has {rows:,} rows; the limit is {limits.max_rows:,}")
-    return rows
+    return scan.counted_rows()
 
 
 # --- CSV: parsing ---------------------------------------------------------------------------------------
@@ -618,8 +699,9 @@ class _Column:
         if len(self.levels) + len(new) > cap:
             self.levels, self.codes, self.level_bytes = None, [], 0
             if self.is_target:
-                raise UploadError(f"{label}: target column {self.name!r} has more than {cap} distinct values; "
-                                  f"at most {cap} classes are allowed (is it a class column?)")
+                raise UploadError(_("{label}: target column {name} has more than {n} distinct values; at most {n} "
+                                    "classes are allowed (is it a class column?)").format(
+                    label=label, name=repr(self.name), n=cap))
             return
         for u in new:
             self.levels[u] = len(self.levels)
@@ -673,15 +755,17 @@ class _Column:
         if self.text_chunks and self.n_text and self.numeric_like / rows >= 0.5:  # the odd text: a data error
             assert self.first_text is not None
             row, example = self.first_text
-            problem = (f"column {name!r} is numeric except {self.n_text} value(s) such as {example[:30]!r} at "
-                       f"line {row + 2}; fix or remove them")
+            problem = _("column {name} is numeric except {n} value(s) such as {example} at line {line}; fix or "
+                        "remove them").format(name=repr(name), n=self.n_text, example=repr(example[:30]), line=row + 2)
         elif self.text_chunks and self.numeric_chunks:
             assert self.first_text is not None
             row, example = self.first_text
-            problem = (f"column {name!r} has numbers in some rows and text in others (e.g. {example[:30]!r} at "
-                       f"line {row + 2}); make it all numbers or all text")
+            problem = _("column {name} has numbers in some rows and text in others (e.g. {example} at line {line}); "
+                        "make it all numbers or all text").format(name=repr(name), example=repr(example[:30]),
+                                                                  line=row + 2)
         elif not self.text_chunks and self.first_huge is not None:
-            problem = f"column {name!r} has values too large for float32, first at line {self.first_huge + 2}"
+            problem = _("column {name} has values too large for float32, first at line {line}").format(
+                name=repr(name), line=self.first_huge + 2)
         raw = tabular.RawColumn(name, n_missing=self.n_missing, n_infinite=self.n_infinite, n_text=self.present,
                                 chars=self.chars, words=self.words, first_long=self.first_long, problem=problem,
                                 decimal_comma=self.decimal_comma)
@@ -707,24 +791,23 @@ class _Column:
 def _parser_error(exc: Exception, lay: _Layout, label: str) -> UploadError:
     text = str(exc)
     if m := re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", text):
-        return UploadError(f"{label}: line {m[2]} has {m[3]} fields but the header has {len(lay.names)} "
-                           f"(separator {lay.sep!r}); every row needs one value per column")
+        return UploadError(_fields_message(label, m[2], m[3], len(lay.names), lay.sep))
     if m := re.search(r"EOF inside string starting at row (\d+)", text):
-        return UploadError(f"{label}: the quoted field that starts on line {int(m[1]) + 1} is never closed "
-                           f"(a lone '\"'?)")
-    return UploadError(f"{label}: not valid CSV ({text.strip()[:200]})")
+        return UploadError(_unclosed_message(label, int(m[1]) + 1))
+    return UploadError(_("{label}: not valid CSV ({error})").format(label=label, error=text.strip()[:200]))
 
 
 def _check_features(data: bytes, rows: int, columns: list[_Column], label: str, limits: UploadLimits) -> None:
     """Refuse as soon as the features, counted so far, exceed their cap or the file's memory budget."""
     n_features = sum(c.width(limits.max_categories) for c in columns if not c.is_target)
     if n_features > limits.max_features:
-        raise UploadError(f"{label}: {n_features:,} features after one-hot encoding; the limit is "
-                          f"{limits.max_features:,}")
+        raise UploadError(_("{label}: {n} features after one-hot encoding; the limit is {most}").format(
+            label=label, n=f"{n_features:,}", most=f"{limits.max_features:,}"))
     dates = sum(c.width(limits.max_categories) == 4 for c in columns)
     levels = sum(c.level_bytes for c in columns)
     _check_memory(rows * (len(columns) + n_features + 4 * dates) * 4 + levels, data, label, limits,
-                  f"{rows:,} rows x {n_features:,} features (after one-hot encoding) as float32")
+                  _("{n} rows x {features} features (after one-hot encoding) as float32").format(
+                      n=f"{rows:,}", features=f"{n_features:,}"))
 
 
 def _parse(data: bytes, lay: _Layout, label: str, limits: UploadLimits, deadline: _Deadline,
@@ -744,18 +827,17 @@ def _parse(data: bytes, lay: _Layout, label: str, limits: UploadLimits, deadline
                 for chunk in reader:
                     deadline.check()
                     if rows + len(chunk) > limits.max_rows:
-                        raise UploadError(f"{label} has more than {limits.max_rows:,} rows; the limit is "
-                                          f"{limits.max_rows:,}")
+                        raise UploadError(_("{label} has more than {most} rows; the limit is {most}").format(
+                            label=label, most=f"{limits.max_rows:,}"))
                     if (rows + len(chunk)) * len(columns) > limits.max_cells:
-                        raise UploadError(f"{label} has more than {limits.max_cells:,} cells (rows x columns, "
-                                          f"{len(columns)} columns); the limit is {limits.max_cells:,}")
+                        raise UploadError(_("{label} has more than {most} cells (rows x columns, {n} columns); "
+                                            "the limit is {most}").format(label=label, most=f"{limits.max_cells:,}",
+                                                                          n=len(columns)))
                     if lay.trailing:
                         extra = chunk[len(columns)].astype(str).str.strip() != ""
                         if extra.any():
                             at = rows + int(np.argmax(extra.to_numpy()))
-                            raise UploadError(f"{label}: line {at + 2} has {lay.width} fields but the header has "
-                                              f"{len(columns)} (separator {lay.sep!r}); every row needs one "
-                                              f"value per column")
+                            raise UploadError(_fields_message(label, at + 2, lay.width, len(columns), lay.sep))
                     for i, col in enumerate(columns):
                         col.add(chunk[i], rows, lay.sep, limits, label)
                     rows += len(chunk)
@@ -766,7 +848,7 @@ def _parse(data: bytes, lay: _Layout, label: str, limits: UploadLimits, deadline
             raise
         raise _parser_error(exc, lay, label) from exc
     if rows == 0:
-        raise UploadError(f"{label} has a header but no data rows")
+        raise UploadError(_("{label} has a header but no data rows").format(label=label))
     return rows, columns
 
 
@@ -777,10 +859,11 @@ def _structure(data: bytes, filename: str, limits: UploadLimits) -> tuple[str, _
     lay = _layout(data, label, limits)
     rows = _scan_lines(data, lay, label, limits, deadline)
     if rows == 0:
-        raise UploadError(f"{label} has a header but no data rows")
+        raise UploadError(_("{label} has a header but no data rows").format(label=label))
     if rows is not None and rows * len(lay.names) > limits.max_cells:
-        raise UploadError(f"{label} has {rows:,} rows x {len(lay.names)} columns = {rows * len(lay.names):,} "
-                          f"cells; the limit is {limits.max_cells:,}")
+        raise UploadError(_("{label} has {rows} rows x {columns} columns = {cells} cells; the limit is {most}").format(
+            label=label, rows=f"{rows:,}", columns=len(lay.names), cells=f"{rows * len(lay.names):,}",
+            most=f"{limits.max_cells:,}"))
     return label, lay, deadline, rows
 
 
@@ -789,8 +872,8 @@ def _read_table(data: bytes, filename: str, limits: UploadLimits, target: str | 
     """Every line checked, every column parsed once and profiled (core.tabular)."""
     label, lay, deadline, rows = _structure(data, filename, limits)
     if target is not None and target not in lay.names:
-        raise UploadError(f"{label}: target column {target!r} is not in the file; columns: "
-                          f"{', '.join(lay.names)}")
+        raise UploadError(_("{label}: target column {name} is not in the file; columns: {columns}").format(
+            label=label, name=repr(target), columns=", ".join(lay.names)))
     n_rows, columns = _parse(data, lay, label, limits, deadline, target=target, rows_known=rows)
     raw = []
     for col in columns:
@@ -798,7 +881,7 @@ def _read_table(data: bytes, filename: str, limits: UploadLimits, target: str | 
         raw.append(col.finish(n_rows, limits))
     notes = list(lay.notes)
     if lay.codec != "utf-8":
-        notes.append(f"read as {lay.codec}")
+        notes.append(_("read as {codec}").format(codec=lay.codec))
     return label, lay, tabular.profile_table(label, lay.codec, lay.sep, n_rows, raw, limits, notes)
 
 
@@ -826,10 +909,7 @@ def table_dataset(info: CsvInfo, choices: tabular.Choices, limits: UploadLimits 
 
     def check_memory(need: int, what: str) -> None:
         if need > budget:
-            raise UploadError(f"{info.label}: {what} would take {need / _MB:,.0f} MB of memory; a "
-                              f"{info.n_bytes / _MB:,.1f} MB upload may use {budget / _MB:,.0f} MB "
-                              f"({limits.memory_factor:g}x its size, at least {limits.min_memory / _MB:,.0f} MB, "
-                              f"at most {limits.max_memory / _MB:,.0f} MB)")
+            raise UploadError(_memory_message(info.label, what, need, info.n_bytes, budget, limits))
 
     try:
         return tabular.build_dataset(info.table, choices, check_memory=check_memory, source_notes=info.notes)
@@ -882,11 +962,17 @@ def _open_zip(data: bytes, label: str, limits: UploadLimits, what: str, hint: st
     """The upload as a ZipFile, after the member cap (from the central directory's signatures)."""
     entries = _zip_entries(data)
     if entries > limits.max_members:
-        raise UploadError(f"{label} has {entries:,} members; the limit is {limits.max_members:,}")
+        raise UploadError(_members_message(label, entries, limits))
     try:
         return zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
-        raise UploadError(f"{label} is not a valid {what}: {exc}.{hint}") from exc
+        raise UploadError(_("{label} is not a valid {what}: {error}.{hint}").format(
+            label=label, what=what, error=exc, hint=hint)) from exc
+
+
+def _members_message(label: str, n: int, limits: UploadLimits) -> str:
+    return _("{label} has {n} members; the limit is {most}").format(label=label, n=f"{n:,}",
+                                                                    most=f"{limits.max_members:,}")
 
 
 def _npy_header(zf: zipfile.ZipFile, member: str, label: str) -> tuple[tuple[int, ...], np.dtype]:
@@ -895,16 +981,17 @@ def _npy_header(zf: zipfile.ZipFile, member: str, label: str) -> tuple[tuple[int
         with zf.open(member) as fp:
             version = np.lib.format.read_magic(fp)
             if version == (1, 0):
-                shape, _, dtype = np.lib.format.read_array_header_1_0(fp)
+                shape, _order, dtype = np.lib.format.read_array_header_1_0(fp)
             elif version == (2, 0):
-                shape, _, dtype = np.lib.format.read_array_header_2_0(fp)
+                shape, _order, dtype = np.lib.format.read_array_header_2_0(fp)
             else:
-                raise UploadError(f"{label}: array {member!r} uses .npy format {version}; "
-                                  f"save it with numpy.savez (format 1.0 or 2.0)")
+                raise UploadError(_("{label}: array {member} uses .npy format {version}; save it with numpy.savez "
+                                    "(format 1.0 or 2.0)").format(label=label, member=repr(member), version=version))
     except UploadError:
         raise
     except (ValueError, zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
-        raise UploadError(f"{label}: array {member!r} is truncated or corrupt ({exc})") from exc
+        raise UploadError(_("{label}: array {member} is truncated or corrupt ({error})").format(
+            label=label, member=repr(member), error=exc)) from exc
     return shape, dtype
 
 
@@ -915,42 +1002,46 @@ def read_npz(data: bytes, filename: str, limits: UploadLimits = UploadLimits()) 
     file's memory budget before any array is read (a compressed .npz can declare far more than it weighs)."""
     label = safe_label(filename)
     _check_size(data, label, limits)
-    zf = _open_zip(data, label, limits, ".npz file (it must be a numpy.savez zip)", _looks_like(data))
+    zf = _open_zip(data, label, limits, _(".npz file (it must be a numpy.savez zip)"), _looks_like(data))
     with zf:
         members = zf.namelist()
         if len(members) > limits.max_members:
-            raise UploadError(f"{label} holds {len(members):,} arrays; the limit is {limits.max_members:,}")
+            raise UploadError(_("{label} holds {n} arrays; the limit is {most}").format(
+                label=label, n=f"{len(members):,}", most=f"{limits.max_members:,}"))
         arrays = {m[:-4]: m for m in members if m.endswith(".npy")}
         missing = [k for k in ("x", "y") if k not in arrays]
         if missing and not arrays and members:
-            raise UploadError(f"{label} holds no NumPy arrays (found e.g. {_member_label(members[0])!r}): if it is "
-                              "a ZIP of image folders, name it .zip; an .npz is saved with numpy.savez(f, x=..., y=...)")
+            raise UploadError(_("{label} holds no NumPy arrays (found e.g. {member}): if it is a ZIP of image "
+                                "folders, name it .zip; an .npz is saved with numpy.savez(f, x=..., y=...)").format(
+                label=label, member=repr(_member_label(members[0]))))
         if missing:
-            raise UploadError(f"{label} has no array named {' or '.join(missing)}; found "
-                              f"{', '.join(sorted(arrays)[:20]) or 'none'}; save with numpy.savez(f, x=..., y=...)")
+            raise UploadError(_("{label} has no array named {names}; found {found}; save with numpy.savez(f, x=..., "
+                                "y=...)").format(label=label, names=_(" or ").join(missing),
+                                                 found=", ".join(sorted(arrays)[:20]) or _("none")))
         wanted = [k for k in ("x", "y", "class_names") if k in arrays]
         total, x_values = 0, 0
         for key in wanted:
             shape, dtype = _npy_header(zf, arrays[key], label)
             if dtype.hasobject:
-                raise UploadError(f"{label}: array {key!r} holds Python objects (dtype object), which would "
-                                  f"need unpickling; only numeric or string arrays are accepted")
+                raise UploadError(_("{label}: array {key} holds Python objects (dtype object), which would need "
+                                    "unpickling; only numeric or string arrays are accepted").format(
+                    label=label, key=repr(key)))
             total += math.prod(shape) * dtype.itemsize
             if key == "x":
                 x_values = math.prod(shape) if dtype != np.float32 else 0
         if total > limits.max_array_bytes:
-            raise UploadError(f"{label}: its arrays declare {total / _MB:,.0f} MB; the limit is "
-                              f"{limits.max_array_bytes / _MB:.0f} MB")
+            raise UploadError(_("{label}: its arrays declare {size} MB; the limit is {most} MB").format(
+                label=label, size=f"{total / _MB:,.0f}", most=f"{limits.max_array_bytes / _MB:.0f}"))
         _check_memory(total + 4 * x_values, data, label, limits,
-                      "its arrays" + (" and x as float32" if x_values else ""),
-                      ". Save it uncompressed (numpy.savez) or with fewer samples")
+                      _("its arrays and x as float32") if x_values else _("its arrays"),
+                      _(". Save it uncompressed (numpy.savez) or with fewer samples"))
         try:
             loaded = {}
             for key in wanted:
                 with zf.open(arrays[key]) as fp:
                     loaded[key] = np.lib.format.read_array(fp, allow_pickle=False)
         except (ValueError, zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
-            raise UploadError(f"{label} is truncated or corrupt ({exc})") from exc
+            raise UploadError(_("{label} is truncated or corrupt ({error})").format(label=label, error=exc)) from exc
     return _arrays_to_dataset(loaded, label, limits)
 
 
@@ -962,85 +1053,134 @@ def _all_finite(a: np.ndarray) -> bool:
 
 def _arrays_to_dataset(arrays: dict[str, np.ndarray], label: str, limits: UploadLimits) -> Dataset:
     """Check and convert the loaded arrays; x is converted to float32 once and scaled in place."""
-    x, y = arrays.pop("x"), arrays["y"]
-    if y.ndim == 2 and y.shape[1] == 1:
-        y = y[:, 0]
-    if y.ndim != 1:
-        raise UploadError(f"{label}: y must be 1-D (one label per sample), got shape {y.shape}")
-    if x.shape[:1] != y.shape[:1]:
-        raise UploadError(f"{label}: x has {x.shape[0] if x.ndim else 0} samples but y has {len(y)}")
-    if x.dtype.kind not in "biuf":
-        raise UploadError(f"{label}: x must be numeric, got dtype {x.dtype}")
-    if x.ndim not in (2, 3, 4):
-        raise UploadError(f"{label}: x must be 2-D (samples, features), 3-D (n, h, w) or 4-D (n, h, w, c); "
-                          f"got shape {x.shape}")
-    if x.ndim == 4 and x.shape[3] not in (1, 3, 4):
-        raise UploadError(f"{label}: 4-D x must be channels-last with 1, 3 or 4 channels, got shape {x.shape}")
-    if y.dtype.kind not in "biuU":
-        raise UploadError(f"{label}: y must hold integer or string labels, got dtype {y.dtype}")
-    names_given = arrays.get("class_names")
-    if y.dtype.kind in "biu" and names_given is not None:
-        if names_given.size > limits.max_classes:
-            raise UploadError(f"{label}: class_names has {names_given.size:,} entries; the limit is "
-                              f"{limits.max_classes} classes")
-        names = tuple(str(v) for v in np.asarray(names_given).reshape(-1))
-        if y.min() < 0 or y.max() >= len(names):
-            raise UploadError(f"{label}: labels must lie in 0..{len(names) - 1} (one per class name), got "
-                              f"{y.min()}..{y.max()}")
-        codes = y.astype(np.int64)
-    else:
-        values, codes = np.unique(y, return_inverse=True)
-        if len(values) > limits.max_classes:
-            raise UploadError(f"{label}: y has {len(values):,} classes; the limit is {limits.max_classes}")
-        names = tuple(str(v) for v in values)
-        codes = codes.astype(np.int64)
-    longest = max(names, key=len, default="")
-    if len(longest) > limits.max_label_chars:
-        raise UploadError(f"{label}: a class name is {len(longest):,} characters long; class names may have at "
-                          f"most {limits.max_label_chars}")
-    present = len(np.unique(codes))
-    if present < 2:
-        raise UploadError(f"{label}: y has a single class ({names[int(codes[0])] if len(codes) else 'none'}); "
-                          f"classification needs at least two")
-    if len(names) > limits.max_classes:
-        raise UploadError(f"{label}: y has {len(names)} classes; the limit is {limits.max_classes}")
+    x = arrays.pop("x")
+    y = _checked_npz_shapes(x, arrays["y"], label)
+    names, codes = _npz_classes(y, arrays.get("class_names"), label, limits)
     source_dtype, shape = x.dtype, x.shape
     xf = x.astype(np.float32, copy=False)
     del x
     if not _all_finite(xf):
-        raise UploadError(f"{label}: x contains NaN or infinite values; features must be finite numbers")
-    note = ""
+        raise UploadError(_("{label}: x contains NaN or infinite values; features must be finite numbers").format(
+            label=label))
     if len(shape) == 2:
         return Dataset(f"upload: {label}", xf, codes, names, "tabular",
                        feature_names=tuple(f"x{i}" for i in range(shape[1])),
-                       source=f"uploaded NPZ {label}: {len(codes):,} rows, {shape[1]} features")
+                       source=_("uploaded NPZ {label}: {n} rows, {features} features").format(
+                           label=label, n=f"{len(codes):,}", features=shape[1]))
     if len(shape) == 3:
         xf = xf[..., None]
+    note = _scale_pixels(xf, source_dtype)
+    return Dataset(f"upload: {label}", xf, codes, names, "image",
+                   source=_("uploaded NPZ {label}: {n} images of {shape}").format(
+                       label=label, n=f"{len(codes):,}", shape=f"{xf.shape[1]}x{xf.shape[2]}x{xf.shape[3]}") + note)
+
+
+def _checked_npz_shapes(x: np.ndarray, y: np.ndarray, label: str) -> np.ndarray:
+    """Refuse x and y that are not samples of features or images and one label each; y as 1-D."""
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise UploadError(_("{label}: y must be 1-D (one label per sample), got shape {shape}").format(
+            label=label, shape=y.shape))
+    if x.shape[:1] != y.shape[:1]:
+        raise UploadError(_("{label}: x has {x} samples but y has {y}").format(
+            label=label, x=x.shape[0] if x.ndim else 0, y=len(y)))
+    if x.dtype.kind not in "biuf":
+        raise UploadError(_("{label}: x must be numeric, got dtype {dtype}").format(label=label, dtype=x.dtype))
+    if x.ndim not in (2, 3, 4):
+        raise UploadError(_("{label}: x must be 2-D (samples, features), 3-D (n, h, w) or 4-D (n, h, w, c); got "
+                            "shape {shape}").format(label=label, shape=x.shape))
+    if x.ndim == 4 and x.shape[3] not in (1, 3, 4):
+        raise UploadError(_("{label}: 4-D x must be channels-last with 1, 3 or 4 channels, got shape {shape}").format(
+            label=label, shape=x.shape))
+    if y.dtype.kind not in "biuU":
+        raise UploadError(_("{label}: y must hold integer or string labels, got dtype {dtype}").format(
+            label=label, dtype=y.dtype))
+    return y
+
+
+def _npz_classes(y: np.ndarray, names_given: np.ndarray | None, label: str, limits: UploadLimits
+                 ) -> tuple[tuple[str, ...], np.ndarray]:
+    """Class names and each sample's class index: integer labels index class_names when it is given, else
+    the sorted distinct labels are the classes."""
+    if y.dtype.kind in "biu" and names_given is not None:
+        if names_given.size > limits.max_classes:
+            raise UploadError(_("{label}: class_names has {n} entries; the limit is {most} classes").format(
+                label=label, n=f"{names_given.size:,}", most=limits.max_classes))
+        names = tuple(str(v) for v in np.asarray(names_given).reshape(-1))
+        if y.min() < 0 or y.max() >= len(names):
+            raise UploadError(_("{label}: labels must lie in 0..{last} (one per class name), got {lo}..{hi}").format(
+                label=label, last=len(names) - 1, lo=y.min(), hi=y.max()))
+        codes = y.astype(np.int64)
+    else:
+        values, codes = np.unique(y, return_inverse=True)
+        if len(values) > limits.max_classes:
+            raise UploadError(_classes_message(label, f"{len(values):,}", limits))
+        names = tuple(str(v) for v in values)
+        codes = codes.astype(np.int64)
+    longest = max(names, key=len, default="")
+    if len(longest) > limits.max_label_chars:
+        raise UploadError(_("{label}: a class name is {n} characters long; class names may have at most "
+                            "{most}").format(label=label, n=f"{len(longest):,}", most=limits.max_label_chars))
+    present = len(np.unique(codes))
+    if present < 2:
+        raise UploadError(_("{label}: y has a single class ({name}); classification needs at least two").format(
+            label=label, name=names[int(codes[0])] if len(codes) else _("none")))
+    if len(names) > limits.max_classes:
+        raise UploadError(_classes_message(label, len(names), limits))
+    return names, codes
+
+
+def _classes_message(label: str, n: int | str, limits: UploadLimits) -> str:
+    return _("{label}: y has {n} classes; the limit is {most}").format(label=label, n=n, most=limits.max_classes)
+
+
+def _scale_pixels(xf: np.ndarray, source_dtype: np.dtype) -> str:
+    """Scale images to [0, 1] in place (uint8 by 255, others by their range when outside it); says how."""
     if source_dtype == np.uint8:
         xf /= 255.0
-        note = "; uint8 pixels scaled to [0, 1]"
-    else:
-        lo, hi = float(xf.min()), float(xf.max())
-        if lo < 0 or hi > 1:
-            xf -= lo
-            xf /= hi - lo if hi > lo else 1.0
-            note = f"; values {lo:g}..{hi:g} scaled to [0, 1]"
-    return Dataset(f"upload: {label}", xf, codes, names, "image",
-                   source=f"uploaded NPZ {label}: {len(codes):,} images of {xf.shape[1]}x{xf.shape[2]}x"
-                          f"{xf.shape[3]}{note}")
+        return _("; uint8 pixels scaled to [0, 1]")
+    lo, hi = float(xf.min()), float(xf.max())
+    if lo < 0 or hi > 1:
+        xf -= lo
+        xf /= hi - lo if hi > lo else 1.0
+        return _("; values {lo}..{hi} scaled to [0, 1]").format(lo=f"{lo:g}", hi=f"{hi:g}")
+    return ""
 
 
 # --- ZIP of image folders ------------------------------------------------------------------------------
 
 def _member_label(name: str) -> str:
     """A ZIP member's path as plain text (its folders matter in messages; odd characters do not)."""
-    return re.sub(r"[^A-Za-z0-9._/ ()-]+", "_", name)[:80]
+    return re.sub(r"[^\w./ ()-]+", "_", name)[:80]
+
+
+def _read_member_names(zf: zipfile.ZipFile) -> None:
+    """Members' paths as their archiver meant them, in `filename` (zipfile checks `orig_filename`, kept).
+
+    Without the UTF-8 flag zipfile reads a name as cp437, but macOS writes UTF-8 and Windows' own
+    "compressed folder" the local code page (GBK on a Chinese Windows: 猫/1.png). One reading for the whole
+    archive, which has more text to judge by than one name (GBK's 猫 alone is valid UTF-8, è): UTF-8 when
+    every such name decodes, else GB18030 when they read as Chinese, else cp437 as zipfile read them."""
+    legacy = [i for i in zf.infolist() if not i.flag_bits & 0x800 and not i.filename.isascii()]
+    raw = b"\n".join(i.filename.encode("cp437") for i in legacy)
+    try:
+        raw.decode("utf-8")
+        codec = "utf-8"
+    except UnicodeDecodeError:
+        try:
+            codec = "gb18030" if _reads_as_chinese(raw) else ""
+        except UnicodeDecodeError:
+            codec = ""
+    if codec:
+        for info in legacy:
+            info.filename = info.filename.encode("cp437").decode(codec)
 
 
 def _check_member_name(name: str, label: str) -> None:
     if "\\" in name or name.startswith("/") or re.match(r"^[A-Za-z]:", name) or ".." in name.split("/"):
-        raise UploadError(f"{label}: refused, member {_member_label(name)!r} has an unsafe path "
-                          f"(absolute, '..' or backslashes)")
+        raise UploadError(_("{label}: refused, member {member} has an unsafe path (absolute, '..' or "
+                            "backslashes)").format(label=label, member=repr(_member_label(name))))
 
 
 _UNREADABLE = (OSError, SyntaxError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
@@ -1076,15 +1216,17 @@ def _image_header(zf, info, mode: str, size: int, channels: int, label: str, lim
         with fp, img:
             w, h = img.size
             if w * h > limits.max_pixels:
-                raise UploadError(f"{label}: image {name!r} is {w}x{h} pixels ({w * h / 1e6:.1f} MP); the limit "
-                                  f"is {limits.max_pixels / 1e6:.1f} MP per image")
+                raise UploadError(_("{label}: image {name} is {w}x{h} pixels ({mp} MP); the limit is {most} MP per "
+                                    "image").format(label=label, name=repr(name), w=w, h=h, mp=f"{w * h / 1e6:.1f}",
+                                                    most=f"{limits.max_pixels / 1e6:.1f}"))
             _reduce_jpeg(img, mode, size)
             w, h = img.size
             return w, h, max(len(img.getbands()), channels)
     except Image.DecompressionBombError as exc:
-        raise UploadError(f"{label}: image {name!r} is too large to decode safely ({exc})") from exc
+        raise UploadError(_("{label}: image {name} is too large to decode safely ({error})").format(
+            label=label, name=repr(name), error=exc)) from exc
     except UnidentifiedImageError:
-        corrupt.append(f"{name}: not a PNG or JPEG image")
+        corrupt.append(_("{name}: not a PNG or JPEG image").format(name=name))
     except _UNREADABLE as exc:
         if isinstance(exc, UploadError):
             raise
@@ -1135,11 +1277,11 @@ def _image_members(z: _ImageZip) -> tuple[list[tuple[zipfile.ZipInfo, str]], dic
     label, limits = z.label, z.limits
     infos = z.zf.infolist()
     if len(infos) > limits.max_members:
-        raise UploadError(f"{label} has {len(infos):,} members; the limit is {limits.max_members:,}")
+        raise UploadError(_members_message(label, len(infos), limits))
     total = sum(i.file_size for i in infos)
     if total > limits.max_total_bytes:
-        raise UploadError(f"{label} declares {total / _MB:,.0f} MB uncompressed; the limit is "
-                          f"{limits.max_total_bytes / _MB:.0f} MB")
+        raise UploadError(_("{label} declares {size} MB uncompressed; the limit is {most} MB").format(
+            label=label, size=f"{total / _MB:,.0f}", most=f"{limits.max_total_bytes / _MB:.0f}"))
     picked: list[tuple[zipfile.ZipInfo, str]] = []
     skipped = {"non-image": 0, "symlink": 0, "outside a class folder": 0}
     for info in infos:
@@ -1151,9 +1293,9 @@ def _image_members(z: _ImageZip) -> tuple[list[tuple[zipfile.ZipInfo, str]], dic
             skipped["symlink"] += 1
             continue
         if info.file_size > 64 * 1024 and info.file_size > limits.max_ratio * max(info.compress_size, 1):
-            raise UploadError(f"{label}: member {_member_label(info.filename)!r} expands "
-                              f"{info.file_size / max(info.compress_size, 1):,.0f}x; the limit is "
-                              f"{limits.max_ratio:g}x (zip bomb?)")
+            raise UploadError(_("{label}: member {member} expands {ratio}x; the limit is {most}x (zip bomb?)").format(
+                label=label, member=repr(_member_label(info.filename)),
+                ratio=f"{info.file_size / max(info.compress_size, 1):,.0f}", most=f"{limits.max_ratio:g}"))
         if PurePosixPath(parts[-1]).suffix.lower() not in _IMAGE_SUFFIXES:
             skipped["non-image"] += 1
         elif len(parts) < 2:
@@ -1168,20 +1310,31 @@ def _image_classes(z: _ImageZip, picked: list[tuple[zipfile.ZipInfo, str]], skip
     the array cap."""
     label, limits = z.label, z.limits
     if not picked:
-        found = ", ".join(f"{n} {k}" for k, n in skipped.items() if n) or "no files"
-        raise UploadError(f"{label} has no PNG/JPEG images in class folders ({found}); put one folder per "
-                          f"class, e.g. cats/1.png, dogs/2.jpg")
-    classes = sorted({c for _, c in picked})
+        found = _(", ").join(_skipped_text(k, n, counted=True) for k, n in skipped.items() if n) or _("no files")
+        raise UploadError(_("{label} has no PNG/JPEG images in class folders ({found}); put one folder per class, "
+                            "e.g. cats/1.png, dogs/2.jpg").format(label=label, found=found))
+    classes = sorted({c for _info, c in picked})
     if len(classes) < 2:
-        raise UploadError(f"{label}: found a single class folder {safe_label(classes[0])!r}; "
-                          f"classification needs at least two")
+        raise UploadError(_("{label}: found a single class folder {name}; classification needs at least two").format(
+            label=label, name=repr(safe_label(classes[0]))))
     if len(classes) > limits.max_classes:
-        raise UploadError(f"{label}: {len(classes)} class folders; the limit is {limits.max_classes}")
+        raise UploadError(_("{label}: {n} class folders; the limit is {most}").format(
+            label=label, n=len(classes), most=limits.max_classes))
     need = _array_bytes(z, len(picked))
     if need > limits.max_array_bytes:
-        raise UploadError(f"{label}: {len(picked):,} images at {z.size}x{z.size} would take {need / _MB:,.0f} MB; "
-                          f"the limit is {limits.max_array_bytes / _MB:.0f} MB: choose a smaller size")
+        raise UploadError(_("{label}: {n} images at {size}x{size} would take {need} MB; the limit is {most} MB: "
+                            "choose a smaller size").format(label=label, n=f"{len(picked):,}", size=z.size,
+                                                            need=f"{need / _MB:,.0f}",
+                                                            most=f"{limits.max_array_bytes / _MB:.0f}"))
     return classes
+
+
+def _skipped_text(kind: str, n: int, *, counted: bool = False) -> str:
+    """Files of a kind a ZIP of images skips: "2 non-image" (counted) or "skipped 2 non-image file(s)"."""
+    return ({"non-image": _("{n} non-image"), "symlink": _("{n} symlink"),
+             "outside a class folder": _("{n} outside a class folder")} if counted else
+            {"non-image": _("skipped {n} non-image file(s)"), "symlink": _("skipped {n} symlink file(s)"),
+             "outside a class folder": _("skipped {n} outside a class folder file(s)")})[kind].format(n=n)
 
 
 def _array_bytes(z: _ImageZip, n_images: int) -> int:
@@ -1204,12 +1357,13 @@ def _measure_images(z: _ImageZip, picked: list[tuple[zipfile.ZipInfo, str]], dat
             largest = max(largest, (w, h), key=lambda s: s[0] * s[1])
             readable.append((info, cls))
     if pixels > limits.max_total_pixels:
-        raise UploadError(f"{label}: its {len(readable):,} images total {pixels:,} pixel values (width x height "
-                          f"x channels, as decoded); the cap per upload is {limits.max_total_pixels:,}. "
-                          f"Upload fewer or smaller images")
+        raise UploadError(_("{label}: its {n} images total {pixels} pixel values (width x height x channels, as "
+                            "decoded); the cap per upload is {most}. Upload fewer or smaller images").format(
+            label=label, n=f"{len(readable):,}", pixels=f"{pixels:,}", most=f"{limits.max_total_pixels:,}"))
     _check_memory(_array_bytes(z, len(picked)) + 8 * largest[0] * largest[1], data, label, limits,
-                  f"{len(picked):,} images at {z.size}x{z.size}, and decoding the largest "
-                  f"({largest[0]}x{largest[1]}),", ". Choose a smaller size, or upload fewer or smaller images")
+                  _("{n} images at {size}x{size}, and decoding the largest ({w}x{h}),").format(
+                      n=f"{len(picked):,}", size=z.size, w=largest[0], h=largest[1]),
+                  _(". Choose a smaller size, or upload fewer or smaller images"))
     return readable
 
 
@@ -1239,27 +1393,33 @@ def read_image_zip(data: bytes, filename: str, *, size: int = 32, color: Literal
     memory of the result are checked before the first image is decoded."""
     label = safe_label(filename)
     if not 4 <= size <= 256:
-        raise UploadError(f"image size must be between 4 and 256 pixels, got {size}")
+        raise UploadError(_("image size must be between 4 and 256 pixels, got {size}").format(size=size))
     if color not in ("grayscale", "rgb"):
-        raise UploadError(f"colour must be 'grayscale' or 'rgb', got {color!r}")
+        raise UploadError(_("colour must be 'grayscale' or 'rgb', got {color}").format(color=repr(color)))
     _check_size(data, label, limits)
     deadline = _Deadline(label, limits)
-    with _open_zip(data, label, limits, "ZIP file (truncated or corrupt?)", _looks_like(data)) as zf:
+    with _open_zip(data, label, limits, _("ZIP file (truncated or corrupt?)"), _looks_like(data)) as zf:
+        _read_member_names(zf)
         z = _ImageZip(zf, label, limits, deadline, size, color)
         picked, skipped = _image_members(z)
         classes = _image_classes(z, picked, skipped)
         x, y = _decode_images(z, _measure_images(z, picked, data), classes)
     if len(x) == 0:
-        raise UploadError(f"{label}: none of its {len(picked)} images could be decoded "
-                          f"(e.g. {z.corrupt[0]})")
+        raise UploadError(_("{label}: none of its {n} images could be decoded (e.g. {example})").format(
+            label=label, n=len(picked), example=z.corrupt[0]))
     if len(np.unique(y)) < 2:
-        raise UploadError(f"{label}: only one class has readable images; classification needs two")
-    notes = [f"skipped {n} {k} file(s)" for k, n in skipped.items() if n]
+        raise UploadError(_("{label}: only one class has readable images; classification needs two").format(
+            label=label))
+    notes = [_skipped_text(k, n) for k, n in skipped.items() if n]
     if z.corrupt:
-        notes.append(f"skipped {len(z.corrupt)} unreadable image(s), e.g. {z.corrupt[0]}")
+        notes.append(_("skipped {n} unreadable image(s), e.g. {example}").format(n=len(z.corrupt),
+                                                                               example=z.corrupt[0]))
+    source = (_("uploaded ZIP {label}: {n} images in {k} class folders, resized to {size}x{size} rgb") if
+              color == "rgb" else
+              _("uploaded ZIP {label}: {n} images in {k} class folders, resized to {size}x{size} grayscale")).format(
+        label=label, n=f"{len(x):,}", k=len(classes), size=size)
     return Dataset(f"upload: {label}", x, y, tuple(safe_label(c) for c in classes), "image",
-                   source=f"uploaded ZIP {label}: {len(x):,} images in {len(classes)} class folders, resized "
-                          f"to {size}x{size} {color}" + (f"; {'; '.join(notes)}" if notes else ""))
+                   source=_("; ").join([source, *notes]))
 
 
 def read_upload(data: bytes, filename: str, *, target: str | None = None, image_size: int = 32,

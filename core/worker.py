@@ -13,7 +13,10 @@ takes down every visitor's session and the queue. So the job engine hands each r
   operating system) and a fresh one is started at once, so the next run finds TensorFlow already loaded.
 - `ThreadRunner` trains in the calling thread: what tests use with builders that are not picklable.
 
-Both return `(state, message, extra)`: the final status the job manager writes.
+Both return `(state, message, extra)`: the final status the job manager writes. The message is in the
+language of the request (TrainRequest.language, the visitor who started the run): `execute_request` sets it
+for the training, in the child process too (it has the catalogs), and the job manager's worker thread for the
+messages the parent writes here (a killed or force-stopped process).
 """
 
 from __future__ import annotations
@@ -26,32 +29,48 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from core.i18n import _, language_of
 from core.runs import RunStore, RunStoreError
 from core.training import LiveProgress, train_run
 
-__all__ = ["KILLED_MESSAGE", "ProcessRunner", "ThreadRunner", "execute_request"]
+__all__ = ["ProcessRunner", "ThreadRunner", "execute_request", "forced_message", "killed_message"]
 
 _log = logging.getLogger(__name__)
 _POLL_S = 0.05  # how often the parent checks for progress, a stop request and a dead child
 _START_TIMEOUT_S = 180.0  # a child that has not imported TensorFlow by then is considered broken
-KILLED_MESSAGE = ("the training process was killed (out of memory?); what it had written is kept, and the "
-                  "next run starts in a fresh process")
-FORCED_MESSAGE = ("force-stopped: the training process was ended before it could finish the batch; the "
-                  "model at that point was not saved (the curves so far are kept)")
 
 Outcome = tuple[str, str, dict[str, Any]]
 
 
+def killed_message() -> str:
+    """A run whose training process died, in the current language."""
+    return _("the training process was killed (out of memory?); what it had written is kept, and the next run "
+             "starts in a fresh process")
+
+
+def forced_message() -> str:
+    """A run ended by Force stop, in the current language."""
+    return _("force-stopped: the training process was ended before it could finish the batch; the model at that "
+             "point was not saved (the curves so far are kept)")
+
+
 def execute_request(store: RunStore, run_id: str, request: Any, progress: LiveProgress,
                     build_model: Callable[..., Any] | None = None) -> Outcome:
-    """Train one request to its final (state, message, extra); never raises: errors become 'failed'."""
+    """Train one request to its final (state, message, extra), with every message in the request's language;
+    never raises: errors become 'failed'."""
+    with language_of(getattr(request, "language", None)):
+        return _execute(store, run_id, request, progress, build_model)
+
+
+def _execute(store: RunStore, run_id: str, request: Any, progress: LiveProgress,
+             build_model: Callable[..., Any] | None) -> Outcome:
     try:
         split = request.split
         if split is None:
             from core.datasets import split_dataset
 
             cfg = request.config
-            split = split_dataset(request.dataset, seed=cfg.seed, val_fraction=cfg.val_fraction,
+            split = split_dataset(request.dataset, seed=cfg.seed, val_fraction=cfg.val_fraction, kind=cfg.split,
                                   test_fraction=cfg.test_fraction)
         if getattr(split, "preparation", None) is not None:  # tabular: raw row -> inputs, fitted on training
             store.update_config(run_id, preparation=split.preparation)
@@ -61,7 +80,7 @@ def execute_request(store: RunStore, run_id: str, request: Any, progress: LivePr
     except RunStoreError as exc:
         return "failed", str(exc), {}
     except OSError as exc:
-        return "failed", f"a file could not be written or read: {exc}", {}
+        return "failed", _("a file could not be written or read: {reason}").format(reason=exc), {}
     except ValueError as exc:  # settings, spec or dataset problems carry messages meant for the user
         return "failed", str(exc), {}
     except Exception as exc:  # noqa: BLE001 - a worker must never take the app down
@@ -172,6 +191,7 @@ class ProcessRunner:
         self._child: _Child | None = None  # started and waiting for work
         self._active: _Child | None = None  # training a run now
         self._closed = False
+        self.more_work: Callable[[], bool] = lambda: False  # set by the job manager: is another run queued?
 
     def warm_up(self) -> None:
         """Start the next worker process now (in the background of the caller) if none is waiting."""
@@ -187,21 +207,23 @@ class ProcessRunner:
             child, self._child = self._child, None
             self._active = child
         assert child is not None
+        if self.more_work():  # the next run is already queued: its process imports TensorFlow during this one
+            self.warm_up()
         return child
 
     def run(self, store: RunStore, run_id: str, request: Any, progress: LiveProgress,
             force: threading.Event) -> Outcome:
         """Train in a worker process; returns the final status. Starts the next worker before returning."""
-        progress.update(message="starting the training process")
+        progress.update(message=_("starting the training process"))
         child = self._take_child()
         try:
             if not child.wait_ready(_START_TIMEOUT_S):
                 code = child.process.exitcode
-                return "failed", f"the training process could not start (exit code {code})", {}
+                return "failed", _("the training process could not start (exit code {code})").format(code=code), {}
             child.conn.send(("train", str(store.root), run_id, request, self.build_model))
             return self._follow(child, progress, force)
         except (OSError, EOFError, ValueError) as exc:  # the pipe broke while sending: the child is gone
-            return "failed", f"{KILLED_MESSAGE} ({exc})", {}
+            return "failed", f"{killed_message()} ({exc})", {}
         finally:
             child.end()
             with self._lock:
@@ -213,7 +235,7 @@ class ProcessRunner:
             if progress.stop_event.is_set():
                 child.stop.set()
             if force.is_set():
-                return "stopped", FORCED_MESSAGE, {"forced": True}
+                return "stopped", forced_message(), {"forced": True}
             if child.conn.poll(_POLL_S):
                 try:
                     msg = child.conn.recv()
@@ -240,7 +262,7 @@ class ProcessRunner:
         child.process.join(5)
         code = child.process.exitcode
         _log.warning("training process %s ended with exit code %s", child.process.pid, code)
-        return "failed", KILLED_MESSAGE, {"exit_code": code}
+        return "failed", killed_message(), {"exit_code": code}
 
     def training_pid(self) -> int | None:
         """The process id of the worker training now, if any (tests kill it: a crash costs only that run)."""

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from core import faq
+from core.i18n import _
 from ui.state import ensure_app_entry
 from ui.text import md_literal
 
@@ -25,25 +26,28 @@ if from_url is not None and from_url != st.session_state.get(_WRITTEN):
 query = st.session_state.get(_QUERY, "")
 st.session_state["faq_search_box"] = query  # the widget key is dropped on other pages: restore it
 
-st.title(":material/help: Frequently asked questions")
-st.text_input("Search", key="faq_search_box", on_change=_on_search, icon=":material/search:",
-              placeholder="e.g. overfitting, learning rate, privacy, cifar")
+st.title(":material/help: " + _("Frequently asked questions"))
+st.text_input(_("Search"), key="faq_search_box", on_change=_on_search, icon=":material/search:",
+              placeholder=_("e.g. overfitting, learning rate, privacy, cifar"))
 if query:
     st.query_params["q"] = query
 elif "q" in st.query_params:
     del st.query_params["q"]
 st.session_state[_WRITTEN] = query or None
 
+groups = faq.groups()
+total = len(faq.entries())
 hits = faq.search(query)
 if query:
-    st.caption(f"{len(hits)} of {len(faq.ENTRIES)} answers match “{md_literal(query)}”.")
+    st.caption(_("{hits} of {total} answers match “{query}”.").format(hits=len(hits), total=total,
+                                                                    query=md_literal(query)))
     if not hits:
-        st.info("Nothing matches. Try a shorter word, or clear the search to see every answer.",
+        st.info(_("Nothing matches. Try a shorter word, or clear the search to see every answer."),
                 icon=":material/search_off:")
 else:
-    st.caption(f"{len(faq.ENTRIES)} answers in {len(faq.GROUPS)} groups. Jump to: "
-               + " · ".join(f"[{title}](#{group})" for group, title in faq.GROUPS.items()))
-
+    jump = " · ".join(f"[{title}](#{group})" for group, title in groups.items())
+    st.caption(_("{total} answers in {groups} groups. Jump to: {links}").format(
+        total=total, groups=len(groups), links=jump))
 
 
 def _show(entry: faq.FaqEntry) -> None:
@@ -61,8 +65,8 @@ if hits and hits[0].id == query.strip().lower():  # a link to one answer: show i
     _show(hits[0])
     hits = hits[1:]
     if hits:
-        st.caption("Other answers that mention it:")
+        st.caption(_("Other answers that mention it:"))
 for group, entries in faq.by_group(hits).items():
-    st.header(faq.GROUPS[group], anchor=group, divider="gray")
+    st.header(groups[group], anchor=group, divider="gray")
     for entry in entries:
         _show(entry)

@@ -1,4 +1,5 @@
-"""Shared fixtures: a temporary run store per test, and clean Streamlit caches for AppTest."""
+"""Shared fixtures: a temporary run store per test, clean Streamlit caches for AppTest, files a download
+button served, and no ImageNet downloads."""
 
 from __future__ import annotations
 
@@ -40,3 +41,22 @@ def served_files(monkeypatch):
 
     monkeypatch.setattr(MediaFileManager, "add", spy)
     return files
+
+
+@pytest.fixture
+def no_downloads(monkeypatch):
+    """ImageNet weights unavailable, as offline: asking Keras for them raises what its download raises (the
+    Transfer learning preset starts from random weights); the memo of failures starts empty."""
+    import keras
+
+    import core.models as models
+
+    real = keras.applications.MobileNetV2
+
+    def offline(*args, weights="imagenet", **kwargs):
+        if weights == "imagenet":
+            raise Exception("URL fetch failure: -- [Errno -2] Name or service not known")
+        return real(*args, weights=weights, **kwargs)
+
+    monkeypatch.setattr(keras.applications, "MobileNetV2", offline)
+    monkeypatch.setattr(models, "_FAILED_WEIGHTS", {})

@@ -2,7 +2,8 @@
 
 The choice lives in non-widget session keys, so it survives page changes (Streamlit drops widget keys):
   st.session_state["dataset"]         a registry name ("digits", "mnist", ...) or an upload key
-  st.session_state["dataset_subset"]  stratified subset size for registry datasets (None: every sample)
+  st.session_state["dataset_subset"]  stratified subset size for registry datasets (None: every sample, the
+                                      default: Keras datasets keep uint8 images, see memory_text)
   st.session_state["uploads"]         {upload key: Dataset}: uploads cannot be reloaded by name
 
 A CSV is read and profiled once per file (`inspect_upload`, kept in this session only: it holds the whole
@@ -12,15 +13,30 @@ choices (core.tabular.Choices), which `add_table` turns into the dataset.
 
 from __future__ import annotations
 
+import math
 import zlib
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
 from core import explore, tabular
-from core.datasets import DEFAULT_DATASET, Dataset, DatasetError, fetch, load, split_dataset
+from core.datasets import (
+    DEFAULT_DATASET,
+    TENSORFLOW_BYTES,
+    Dataset,
+    DatasetError,
+    describe_split,
+    fetch,
+    load,
+    memory_need,
+    split_dataset,
+)
+from core.i18n import _, language, language_of, pgettext
+from core.specs import analyse_spec, default_preset_name, preset
 from core.text import LABEL_CHARS, plain, plain_all
+from core.training import TrainConfig
 from core.uploads import CsvInfo, UploadLimits, inspect_csv, read_upload, table_dataset
 from ui.text import md_literal
 
@@ -37,16 +53,19 @@ __all__ = [
     "projection_task",
     "current_dataset",
     "dataset_key",
+    "describe_columns",
     "download_dataset",
     "forget_table",
     "inspect_upload",
     "load_dataset",
+    "memory_text",
     "missing_figure",
     "render_columns",
     "render_preparation",
     "render_row_prediction",
     "select_dataset",
     "split_problem",
+    "split_text",
 ]
 
 UPLOADS = "uploads"
@@ -57,10 +76,16 @@ _ROLES = "_data_roles"  # {"file": key, "roles": {column: role}, "n": edits appl
 _LIMITS = UploadLimits()
 
 
-@st.cache_resource(show_spinner="Loading dataset…", max_entries=6)
-def load_dataset(name: str, subset: int | None = None, seed: int = 0) -> Dataset:
-    """Registry datasets, loaded once per process and shared read-only by all sessions (never downloads)."""
+@st.cache_resource(show_spinner=False, max_entries=6)
+def _load_registry(name: str, subset: int | None, seed: int) -> Dataset:
     return load(name, subset, seed, download=False)
+
+
+def load_dataset(name: str, subset: int | None = None, seed: int = 0) -> Dataset:
+    """Registry datasets, loaded once per process and shared read-only by all sessions (never downloads); the
+    spinner, unlike a cache's own, is in the reader's language and shows only when the load takes a while."""
+    with st.spinner(_("Loading dataset…")):
+        return _load_registry(name, subset, seed)
 
 
 def download_dataset(name: str) -> Dataset:
@@ -106,9 +131,9 @@ def dataset_key(dataset: Dataset) -> str:
 
 
 def inspect_upload(data: bytes, filename: str) -> CsvInfo:
-    """The CSV read and profiled once per file in this session (not in a cross-session cache: it holds the
-    whole table as read, which the choices below are applied to)."""
-    key = (filename, len(data), zlib.crc32(data))
+    """The CSV read and profiled once per file and language in this session (not in a cross-session cache: it
+    holds the whole table as read, which the choices below are applied to; its profile is written in words)."""
+    key = (filename, len(data), zlib.crc32(data), language())
     held = st.session_state.get(_TABLE)
     if held is not None and held[0] == key:
         return held[1]
@@ -133,15 +158,12 @@ def add_table(info: CsvInfo, choices: tabular.Choices, data: bytes) -> Dataset:
     return dataset
 
 
-_ROLE_HELP = ("feature: the model reads it (a date is expanded into year, month, day of year and weekday); "
-              "target: the class to predict; ignore: left out")
-
-
-def _apply_role_edits(editor_key: str, names: list[str], target: str) -> None:
-    """The roles table's edits into this session's roles (a new target goes to the target box)."""
+def _apply_role_edits(editor_key: str, names: list[str], target: str, labels: dict[str, str]) -> None:
+    """The roles table's edits into this session's roles (a new target goes to the target box); `labels` maps
+    each role as the table showed it back to its key."""
     state = st.session_state[_ROLES]
     for row, change in st.session_state.get(editor_key, {}).get("edited_rows", {}).items():
-        role = change.get("role")
+        role = labels.get(change.get("role"))
         if role is None or not 0 <= int(row) < len(names):
             continue
         name = names[int(row)]
@@ -161,50 +183,59 @@ def render_columns(info: CsvInfo, file_key: str, limits: UploadLimits = _LIMITS)
         state = st.session_state[_ROLES] = {"file": file_key, "roles": {}, "n": 0}
     names = list(info.columns)
     suggested = names.index(table.suggested_target) if table.suggested_target in names else None
-    target = st.selectbox("Target (class) column", names, key="data_target", index=suggested,
-                          placeholder="Choose the column to predict")
+    target = st.selectbox(_("Target (class) column"), names, key="data_target", index=suggested,
+                          placeholder=_("Choose the column to predict"))
     if target is not None and target == table.suggested_target:
-        st.caption(f"Suggested: {md_literal(table.target_reason)}.")
+        st.caption(_("Suggested: {reason}.").format(reason=md_literal(table.target_reason)))
     elif target is None:
         st.caption(md_literal(table.target_reason))
     roles = {n: state["roles"].get(n, table.profile(n).role) for n in names}
     rows = []
     for prof in table.profiles:
         role = "target" if prof.name == target else roles[prof.name]
-        why = (table.target_reason if prof.name == table.suggested_target else "chosen") if role == "target" \
+        why = (table.target_reason if prof.name == table.suggested_target else _("chosen")) if role == "target" \
             else prof.can_feature if role == "feature" and prof.can_feature else \
-            prof.reason if prof.name not in state["roles"] else "your choice"
-        rows.append({"column": prof.name, "kind": tabular.KINDS[prof.kind], "detail": prof.detail,
-                     "missing": prof.n_missing, "missing %": 100 * prof.share_missing, "role": role, "why": why})
+            prof.reason if prof.name not in state["roles"] else _("your choice")
+        rows.append({"column": prof.name, "kind": tabular.kind_label(prof.kind), "detail": prof.detail,
+                     "missing": prof.n_missing, "missing %": 100 * prof.share_missing,
+                     "role": tabular.role_label(role), "why": why})
+    labels = {tabular.role_label(r): r for r in tabular.ROLES}
     editor_key = f"data_roles_{state['n']}"
     st.data_editor(pd.DataFrame(rows), key=editor_key, hide_index=True, width="stretch",
                    height=min(35 * (len(rows) + 1) + 3, 35 * 21 + 3),  # every column in view, up to 20
                    disabled=["column", "kind", "detail", "missing", "missing %", "why"],
                    column_config={
-                       "role": st.column_config.SelectboxColumn("role", options=list(tabular.ROLES), required=True,
-                                                                help=_ROLE_HELP),
-                       "missing %": st.column_config.NumberColumn("missing %", format="%.1f"),
-                       "kind": st.column_config.TextColumn("kind", help="number, category, date/time, "
-                                                           "identifier-like, free text or constant"),
+                       "column": st.column_config.TextColumn(_("column")),
+                       "kind": st.column_config.TextColumn(pgettext("column", "kind"), help=_(
+                           "number, category, date/time, identifier-like, free text or constant")),
+                       "detail": st.column_config.TextColumn(_("detail")),
+                       "missing": st.column_config.NumberColumn(_("missing")),
+                       "missing %": st.column_config.NumberColumn(_("missing %"), format="%.1f"),
+                       "role": st.column_config.SelectboxColumn(_("role"), options=list(labels), required=True,
+                                                                help=_(
+                           "feature: the model reads it (a date is expanded into year, month, day of year and "
+                           "weekday); target: the class to predict; ignore: left out")),
+                       "why": st.column_config.TextColumn(_("why")),
                    },
-                   on_change=_apply_role_edits, args=(editor_key, names, target or ""))
+                   on_change=_apply_role_edits, args=(editor_key, names, target or "", labels))
     if any(p.n_missing for p in table.profiles):
         st.plotly_chart(missing_figure(table.profiles), width="stretch")
         if any(p.n_infinite for p in table.profiles):
-            st.caption("Infinite values (inf, -inf) count as missing.")
+            st.caption(_("Infinite values (inf, -inf) count as missing."))
     else:
-        st.caption("No missing values (empty cells, NA, ?, null, NaN, n/a, - or infinite numbers).")
+        st.caption(_("No missing values (empty cells, NA, ?, null, NaN, n/a, - or infinite numbers)."))
     c1, c2, c3 = st.columns(3)
-    missing = c1.radio("Rows with missing values", ["impute", "drop"], horizontal=True, key="data_missing",
-                       format_func={"impute": "fill in (impute)", "drop": "drop them"}.get,
-                       help="Fill in: numbers with the median or mean, categories with the most frequent value, "
-                            "all fitted on the training part only (scikit-learn's SimpleImputer). Rows whose "
-                            "target is missing are always dropped.")
-    numbers = c2.selectbox("Fill numbers with the", ["median", "mean"], key="data_numbers")
-    top_k = c3.number_input("Categories kept per column", min_value=2, max_value=50,
+    missing = c1.radio(_("Rows with missing values"), ["impute", "drop"], horizontal=True, key="data_missing",
+                       format_func=lambda k: _("fill in (impute)") if k == "impute" else _("drop them"),
+                       help=_("Fill in: numbers with the median or mean, categories with the most frequent value, "
+                              "all fitted on the training part only (scikit-learn's SimpleImputer). Rows whose "
+                              "target is missing are always dropped."))
+    numbers = c2.selectbox(_("Fill numbers with the"), ["median", "mean"], key="data_numbers",
+                           format_func=lambda k: _("median") if k == "median" else _("mean"))
+    top_k = c3.number_input(_("Categories kept per column"), min_value=2, max_value=50,
                             value=limits.max_categories, key="data_top_k",
-                            help="A category column is one-hot encoded with its most frequent values in the "
-                                 "training part; the others share one 'other' column.")
+                            help=_("A category column is one-hot encoded with its most frequent values in the "
+                                   "training part; the others share one 'other' column."))
     return tabular.Choices(target if target is not None else "", {n: r for n, r in state["roles"].items()},
                            missing, numbers, int(top_k))
 
@@ -228,9 +259,10 @@ def missing_figure(profiles) -> Any:
         x=[100 * p.share_missing for p in gaps], y=names, orientation="h",
         text=[f"{p.n_missing:,}" for p in gaps], textposition="outside", cliponaxis=False,
         customdata=[plain(p.name) for p in gaps],
-        hovertemplate="%{customdata}: %{text} missing (%{x:.1f}%)<extra></extra>"))
-    fig.update_layout(title="Missing values per column", height=max(200, 60 + 28 * len(gaps)),
-                      margin={"l": 10, "r": 40, "b": 40}, xaxis={"title": "% of rows", "range": [0, 105]},
+        hovertemplate=_("%{customdata}: %{text} missing (%{x:.1f}%)") + "<extra></extra>"))
+    fig.update_layout(title=_("Missing values per column"), height=max(200, 60 + 28 * len(gaps)),
+                      margin={"l": 10, "r": 40, "b": 40},
+                      xaxis={"title": _("{percent} of rows").format(percent="%"), "range": [0, 105]},
                       yaxis={"autorange": "reversed", "type": "category"})
     return tidy(fig)
 
@@ -240,7 +272,7 @@ def _example_cell(col: dict[str, Any]) -> str:
     if col["kind"] == "number":
         return f"{col['fill']:g}"
     if col["kind"] == "date":
-        year, _, day, _ = col["fill"]
+        year, _month, day, _weekday = col["fill"]
         try:
             when = pd.Timestamp(year=int(year), month=1, day=1) + pd.Timedelta(days=int(day) - 1)
             return when.strftime(col["format"])
@@ -259,13 +291,13 @@ def render_row_prediction(model: Any, preparation: dict[str, Any], class_names, 
     try:
         prep = tabular.check_preparation(preparation)
     except tabular.PreparationError as exc:
-        st.info(f"Prediction needs the run's preparation: {md_literal(exc)}.")
+        st.info(_("Prediction needs the run's preparation: {reason}.").format(reason=md_literal(exc)))
         return
     columns = [c["name"] for c in prep["columns"]]
-    st.caption("Type a new row as it would appear in your table (an empty cell, NA or ? counts as missing and is "
-               "filled in as in training), or upload a CSV of rows. The run's own preparation turns them into "
-               "the model's inputs: " + md_literal(", ".join(columns[:12]) + (", …" if len(columns) > 12 else ""))
-               + ".")
+    st.caption(_("Type a new row as it would appear in your table (an empty cell, NA or ? counts as missing and is "
+                 "filled in as in training), or upload a CSV of rows. The run's own preparation turns them into the "
+                 "model's inputs: {columns}.").format(
+        columns=md_literal(_(", ").join(columns[:12]) + (_(", ") + "…" if len(columns) > 12 else ""))))
     start = pd.DataFrame([{c["name"]: _example_cell(c) for c in prep["columns"]}], dtype=object)
     typed = st.data_editor(start, key=f"{key}_typed", num_rows="dynamic", hide_index=True, width="stretch",
                            column_config={c: st.column_config.TextColumn(c) for c in columns})
@@ -275,9 +307,10 @@ def render_row_prediction(model: Any, preparation: dict[str, Any], class_names, 
             x = tabular.prepare_rows(prep, typed.astype(object).where(typed.notna(), ""))
             st.dataframe(prediction_table(predict_probabilities(model, x), class_names), hide_index=True)
         except (ValueError, KeyError) as exc:
-            st.error(md_literal(f"the typed rows could not be prepared: {exc}"), icon=":material/error:")
-    up = st.file_uploader("Or a CSV with one or more rows (a header naming the columns, or one value per column "
-                          "in this order)", type=["csv", "txt"], key=f"{key}_csv")
+            st.error(_("the typed rows could not be prepared: {reason}").format(reason=md_literal(exc)),
+                     icon=":material/error:")
+    up = st.file_uploader(_("Or a CSV with one or more rows (a header naming the columns, or one value per column "
+                            "in this order)"), type=["csv", "txt"], key=f"{key}_csv")
     if up is not None:
         try:
             x = read_csv_rows(up.getvalue(), preparation=prep)
@@ -296,14 +329,51 @@ def cached_class_counts(key: str, _dataset: Dataset, split_seed: int = 0):
     return explore.class_counts(_dataset, split)
 
 
+def split_problem(key: str, dataset: Dataset, split_seed: int = 0) -> str | None:
+    """Why training could not split this dataset (e.g. an upload of a handful of rows), in the visitor's
+    language; None when it can."""
+    return _split_problem(key, dataset, split_seed, language())
+
+
 @st.cache_data(show_spinner=False, max_entries=16)
-def split_problem(key: str, _dataset: Dataset, split_seed: int = 0) -> str | None:
-    """Why training could not split this dataset (e.g. an upload of a handful of rows); None when it can."""
+def _split_problem(key: str, _dataset: Dataset, split_seed: int, lang: str) -> str | None:
+    """split_problem, cached per language too (`lang`: the message is words)."""
     try:
         split_dataset(_dataset, seed=split_seed)
     except DatasetError as exc:
         return str(exc)
     return None
+
+
+def split_text(dataset: Dataset) -> str:
+    """The split training uses by default, in words (the Train page can pool an official split instead)."""
+    words = _("The split training will use: {split}.").format(split=describe_split(dataset))
+    if dataset.has_official_split:
+        words += _(" The Train page can pool every image and re-split them 70 / 15 / 15 instead.")
+    return words
+
+
+def _size(n_bytes: float) -> str:
+    return f"{n_bytes / 2**30:.1f} GB" if n_bytes >= 2**30 else f"{n_bytes / 2**20:,.0f} MB" \
+        if n_bytes >= 2**20 else f"{n_bytes / 2**10:,.0f} KB"
+
+
+def memory_text(dataset: Dataset) -> str:
+    """The memory a training of this dataset needs with its default model and batch, part by part."""
+    batch = TrainConfig().batch_size
+    spec = preset(default_preset_name(dataset), dataset)
+    analysis = analyse_spec(spec, dataset.input_shape, dataset.n_classes, dataset.kind)
+    shapes = [dataset.input_shape, *(row.output_shape for row in analysis.rows if row.output_shape)]
+    need = memory_need(dataset, batch_size=batch, values_per_sample=sum(math.prod(s) for s in shapes),
+                       params=analysis.total_params)
+    stored = _("uint8, one byte per pixel value") if dataset.x.dtype == np.uint8 else "float32"
+    return _("Memory: the data take {data} ({stored}) here and twice in the training process (as received, then "
+             "split into training / validation / test). Training {model} with batches of {batch} adds {per_batch} "
+             "per batch of float32 (inputs, layer outputs and their gradients) and {weights} for the model (weights, "
+             "gradients, Adam's two moments). TensorFlow and Keras running the fit take about {tensorflow} more: "
+             "the training process needs about {total}.").format(
+        data=_size(need.data), stored=stored, model=spec.name, batch=batch, per_batch=_size(need.batch),
+        weights=_size(need.model), tensorflow=_size(TENSORFLOW_BYTES), total=_size(need.training_process))
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -326,6 +396,12 @@ def cached_correlation(key: str, _dataset: Dataset):
     return explore.correlation(_dataset)
 
 
+def describe_columns() -> dict[str, str]:
+    """pandas describe()'s statistics as people read them, in the visitor's language (for the table's header)."""
+    return {"count": _("count"), "mean": _("mean"), "std": _("std"), "min": _("min"), "max": _("max")}
+
+
+
 @st.cache_resource(show_spinner=False)
 def _projection_tasks() -> explore.TaskCache:
     """One memo of projections for the whole server (it holds no Streamlit element, so nothing is replayed)."""
@@ -336,7 +412,13 @@ def projection_task(key: str, dataset: Dataset, method: str, seed: int = 0) -> e
     """PCA / t-SNE of `dataset`, computed once per (data, method, seed) in a background thread.
 
     The caller polls the task and draws its own progress bar; no Streamlit call happens inside the
-    computation, so a second showing or a second visitor just gets the finished result.
+    computation, so a second showing or a second visitor just gets the finished result. Its progress texts are
+    in the language of the visitor who started it; the result's note is written when shown (Projection.note).
     """
-    return _projection_tasks().get((key, method, seed), lambda progress: explore.project_2d(
-        dataset, method, seed=seed, progress=progress))  # type: ignore[arg-type]
+    lang = language()
+
+    def compute(progress: explore.Progress) -> explore.Projection:
+        with language_of(lang):
+            return explore.project_2d(dataset, method, seed=seed, progress=progress)  # type: ignore[arg-type]
+
+    return _projection_tasks().get((key, method, seed), compute)

@@ -10,6 +10,7 @@ from collections.abc import Callable
 import streamlit as st
 
 from core.deployment import shared_deployment
+from core.i18n import _
 
 __all__ = ["configure_error_details", "run_guarded"]
 
@@ -33,8 +34,10 @@ def run_guarded(page: Callable[[], None], *, shared: bool) -> None:
         error_id = secrets.token_hex(4)
         _log.exception("unexpected error %s", error_id)
         if shared:
-            st.error(f"Something went wrong on this page (error id {error_id}). Your runs and uploads are "
-                     f"safe; reload the page or try again. If it keeps happening, report the error id.")
+            st.error(_("Something went wrong on this page (error id {error_id}). Your runs and uploads are safe; "
+                       "reload the page or try again. If it keeps happening, report the error id.")
+                     .format(error_id=error_id))
         else:
-            st.error(f"Unexpected error (error id {error_id}); the full trace is below and in the server log.")
+            st.error(_("Unexpected error (error id {error_id}); the full trace is below and in the server log.")
+                     .format(error_id=error_id))
             st.exception(exc)

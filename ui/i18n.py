@@ -6,14 +6,28 @@ each other's language. The choice is written to the URL, so it survives reloads 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import streamlit as st
 
-from core.i18n import LANGUAGES, _, best_match, set_language
+from core.i18n import LANGUAGES, _, best_match, language, language_of, set_language, set_resolver
 
-__all__ = ["init_language", "language_switch"]
+__all__ = ["in_language", "init_language", "language_switch"]
 
 _PARAM = "lang"
 _KEY = "ui_language"
+
+
+def _session_language() -> str | None:
+    """The visitor's language in any thread running their script (callbacks, fragment reruns included)."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    if get_script_run_ctx(suppress_warning=True) is None:
+        return None
+    return st.session_state.get(_KEY)
+
+
+set_resolver(_session_language)
 
 
 def init_language() -> str:
@@ -37,3 +51,15 @@ def language_switch() -> None:
     st.session_state[f"{_KEY}_widget"] = st.session_state[_KEY]
     st.sidebar.segmented_control(_("Language"), list(LANGUAGES), format_func=LANGUAGES.get,
                                  key=f"{_KEY}_widget", on_change=_switched, label_visibility="collapsed")
+
+
+def in_language(make: Callable[[], bytes]) -> Callable[[], bytes]:
+    """`make` as a download button's data: Streamlit calls it on the click in a thread of its own, where
+    texts would be English; it writes in the language of the visitor who saw the button."""
+    code = language()
+
+    def made() -> bytes:
+        with language_of(code):
+            return make()
+
+    return made

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import streamlit as st
 
 from core.deployment import shared_deployment
+from core.i18n import _
 from core.jobs import JobManager
 from core.runs import RunStore, is_run_id
 from core.settings import job_settings
@@ -53,8 +54,8 @@ def _shared_manager() -> JobManager:
 
 def store_problem_text(problem: str) -> str:
     """The run store's problem with what it means for the person and what to do."""
-    return (f"Training is off: {problem}. Set KERAS_LAB_RUNS to a folder this app can write to and restart "
-            f"it; exploring data, building models and the Learn pages work as usual.")
+    return _("Training is off: {problem}. Set KERAS_LAB_RUNS to a folder this app can write to and restart it; "
+             "exploring data, building models and the Learn pages work as usual.").format(problem=problem)
 
 
 def job_manager() -> JobManager:

@@ -22,6 +22,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 import streamlit as st
 
 from core.deployment import shared_deployment
+from core.i18n import _
 from core.jobs import JobManager, JobSnapshot, TrainRequest
 from core.runs import RunInfo, RunStore
 from core.settings import auth_provider
@@ -185,20 +186,20 @@ def render_workspace_box(workspace: str | None) -> None:
     if workspace is None:
         return
     box = st.sidebar.container(border=True, key="workspace_box")
-    box.markdown("**:material/folder_shared: Your workspace**")
+    box.markdown("**:material/folder_shared: " + _("Your workspace") + "**")
     if signed_in_identity() is not None:
-        who = st.user.get("email") or st.user.get("name") or "your account"
-        box.caption(f"Signed in as {md_literal(who, max_chars=60)}. Your runs are private to your account, "
-                    f"on any device.")
-        box.button("Sign out", icon=":material/logout:", key="workspace_sign_out", on_click=st.logout)
+        who = st.user.get("email") or st.user.get("name") or _("your account")
+        box.caption(_("Signed in as {who}. Your runs are private to your account, on any device.")
+                    .format(who=md_literal(who, max_chars=60)))
+        box.button(_("Sign out"), icon=":material/logout:", key="workspace_sign_out", on_click=st.logout)
         return
     box.code(workspace_link(st.context.url, st.session_state[_KEY]), language=None, wrap_lines=True)
-    box.caption("Your runs are private to this link: keep it to come back to them (point at it for a copy "
-                "button). Anyone who has the link sees, stops and deletes these runs.")
+    box.caption(_("Your runs are private to this link: keep it to come back to them (point at it for a copy "
+                  "button). Anyone who has the link sees, stops and deletes these runs."))
     if st.user.get("is_logged_in") is True:  # signed in, but the ID token had no iss / sub to own runs by
-        box.caption("Your sign-in gave no stable user id, so your runs stay with this link.")
-        box.button("Sign out", icon=":material/logout:", key="workspace_sign_out", on_click=st.logout)
+        box.caption(_("Your sign-in gave no stable user id, so your runs stay with this link."))
+        box.button(_("Sign out"), icon=":material/logout:", key="workspace_sign_out", on_click=st.logout)
     elif _auth_configured():
-        box.button("Sign in", icon=":material/login:", key="workspace_sign_in", on_click=_login,
-                   help="Keep your runs with your account instead of a link. Runs made with the link stay "
-                        "with the link.")
+        box.button(_("Sign in"), icon=":material/login:", key="workspace_sign_in", on_click=_login,
+                   help=_("Keep your runs with your account instead of a link. Runs made with the link stay "
+                          "with the link."))

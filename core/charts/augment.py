@@ -8,6 +8,7 @@ import plotly.graph_objects as go
 
 from core.charts.style import tidy
 from core.explore import mosaic
+from core.i18n import _
 from core.text import plain
 
 __all__ = ["augment_grid_figure"]
@@ -37,7 +38,9 @@ def augment_grid_figure(originals: np.ndarray, augmented: np.ndarray, labels: tu
         fig.add_annotation(x=-0.8, y=r * (h + _PAD) + (h - 1) / 2, text=name, showarrow=False,
                            xanchor="right", font={"size": 12})
     right_x = w + gap + (right.shape[1] - 1) / 2
-    for x, text in (((w - 1) / 2, "original"), (right_x, f"{versions} augmented versions (seed {seed})")):
+    headings = (((w - 1) / 2, _("original")),
+                (right_x, _("{n} augmented versions (seed {seed})").format(n=versions, seed=seed)))
+    for x, text in headings:
         fig.add_annotation(x=x, y=-0.8, text=text, showarrow=False, yanchor="bottom", font={"size": 12})
     fig.update_xaxes(visible=False)
     # On a narrow screen the picture shrinks to the width: keep it under its headings, the spare height below.

@@ -8,6 +8,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from core.i18n import _
+from core.models import layer_position
 from core.text import plain
 
 __all__ = ["LAYER_COLOURS", "architecture_figure"]
@@ -40,13 +42,14 @@ def architecture_figure(rows: list[dict] | tuple[dict, ...], input_shape: tuple[
     """One box per layer (width grows with the log of its output size) from a ModelSummary's rows."""
     import plotly.graph_objects as go
 
-    boxes = [{"label": "Input", "detail": "", "shape": " x ".join(map(str, input_shape)), "family": "input",
+    boxes = [{"label": _("Input"), "detail": "", "shape": " x ".join(map(str, input_shape)), "family": "input",
               "size": math.prod(input_shape)}]
     for r in rows:
         dims = [int(d) for d in str(r["output shape"]).split(" x ") if d.strip().isdigit()]
         family = "head" if r["layer"] == "head" else _family(r["type"])
-        label = "Dense (classifier)" if family == "head" else r["type"].split(" (")[0]
-        boxes.append({"label": plain(f"{r['layer']} · {label}" if family != "head" else label),
+        label = _("Dense (classifier)") if family == "head" else r["type"].split(" (")[0]
+        position = layer_position(r["layer"])
+        boxes.append({"label": plain(f"{position} · {label}" if family != "head" else label),
                       "detail": plain(r.get("settings", "")), "shape": plain(r["output shape"]), "family": family,
                       "size": math.prod(dims) if dims else 1, "params": r.get("params", 0)})
     biggest = max(math.log10(b["size"] + 1) for b in boxes) or 1.0
@@ -57,7 +60,7 @@ def architecture_figure(rows: list[dict] | tuple[dict, ...], input_shape: tuple[
         half = 0.3 + 0.2 * math.log10(b["size"] + 1) / biggest  # 0.6 to 1.0 of the width: text must fit
         fig.add_shape(type="rect", x0=0.5 - half, x1=0.5 + half, y0=y - 0.36, y1=y + 0.36,
                       fillcolor=LAYER_COLOURS[b["family"]], opacity=0.9, line={"width": 0}, layer="below")
-        params = f" · {b['params']:,} params" if b.get("params") else ""
+        params = " · " + _("{n} params").format(n=f"{b['params']:,}") if b.get("params") else ""
         fig.add_annotation(x=0.5, y=y, showarrow=False, font={"color": "white", "size": 11},
                            text=f"<b>{b['label']}</b>  →  {b['shape']}{params}")
         if k:
@@ -68,7 +71,7 @@ def architecture_figure(rows: list[dict] | tuple[dict, ...], input_shape: tuple[
     fig.add_trace(go.Scatter(
         x=[0.5] * len(boxes), y=[-k * step for k in range(len(boxes))], mode="markers",
         marker={"size": 28, "opacity": 0}, showlegend=False,
-        hovertext=[f"{b['label']}<br>{b['detail']}<br>output {b['shape']}" for b in boxes],
+        hovertext=[f"{b['label']}<br>{b['detail']}<br>" + _("output {shape}").format(shape=b["shape"]) for b in boxes],
         hoverinfo="text"))
     fig.update_xaxes(visible=False, range=[0, 1], fixedrange=True)
     fig.update_yaxes(visible=False, range=[-(len(boxes) - 1) * step - 0.6, 0.6], fixedrange=True)

@@ -2,7 +2,8 @@
 
 `history_figure` takes one or more runs' epoch records (the metrics.jsonl format), so the Train page
 draws one run live and the Runs page overlays several with the same code. Run labels and metric names
-are plain text, escaped here with core.text.plain.
+are plain text, escaped here with core.text.plain. Titles, axes and legends are in the reader's language
+(core.i18n); metric names other than loss and accuracy stay as Keras names them.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from core.charts.style import LEGEND_BELOW, integer_axis, tidy
+from core.i18n import _
 from core.text import plain
 
 __all__ = ["batch_figure", "history_figure", "lr_figure", "metric_names", "smooth"]
@@ -37,6 +39,11 @@ def metric_names(records: Iterable[dict[str, Any]]) -> list[str]:
             if base not in names:
                 names.append(base)
     return sorted(names, key=lambda n: (n != "loss", n != "accuracy", n))
+
+
+def _metric_words(metric: str) -> str:
+    """A metric's name for titles and axes: translated when it is one the app trains with, else Keras' own."""
+    return {"loss": _("loss"), "accuracy": _("accuracy")}.get(metric, metric.replace("_", " "))
 
 
 def smooth(values: Sequence[float | None], weight: float = 0.9) -> list[float]:
@@ -66,15 +73,15 @@ def history_figure(histories: dict[str, list[dict[str, Any]]], metric: str, log_
     for i, (name, records) in enumerate(histories.items()):
         color = _COLORS[i % len(_COLORS)]
         epochs = [r.get("epoch") for r in records if r.get("kind", "epoch") == "epoch"]
-        for key, dash, part in ((metric, "solid", "training"), (f"val_{metric}", "dash", "validation")):
+        for key, dash, part in ((metric, "solid", _("training")), (f"val_{metric}", "dash", _("validation"))):
             ys = [r.get(key) for r in records if r.get("kind", "epoch") == "epoch"]
             if all(y is None for y in ys):
                 continue
             label = part if single else f"{plain(name)} · {part}"
             fig.add_trace(go.Scatter(x=epochs, y=ys, mode="lines+markers", name=label, legendgroup=plain(name),
                                      line={"color": color, "dash": dash}, connectgaps=False))
-    title = plain(metric.replace("_", " "))
-    return _layout(fig, f"{title} per epoch", "epoch", title, log_y)
+    title = plain(_metric_words(metric))
+    return _layout(fig, _("{metric} per epoch").format(metric=title), _("epoch"), title, log_y)
 
 
 def batch_figure(batch_losses: Sequence[tuple[int, float]], weight: float = 0.9, log_y: bool = False,
@@ -90,11 +97,12 @@ def batch_figure(batch_losses: Sequence[tuple[int, float]], weight: float = 0.9,
     every = max(1, math.ceil(len(steps) / max_points))
     steps, losses, smoothed = steps[::every], losses[::every], smoothed[::every]
     fig = go.Figure()
-    fig.add_trace(go.Scattergl(x=steps, y=losses, mode="lines", name="per batch",
+    fig.add_trace(go.Scattergl(x=steps, y=losses, mode="lines", name=_("per batch"),
                                line={"color": "rgba(31,119,180,0.25)", "width": 1}))
-    fig.add_trace(go.Scattergl(x=steps, y=smoothed, mode="lines", name=f"smoothed ({weight:g})",
+    fig.add_trace(go.Scattergl(x=steps, y=smoothed, mode="lines",
+                               name=_("smoothed ({weight})").format(weight=f"{weight:g}"),
                                line={"color": _COLORS[0], "width": 2}))
-    return _layout(fig, "training loss per batch", "step (batch)", "loss", log_y)
+    return _layout(fig, _("training loss per batch"), _("step (batch)"), _("loss"), log_y)
 
 
 def lr_figure(histories: dict[str, list[dict[str, Any]]], log_y: bool = False) -> go.Figure:
@@ -104,7 +112,7 @@ def lr_figure(histories: dict[str, list[dict[str, Any]]], log_y: bool = False) -
         pts = [(r["epoch"], r["lr"]) for r in records if r.get("lr") is not None and "epoch" in r]
         fig.add_trace(go.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], mode="lines+markers",
                                  name=plain(name), line={"color": _COLORS[i % len(_COLORS)], "shape": "hv"}))
-    fig = _layout(fig, "learning rate", "epoch", "learning rate", log_y)
+    fig = _layout(fig, _("learning rate"), _("epoch"), _("learning rate"), log_y)
     fig.update_layout(showlegend=len(histories) > 1)
     fig.update_yaxes(exponentformat="e", rangemode="tozero" if not log_y else "normal")
     return fig

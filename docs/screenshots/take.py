@@ -31,16 +31,16 @@ import os
 import re
 import shutil
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+
+from tests.e2e.server import ServerError, chromium, start_server, stop_server  # noqa: E402 - after the path
+from tests.helpers import wait_until  # noqa: E402
 
 IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 VIEWPORT = {"width": 1400, "height": 1000}
@@ -67,70 +67,6 @@ _LIVE = """() => {
   const bar = document.querySelector('[data-testid="stProgress"]');
   return [loss ? loss.data[0].x.length : 0, bar ? bar.innerText : ''];
 }"""
-
-
-def _chromium() -> str:
-    for candidate in (os.environ.get("CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
-                      shutil.which("chromium-browser")):
-        if candidate and Path(candidate).exists():
-            return candidate
-    sys.exit("no Chromium found: install Debian's chromium (make browser) or set CHROMIUM=/path/to/chromium")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(runs: Path, log: Path, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
-    """`streamlit run app.py` on a free port with its own run store (and `env` added to the environment);
-    returns the process and base URL."""
-    port = _free_port()
-    env = {**os.environ, "KERAS_LAB_RUNS": str(runs), "PYTHONUNBUFFERED": "1", **(env or {})}
-    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-           "--server.port", str(port), "--server.fileWatcherType", "none",
-           "--browser.gatherUsageStats", "false"]
-    with open(log, "w") as out:  # its own process group: the training workers it spawns end with it
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    return proc, url
-        except OSError:
-            if proc.poll() is not None:
-                break
-            time.sleep(0.5)
-    stop_server(proc)
-    sys.exit(f"streamlit did not start; its log:\n{log.read_text()}")
-
-
-def stop_server(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    try:  # training worker processes left in the server's group
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _poll(condition, what: str, deadline_s: float):
-    """Poll `condition` every 50 ms (no browser involved, so it is not slowed by a busy page)."""
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        if value := condition():
-            return value
-        time.sleep(0.05)
-    raise TimeoutError(f"gave up waiting for: {what}")
 
 
 def epochs_done(runs: Path, run_id: str) -> int:
@@ -199,13 +135,9 @@ class Shooter:
             self.page.wait_for_selector(IDLE, timeout=120_000)
 
     def until(self, condition, what: str, deadline_s: float = 300.0):
-        end = time.monotonic() + deadline_s
-        while time.monotonic() < end:
-            value = condition()
-            if value:
-                return value
-            self.page.wait_for_timeout(400)
-        raise TimeoutError(f"gave up waiting for: {what}")
+        """wait_until, polling in the page's own event loop."""
+        return wait_until(condition, what, deadline_s, pause=lambda s: self.page.wait_for_timeout(s * 1000),
+                          every_s=0.4)
 
     def nav(self, name: str) -> None:
         self.page.locator('[data-testid="stSidebarNavLink"]', has_text=name).first.click()
@@ -283,8 +215,8 @@ class Shooter:
             box.press("Tab")
         before = set(os.listdir(self.runs))
         self.page.get_by_role("button", name="Start training").click()
-        run_id = _poll(lambda: next((n for n in os.listdir(self.runs) if RUN_ID.fullmatch(n) and n not in before),
-                                    None), "the new run's folder", 120)
+        run_id = wait_until(lambda: next((n for n in os.listdir(self.runs) if RUN_ID.fullmatch(n) and n not in before),
+                                         None), "the new run's folder", 120)
         print(f"started {run_id}: {optimizer}, learning rate {learning_rate}, batch {batch_size}, {epochs} epochs",
               flush=True)
         return run_id
@@ -310,7 +242,7 @@ def take(out: Path) -> None:
     print(f"server {url}, runs in {runs}", flush=True)
     try:
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=_chromium(), headless=True, args=["--no-sandbox"])
+            browser = pw.chromium.launch(executable_path=chromium(), headless=True, args=["--no-sandbox"])
             context = browser.new_context(viewport=VIEWPORT)
             page = context.new_page()
             page.set_default_timeout(60_000)
@@ -340,7 +272,7 @@ def take(out: Path) -> None:
 
             # Train: a Small CNN on digits, caught while running with a few epochs on the charts
             first = s.start_run("Adam", 15, batch_size=32, learning_rate=0.001)
-            _poll(lambda: epochs_done(runs, first) >= 4, "four epochs of the first run", 600)
+            wait_until(lambda: epochs_done(runs, first) >= 4, "four epochs of the first run", 600)
             with training_paused(proc.pid) as pids:
                 s.settled()  # the page catches up with the frozen run
                 s.shot("train.png", still_running=True)
@@ -410,7 +342,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent,
                         help="folder for the PNGs (default: docs/screenshots)")
-    take(parser.parse_args().out.resolve())
+    try:
+        take(parser.parse_args().out.resolve())
+    except ServerError as exc:
+        sys.exit(str(exc))
 
 
 if __name__ == "__main__":

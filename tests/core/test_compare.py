@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from core.compare import (
+    METRIC_COLUMNS,
     comparable,
     confusion_change,
     describe_change,
     differing_settings,
     f1_change,
     run_label,
+    run_metrics,
     runs_table,
 )
 from core.evaluation import evaluate_predictions
@@ -48,6 +51,35 @@ def test_describe_change_names_better_and_worse_classes():
     assert "within 0.01 F1 on every class" in same
 
 
+def test_a_chinese_reader_gets_the_change_run_names_and_setting_words_in_chinese():
+    from types import SimpleNamespace
+
+    from core.charts.eval import setting_label
+    from core.i18n import language_of
+
+    change = pd.Series([0.2, -0.05, 0.03, 0.0], index=["猫", "狗", "狐", "鸮"])
+    info = SimpleNamespace(run_id="r", config={"dataset": {"name": "upload:宠物.csv"}, "model": {"name": "Small CNN"},
+                                               "label": "第一次", "training": {"optimizer": "adam",
+                                                                             "learning_rate": 0.001, "epochs": 6}})
+    with language_of("zh"):
+        assert describe_change(change, "运行 A", "运行 B") == ("运行 B 变好的类别：猫 和 狐；变差的类别：狗（按各类别 F1 "
+                                                           "与 运行 A 比较）。")
+        assert run_label(info) == "r · upload:宠物.csv · Small CNN · adam 0.001 · 6 轮 · 第一次"
+        assert [setting_label(c) for c in ("training.batch_size", "best_val_accuracy", "training.new_knob")] == [
+            "批大小", "最佳验证准确率", "new knob"]  # a setting added later: the words of its name
+    assert run_label(info) == "r · upload:宠物.csv · Small CNN · adam 0.001 · 6 ep · 第一次"
+
+
+def test_setting_words_in_english_are_what_the_column_names_say():
+    """English labels stay those derived from the column ('training.batch_size' → 'batch size')."""
+    from core.charts.eval import setting_label
+
+    assert [setting_label(c) for c in ("training.batch_size", "split.val_fraction", "dataset.n_classes",
+                                       "best_val_accuracy", "duration_s", "model.name", "epochs_run")] == [
+        "batch size", "split val fraction", "dataset n classes", "best val accuracy", "duration s", "model",
+        "epochs run"]
+
+
 def test_comparable_needs_same_dataset_and_classes():
     a = {"dataset": {"name": "digits", "class_names": ["0", "1"]}}
     assert comparable(a, a) is None
@@ -60,22 +92,45 @@ def test_comparable_needs_same_dataset_and_classes():
         f1_change(ea, eb)
 
 
-def test_runs_table_reads_metrics_and_settings(tmp_path):
+def test_runs_table_has_the_settings_and_run_metrics_the_metrics(tmp_path):
     store = RunStore(tmp_path / "runs")
-    r1 = write_run(store, "digits", accuracy=0.7, seed=1, epochs=3)
+    r1 = write_run(store, "digits", accuracy=0.7, seed=1, epochs=3, label="first", group="sweep:lr")
     r2 = write_run(store, "digits", accuracy=0.9, seed=2, epochs=5, training={"learning_rate": 0.01})
-    table = runs_table(store).set_index("run_id")
-    assert set(table.index) == {r1, r2}
+    store.set_hidden(r2, True)
+    listed = store.list_runs()
+    table = runs_table(listed).set_index("run_id")
+    assert list(table.index) == [i.run_id for i in listed]  # as listed (two runs of one second: either order)
+    assert (table.loc[r1, "label"], table.loc[r1, "group"], table.loc[r2, "label"]) == ("first", "sweep:lr", "")
+    assert list(table.loc[[r2, r1], "hidden"]) == [True, False] and not any(c in table for c in METRIC_COLUMNS)
+    assert table.loc[r1, "created"] == pd.Timestamp(store.read_config(r1)["created"], unit="s")
+    settings = [c for c in table.columns if "." in c]
+    assert set(differing_settings(table, settings)) == {"training.learning_rate", "training.epochs"}
     for run_id in (r1, r2):
         val = [r["val_accuracy"] for r in store.read_metrics(run_id)]
         pred = store.read_predictions(run_id)
-        assert table.loc[run_id, "best_val_accuracy"] == pytest.approx(max(val))
-        assert table.loc[run_id, "last_val_accuracy"] == pytest.approx(val[-1])
-        assert table.loc[run_id, "test_accuracy"] == pytest.approx(
-            np.mean(pred["probs"].argmax(1) == pred["y_true"]))
-        assert table.loc[run_id, "duration_s"] == pytest.approx(store.read_metrics(run_id)[-1]["time"])
-    settings = [c for c in table.columns if "." in c]
-    assert set(differing_settings(table, settings)) == {"training.learning_rate", "training.epochs"}
+        row = run_metrics(store, run_id)
+        assert row["best_val_accuracy"] == pytest.approx(max(val))
+        assert row["last_val_accuracy"] == pytest.approx(val[-1])
+        assert row["test_accuracy"] == pytest.approx(np.mean(pred["probs"].argmax(1) == pred["y_true"]))
+        assert row["test_loss"] == pytest.approx(float(pred["test_loss"]))
+        assert row["duration_s"] == pytest.approx(store.read_metrics(run_id)[-1]["time"])
+        assert (row["epochs_run"], row["problem"]) == (len(val), "")
+    with open(store.run_dir(r1) / "metrics.jsonl", "ab") as fh:
+        fh.write(b'{"kind": "epoch", "val_acc')  # a torn last line
+    store.run_dir(r1).joinpath("predictions.npz").unlink()
+    row = run_metrics(store, r1)
+    assert row["problem"] == "metrics.jsonl: line 4 is damaged; 3 epochs shown"
+    assert row["epochs_run"] == 3 and np.isnan(row["test_accuracy"]) and np.isnan(row["test_loss"])
+
+
+def test_runs_table_of_a_damaged_run_and_of_no_runs(tmp_path):
+    store = RunStore(tmp_path / "runs")
+    run_id = store.create_run({"label": "x"})
+    (store.run_dir(run_id) / "config.json").write_text("{")
+    [row] = runs_table(store.list_runs()).to_dict("records")
+    assert (row["status"], row["problem"]) == ("damaged", "damaged: config.json is not valid JSON (cut off or corrupt)")
+    empty = runs_table([])
+    assert empty.empty and {"run_id", "status", "dataset", "hidden", "problem"} <= set(empty.columns)
 
 
 def test_filter_runs_by_status_dataset_and_text():

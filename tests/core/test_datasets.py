@@ -1,5 +1,6 @@
-"""The dataset registry: built-ins, keras.datasets read from fixtures in the real Keras cache formats,
-stratified subsets, the restricted CIFAR unpickler and the message when a dataset is missing."""
+"""The dataset registry: built-ins, keras.datasets read from fixtures in the real Keras cache formats (uint8
+images, official train / test parts), official and pooled splits, stratified subsets, the restricted CIFAR
+unpickler, the message when a dataset is missing, and the memory a training needs."""
 
 from __future__ import annotations
 
@@ -203,10 +204,11 @@ def test_mnist_from_cache(keras_home):
     arrays = write_mnist(keras_home)
     assert D.is_cached("mnist")
     ds = load("mnist", download=False)
-    assert ds.x.shape == (60, 28, 28, 1) and ds.x.dtype == np.float32
-    np.testing.assert_allclose(ds.x[0, ..., 0], arrays["x_train"][0] / 255.0, rtol=1e-6)
-    np.testing.assert_allclose(ds.x[40, ..., 0], arrays["x_test"][0] / 255.0, rtol=1e-6)
+    assert ds.x.shape == (60, 28, 28, 1) and ds.x.dtype == np.uint8  # pixels as stored: a quarter of float32
+    np.testing.assert_array_equal(ds.x[:40, ..., 0], arrays["x_train"])
+    np.testing.assert_array_equal(ds.x[40:, ..., 0], arrays["x_test"])
     np.testing.assert_array_equal(ds.y, np.concatenate([arrays["y_train"], arrays["y_test"]]))
+    assert ds.official_test_start == 40 and ds.has_official_split
     assert ds.class_names == tuple(str(i) for i in range(10))
     assert str(keras_home) in ds.source
 
@@ -214,8 +216,8 @@ def test_mnist_from_cache(keras_home):
 def test_fashion_mnist_from_gz_idx_files(keras_home):
     parts = write_fashion(keras_home)
     ds = load("fashion_mnist", download=False)
-    assert ds.x.shape == (40, 28, 28, 1)
-    np.testing.assert_allclose(ds.x[:30, ..., 0] * 255, parts["train"][0], atol=1e-3)
+    assert ds.x.shape == (40, 28, 28, 1) and ds.official_test_start == 30
+    np.testing.assert_array_equal(ds.x[:30, ..., 0], parts["train"][0])
     np.testing.assert_array_equal(ds.y[30:], parts["t10k"][1])
     assert ds.class_names[0] == "T-shirt/top" and ds.class_names[9] == "Ankle boot"
 
@@ -224,12 +226,13 @@ def test_fashion_mnist_from_gz_idx_files(keras_home):
 def test_cifar10_from_python_batches(keras_home, keras2_layout):
     _, batches = write_cifar10(keras_home, keras2_layout=keras2_layout)
     ds = load("cifar10", download=False)
-    assert ds.x.shape == (60, 32, 32, 3) and ds.y.dtype == np.int64
+    assert ds.x.shape == (60, 32, 32, 3) and ds.x.dtype == np.uint8 and ds.y.dtype == np.int64
     first = batches["data_batch_1"][b"data"][0]
     # CIFAR rows are 1024 red, then 1024 green, then 1024 blue values, each row-major 32x32
-    np.testing.assert_allclose(ds.x[0, :, :, 1] * 255, first[1024:2048].reshape(32, 32), atol=1e-3)
-    assert ds.x[0, 0, 1, 2] * 255 == pytest.approx(first[2048 + 1], abs=1e-3)
+    np.testing.assert_array_equal(ds.x[0, :, :, 1], first[1024:2048].reshape(32, 32))
+    assert ds.x[0, 0, 1, 2] == first[2048 + 1]
     np.testing.assert_array_equal(ds.y[50:], batches["test_batch"][b"labels"])
+    assert ds.official_test_start == 50
     assert ds.class_names[:2] == ("airplane", "automobile") and len(ds.class_names) == 10
 
 
@@ -339,3 +342,81 @@ def test_a_numeric_table_split_carries_its_preparation_as_plain_data():
     np.testing.assert_allclose(prep["mean"], split.mean, rtol=1e-6)
     np.testing.assert_allclose(prep["scale"], 1 / split.std, rtol=1e-6)
     assert D.split_dataset(load("digits")).preparation is None  # images are not prepared
+
+
+# --- official and pooled splits ------------------------------------------------------------------------
+
+def test_the_official_split_tests_on_the_test_file_and_carves_validation_from_the_training_files(keras_home):
+    write_mnist(keras_home, n_train=400, n_test=100)
+    ds = load("mnist", download=False)
+    split = D.split_dataset(ds, seed=3)
+    np.testing.assert_array_equal(split.test_idx, np.arange(400, 500))  # exactly the official test file
+    np.testing.assert_array_equal(np.sort(np.r_[split.train_idx, split.val_idx]), np.arange(400))
+    assert len(split.val_idx) == 60  # 15 % of the training files, not of every row
+    assert np.all(np.bincount(ds.y[split.val_idx], minlength=10) == 6)  # stratified
+    assert split.x_train.dtype == np.uint8  # images stay uint8 in the parts too
+    again, other = D.split_dataset(ds, seed=3), D.split_dataset(ds, seed=4)
+    np.testing.assert_array_equal(again.val_idx, split.val_idx)
+    assert not np.array_equal(np.sort(other.val_idx), np.sort(split.val_idx))
+
+
+def test_the_pooled_split_re_splits_every_row_as_before(keras_home):
+    write_mnist(keras_home, n_train=400, n_test=100)
+    ds = load("mnist", download=False)
+    pooled = D.split_dataset(ds, seed=1, kind="pooled")
+    assert pooled.sizes() == {"train": 350, "validation": 75, "test": 75}
+    assert pooled.test_idx.min() < 400  # test rows drawn from the training files too
+    # what a run recorded before the official split existed: every row pooled, no kind named
+    no_kind = D.Dataset(ds.name, ds.x, ds.y, ds.class_names, "image")
+    np.testing.assert_array_equal(D.split_dataset(no_kind, seed=1).test_idx, pooled.test_idx)
+    assert D.split_used(ds, "pooled") == "pooled" and D.split_used(ds) == "official"
+
+
+def test_data_without_an_official_split_is_always_pooled():
+    digits = load("digits")
+    assert digits.official_test_start is None and D.split_used(digits, "official") == "pooled"
+    np.testing.assert_array_equal(D.split_dataset(digits, seed=2).test_idx,
+                                  D.split_dataset(digits, seed=2, kind="pooled").test_idx)
+    assert "70% / 15% / 15%" in D.describe_split(digits)
+    with pytest.raises(DatasetError, match="split must be one of official, pooled, got 'random'"):
+        D.split_dataset(digits, kind="random")
+
+
+def test_a_subset_keeps_the_rows_it_always_had_and_tests_only_on_the_test_file(keras_home):
+    write_mnist(keras_home, n_train=400, n_test=100)
+    full = load("mnist", download=False)
+    ds = load("mnist", subset=100, seed=1, download=False)
+    rows = D.subset_indices(full.y, 100, 1)  # the pooled stratified draw runs have always recorded
+    np.testing.assert_array_equal(ds.x, full.x[rows])
+    assert ds.official_test_start == np.sum(rows < 400)
+    split = D.split_dataset(ds, seed=0)
+    assert np.all(rows[split.test_idx] >= 400) and np.all(rows[split.train_idx] < 400)
+    assert 5 <= len(split.test_idx) <= 40  # about the test file's share (1/5) of the subset
+    assert f"{len(split.test_idx):,} from the official test file" in ds.source
+    assert D.describe_split(ds).startswith(f"the official test file ({len(split.test_idx)} samples)")
+
+
+def test_a_subset_without_test_file_rows_is_pooled():
+    x, y = np.zeros((30, 2, 2, 1), np.uint8), np.arange(30) % 3
+    assert not D.Dataset("mnist", x, y, ("a", "b", "c"), "image", official_test_start=30).has_official_split
+    with pytest.raises(DatasetError, match="official test part must start within its 30 rows, got 31"):
+        D.Dataset("mnist", x, y, ("a", "b", "c"), "image", official_test_start=31)
+
+
+def test_model_input_scales_uint8_pixels_as_loading_did_and_leaves_floats_alone():
+    pixels = np.arange(256, dtype=np.uint8).reshape(1, 16, 16, 1)
+    scaled = D.model_input(pixels)
+    assert scaled.dtype == np.float32 and scaled.min() == 0.0 and scaled.max() == 1.0
+    np.testing.assert_array_equal(scaled, pixels.astype(np.float32) / np.float32(255))  # the old load's bits
+    floats = load("digits").x
+    assert D.model_input(floats) is floats
+
+
+def test_memory_need_counts_the_stored_bytes_a_batch_and_the_model(keras_home):
+    write_cifar10(keras_home, per_batch=20)
+    ds = load("cifar10", download=False)
+    need = D.memory_need(ds, batch_size=32, values_per_sample=1000, params=122_570)
+    assert need.data == 120 * 3072 + 120 * 8  # one byte per pixel value, int64 labels
+    assert need.batch == 32 * 1000 * 4 * 2  # float32 values and their gradients
+    assert need.model == 122_570 * 16  # weights, gradients, Adam's two moments
+    assert need.training_process == D.TENSORFLOW_BYTES + 2 * need.data + need.batch + need.model

@@ -164,6 +164,30 @@ def test_resolve_run_data_finds_builtin_and_checks_labels(tmp_path):
     assert data is None and "not available in this session" in reason
 
 
+@pytest.mark.parametrize("kind", ["official", "pooled", None])  # None: a run from before the official split
+def test_resolve_run_data_rebuilds_the_split_a_keras_dataset_run_recorded(tmp_path, monkeypatch, kind):
+    from core.datasets import load
+    from core.jobs import TrainRequest, run_config
+    from core.specs import preset
+    from core.training import TrainConfig
+    from tests.core.test_datasets import write_mnist
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    write_mnist(tmp_path, n_train=300, n_test=100)
+    ds = load("mnist", download=False)
+    config = run_config(TrainRequest(ds, preset("Small MLP", ds), TrainConfig(seed=4, split=kind or "pooled")))
+    assert config["split"]["kind"] == (kind or "pooled")
+    if kind is None:
+        del config["split"]["kind"]
+    made = split_dataset(ds, seed=4, kind=kind or "pooled")  # what the worker trained on
+    data, reason = resolve_run_data(config, made.test_idx, ds.y[made.test_idx])
+    assert reason == "" and data.split is not None
+    np.testing.assert_array_equal(data.split.test_idx, made.test_idx)
+    np.testing.assert_array_equal(data.split.val_idx, made.val_idx)
+    if kind == "official":
+        np.testing.assert_array_equal(made.test_idx, np.arange(300, 400))
+
+
 def test_raw_rows_for_prediction_are_scaled_like_training_from_the_training_part_only():
     ds = load_builtin("wine")
     sp = split_dataset(ds, seed=3)

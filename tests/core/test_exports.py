@@ -23,10 +23,48 @@ def test_formula_cells_get_an_apostrophe_numbers_stay():
 
 def test_csv_bytes_round_trip():
     frame = pd.DataFrame({"label": ["=evil()", "fine", "-0.25"], "loss": [-0.5, 1.0, 2.0], "=col": [1, 2, 3]})
-    rows = list(csv.reader(io.StringIO(csv_bytes(frame).decode())))
+    rows = list(csv.reader(io.StringIO(csv_bytes(frame).decode("utf-8-sig"))))
     assert rows[0] == ["label", "loss", "'=col"]
     assert [r[0] for r in rows[1:]] == ["'=evil()", "fine", "-0.25"]
     assert [float(r[1]) for r in rows[1:]] == [-0.5, 1.0, 2.0]  # numbers stay numbers
+
+
+def test_csv_is_utf8_with_a_byte_order_mark_so_spreadsheets_read_chinese():
+    """Excel reads a CSV without a BOM in the system's code page: 猫 would come out as mojibake."""
+    import codecs
+
+    data = csv_bytes(pd.DataFrame({"class": ["猫", "=狗"], "n": [1, 2]}))
+    assert data.startswith(codecs.BOM_UTF8) and data.count(codecs.BOM_UTF8) == 1
+    assert data[len(codecs.BOM_UTF8):] == "class,n\n猫,1\n'=狗,2\n".encode()  # formulas still neutralised
+
+
+def test_csv_headers_are_in_the_readers_language_and_english_stays_as_it_was(tmp_path):
+    import numpy as np
+
+    from core.evaluation import evaluate_predictions
+    from core.exports import predictions_csv, report_csv
+    from core.i18n import language_of
+
+    ev = evaluate_predictions(np.eye(2)[[0, 1, 1]], np.array([0, 1, 0]), ["猫", "狗"])
+    store = RunStore(tmp_path / "runs")
+    run_id = write_run(store, "iris", epochs=1)
+
+    def header_and_column(data):
+        frame = pd.read_csv(io.BytesIO(data), keep_default_na=False)
+        return list(frame.columns), list(frame.iloc[:, 0])
+
+    with language_of("zh"):
+        assert header_and_column(report_csv(ev.report)) == (["类别", "精确率", "召回率", "F1 分数", "样本数"],
+                                                             ["猫", "狗", "宏平均", "加权平均"])
+        columns, _first = header_and_column(predictions_csv(ev.probs, ev.y_true, [5, 6, 7], ev.class_names))
+        assert columns == ["样本索引", "真实", "预测", "P(猫)", "P(狗)"]
+        columns, _first = header_and_column(history_csv(store.read_metrics(run_id)))
+        assert columns[:5] == ["记录类型", "轮次", "损失", "准确率", "验证损失"]
+        assert header_and_column(all_metrics_csv(store))[0][:4] == ["运行 ID", "数据集", "模型", "状态"]
+    assert header_and_column(report_csv(ev.report)) == (["class", "precision", "recall", "f1-score", "support"],
+                                                         ["猫", "狗", "macro avg", "weighted avg"])
+    assert header_and_column(history_csv(store.read_metrics(run_id)))[0][:5] == ["kind", "epoch", "loss", "accuracy",
+                                                                                 "val_loss"]
 
 
 def test_history_and_all_metrics_csv(tmp_path):
@@ -52,11 +90,29 @@ def test_history_and_all_metrics_csv(tmp_path):
 def test_run_zip_holds_the_run_files_only(tmp_path):
     store = RunStore(tmp_path / "runs")
     run_id = write_run(store, "iris")
-    (store.run_dir(run_id) / ".tmp-abc-model.keras").write_bytes(b"half")
+    folder = store.run_dir(run_id)
+    (folder / ".tmp-abc-model.keras").write_bytes(b"half")
+    (folder / "notes.txt").write_text("not a run file")
+    (folder / "model.keras").symlink_to(tmp_path / "elsewhere.keras")  # a link never travels
+    (tmp_path / "elsewhere.keras").write_bytes(b"secret")
+    events = folder / "tensorboard" / "train"
+    events.mkdir(parents=True)
+    (events / "events.out.tfevents.1700000000.host.42.0.v2").write_bytes(b"\0" * 16)
+    (events / "profile.pb").write_bytes(b"not an event file")
+    (folder / "tensorboard" / "validation").symlink_to(tmp_path)
     with zipfile.ZipFile(io.BytesIO(run_zip(store, run_id))) as zf:
         names = set(zf.namelist())
-        assert names == {f"{run_id}/{n}" for n in ("config.json", "metrics.jsonl", "status.json", "predictions.npz")}
-        assert zf.read(f"{run_id}/config.json") == (store.run_dir(run_id) / "config.json").read_bytes()
+        assert names == {f"{run_id}/{n}" for n in ("config.json", "metrics.jsonl", "status.json", "predictions.npz",
+                                                    "tensorboard/train/events.out.tfevents.1700000000.host.42.0.v2")}
+        assert zf.read(f"{run_id}/config.json") == (folder / "config.json").read_bytes()
+
+
+def test_several_runs_zip_into_one_folder_each(tmp_path):
+    store = RunStore(tmp_path / "runs")
+    a, b = write_run(store, "iris", seed=1), write_run(store, "iris", seed=2)
+    with zipfile.ZipFile(io.BytesIO(run_zip(store, a, b))) as zf:
+        assert {n.split("/")[0] for n in zf.namelist()} == {a, b}
+        assert zf.read(f"{b}/status.json") == (store.run_dir(b) / "status.json").read_bytes()
 
 
 def test_predictions_csv_one_row_per_test_sample():
@@ -67,7 +123,7 @@ def test_predictions_csv_one_row_per_test_sample():
 
     probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6], [0.25, 0.5, 0.25]], dtype=np.float32)
     data = predictions_csv(probs, [0, 1, 1], [40, 7, 13], ["=cmd()", "b", "b"])
-    rows = list(csv.reader(io.StringIO(data.decode())))
+    rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
     assert rows[0] == ["index", "true", "predicted", "P(=cmd())", "P(b)", "P(b) (2)"]  # names kept apart
     assert [r[:3] for r in rows[1:]] == [["40", "'=cmd()", "'=cmd()"], ["7", "b", "b"], ["13", "b", "b"]]
     frame = pd.read_csv(io.BytesIO(data))

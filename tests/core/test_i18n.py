@@ -105,3 +105,26 @@ def test_translations_use_the_glossary_terms():
             if re.search(rf"\b{re.escape(row['en'])}\b", message.id, re.IGNORECASE) and row["zh"] not in message.string:
                 wrong.append(f"{message.id!r}: '{row['en']}' should read {row['zh']} in {message.string!r}")
     assert not wrong, "\n".join(wrong[:20])
+
+
+def test_a_thread_never_given_a_language_asks_the_resolver_then_falls_back_to_english():
+    """Streamlit runs widget callbacks and fragment reruns in threads app.py's start-of-run code never saw:
+    the UI's resolver answers with the visitor's language there."""
+    seen = []
+
+    def read():
+        seen.append(i18n._("Train"))
+        with i18n.language_of("en"):
+            seen.append(i18n._("Train"))
+        seen.append(i18n._("Train"))
+
+    before = i18n._resolver  # the UI's, when an AppTest in this process imported it: put back afterwards
+    try:
+        for resolver in (lambda: "zh", None):
+            i18n.set_resolver(resolver)
+            t = threading.Thread(target=read)
+            t.start()
+            t.join()
+    finally:
+        i18n.set_resolver(before)
+    assert seen == ["训练", "Train", "训练", "Train", "Train", "Train"]

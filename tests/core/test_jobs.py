@@ -13,21 +13,12 @@ import time
 import pytest
 
 from core.datasets import load_builtin
+from core.i18n import _, language_of
 from core.jobs import JobManager, QueueFullError, TrainRequest, dataset_fingerprint
 from core.runs import RunStore, RunStoreError
 from core.training import TrainConfig, TrainConfigError
 from tests.core.test_runs import DiskFull, leftovers, make_read_only
-
-
-def _wait(condition, what: str, deadline_s: float = 180.0):
-    """Poll until condition() is truthy; fail with a message naming what never happened."""
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    pytest.fail(f"gave up waiting for: {what}")
+from tests.helpers import wait_until as _wait
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +65,37 @@ def test_submit_rejects_bad_settings_before_creating_a_run(iris, mlp, managers):
 
 
 @pytest.mark.slow
+def test_a_run_writes_its_messages_in_the_language_of_its_request(iris, mlp, managers, tmp_path):
+    """Worker threads have no visitor: every message about a run, whoever's thread writes it, is in the
+    language of its request, which is by default the language of the code that made it."""
+    gate = threading.Event()
+    manager = JobManager(RunStore(tmp_path / "runs"), max_queue=2, build_model=_gated_builder(gate))
+    managers.append(manager)
+    config = TrainConfig(epochs=2, batch_size=16)
+    english = TrainRequest(iris, mlp, config)
+    with language_of("zh"):
+        chinese = TrainRequest(iris, mlp, config)
+        said = {"waiting": _("waiting for a worker"), "training": _("training"),
+                "taken off": _("stopped before it started (taken off the queue)")}
+    assert (english.language, chinese.language) == ("en", "zh")
+    assert said["waiting"] != "waiting for a worker" and said["training"] != "training"  # the catalog has them
+    first, taken_off, second = (manager.submit(r) for r in (chinese, chinese, english))
+    assert manager.store.read_status(taken_off)["message"] == said["waiting"]
+    manager.stop(taken_off)  # from this (English) thread
+    assert manager.store.read_status(taken_off)["message"] == said["taken off"]
+    _wait(lambda: manager.snapshot(first).state == "running", "the first job to start")
+    assert manager.store.read_status(first)["message"] == said["training"]  # written by the worker thread
+    gate.set()
+    _wait(lambda: _done(manager, first) and _done(manager, second), "both jobs to finish")
+    status = manager.store.read_status(first)
+    with language_of("zh"):
+        done = _("{epochs} epochs, test accuracy {accuracy}").format(epochs=2,
+                                                                       accuracy=f"{status['test_accuracy']:.3f}")
+    assert status["state"] == "completed" and status["message"].startswith(done), status["message"]
+    assert manager.store.read_status(second)["message"].startswith("2 epochs, test accuracy ")
+
+
+@pytest.mark.slow
 def test_queue_lifecycle_one_at_a_time_then_both_complete(iris, mlp, managers):
     gate = threading.Event()
     manager = JobManager(max_queue=1, build_model=_gated_builder(gate))
@@ -96,13 +118,14 @@ def test_queue_lifecycle_one_at_a_time_then_both_complete(iris, mlp, managers):
         status = manager.store.read_status(run_id)
         assert status["state"] == "completed", status
         files = {p.name for p in manager.store.run_dir(run_id).iterdir()}
-        assert files == {"config.json", "metrics.jsonl", "status.json", "model.keras", "predictions.npz"}
+        assert files == {"config.json", "metrics.jsonl", "status.json", "model.keras", "predictions.npz",
+                         "tensorboard"}
         assert [r["epoch"] for r in manager.store.read_metrics(run_id)] == [1, 2]
     assert manager.active_run_ids() == []
     config_json = manager.store.read_config(second)
     assert config_json["label"] == "second" and config_json["model"] == mlp.to_dict()
     assert config_json["training"] == config.to_dict()
-    assert config_json["split"] == {"seed": 0, "val_fraction": 0.15, "test_fraction": 0.15}
+    assert config_json["split"] == {"kind": "pooled", "seed": 0, "val_fraction": 0.15, "test_fraction": 0.15}
     assert config_json["dataset"]["fingerprint"] == dataset_fingerprint(iris)
     assert config_json["dataset"]["n_classes"] == 3 and config_json["dataset"]["input_shape"] == [4]
     assert set(config_json["versions"]) == {"python", "tensorflow", "keras", "numpy", "sklearn"}

@@ -423,24 +423,6 @@ def test_the_bound_is_exactly_what_keras_allocates_for_every_layer_type():
         assert check_model_config(_strip_optional(config))["params_estimate"] == real, model.name
 
 
-@pytest.fixture
-def no_downloads(monkeypatch):
-    """ImageNet weights unavailable, as offline: the Transfer learning preset starts from random weights."""
-    import keras
-
-    import core.models as models
-
-    real = keras.applications.MobileNetV2
-
-    def offline(*args, weights="imagenet", **kwargs):
-        if weights == "imagenet":
-            raise Exception("URL fetch failure: -- offline")
-        return real(*args, weights=weights, **kwargs)
-
-    monkeypatch.setattr(keras.applications, "MobileNetV2", offline)
-    monkeypatch.setattr(models, "_FAILED_WEIGHTS", {})
-
-
 @pytest.mark.slow
 def test_every_preset_saved_by_build_model_passes_the_check_and_the_child(tmp_path, no_downloads):
     from core.datasets import Dataset
@@ -640,3 +622,22 @@ def test_settings_changed_during_load_are_restored_and_refused(good_model_file, 
     with pytest.raises(ModelFileError, match=r"changed process-wide Keras settings \(floatx"):
         load_model_file(good_model_file, isolate=False)  # this process's own guard (the child's is the same)
     assert keras.config.floatx() == "float32"
+
+
+def test_a_run_imported_from_a_zip_has_its_model_loaded_in_the_child_first(tmp_path, monkeypatch):
+    """The server's own runs skip the child; a run whose model.keras a visitor supplied (config "imported")
+    goes through it, like any uploaded model."""
+    from core import model_files
+    from core.runs import RunStore
+
+    store = RunStore(tmp_path / "runs")
+    own = store.create_run({"dataset": {"name": "digits"}})
+    imported = store.create_run({"dataset": {"name": "digits"}, "imported": {"from": "runs.zip"}})
+    for run_id in (own, imported):
+        store.model_path(run_id).write_bytes(b"model")
+    isolated = {}
+    monkeypatch.setattr(model_files, "load_model_file",
+                        lambda path, isolate=True: isolated.setdefault(path.parent.name, isolate))
+    model_files.load_run_model(store, own)
+    model_files.load_run_model(store, imported)
+    assert isolated == {own: False, imported: True}

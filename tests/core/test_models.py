@@ -29,25 +29,6 @@ def datasets() -> dict[str, Dataset]:
     return {**{n: load_builtin(n) for n in BUILTINS}, "cifar_like": _cifar_like()}
 
 
-@pytest.fixture
-def no_downloads(monkeypatch):
-    """ImageNet weights unavailable, as offline: asking Keras for them raises what its download raises; the
-    memo of failures starts empty."""
-    import keras
-
-    import core.models as models
-
-    real = keras.applications.MobileNetV2
-
-    def offline(*args, weights="imagenet", **kwargs):
-        if weights == "imagenet":
-            raise Exception("URL fetch failure: -- [Errno -2] Name or service not known")
-        return real(*args, weights=weights, **kwargs)
-
-    monkeypatch.setattr(keras.applications, "MobileNetV2", offline)
-    monkeypatch.setattr(models, "_FAILED_WEIGHTS", {})
-
-
 def test_every_preset_builds_on_every_dataset_it_claims(datasets, no_downloads):
     import keras
 
@@ -274,6 +255,26 @@ def test_exported_script_for_other_data_uses_a_marked_placeholder(datasets, tmp_
     out = _run_script(code, tmp_path)
     assert int(re.search(r"parameters: (\d+)", out).group(1)) == \
         build_model(preset("Stronger CNN", cifar), cifar).count_params()
+
+
+def test_exported_transfer_learning_prepares_grey_images_as_build_model_does(datasets, tmp_path):
+    """Grey 8x8 digits: the script's backbone gets the channel repeated to RGB, resized to 32x32 and scaled to
+    [-1, 1], layer by layer as build_model does, with the same parameters."""
+    from dataclasses import replace
+
+    from core.models import build_model, export_code
+
+    digits = datasets["digits"]
+    spec = preset("Transfer learning", digits)
+    backbone = replace(spec.layers[0], params={**spec.layers[0].params, "weights": "none"})  # no download
+    spec = replace(spec, layers=(backbone, *spec.layers[1:]))
+    code = export_code(spec, digits)
+    assert "weights='imagenet'" not in code and "backbone.trainable = False" in code
+    config = _exported_model_config(code, tmp_path)
+    model = build_model(spec, digits)
+    assert [layer["name"] for layer in config["layers"]] == [layer.name for layer in model.layers]
+    assert [layer["class_name"] for layer in config["layers"]][1:5] == \
+        ["Concatenate", "Resizing", "Rescaling", "Functional"]
 
 
 def test_export_file_stem_is_readable_and_safe():

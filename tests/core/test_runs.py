@@ -205,16 +205,18 @@ def test_both_files_damaged_names_both_and_values_are_never_quoted(store):
 
 
 def test_an_unreadable_status_file_is_listed_as_damaged(store, monkeypatch):
+    import builtins
+
     run_id = store.create_run({})
     target = store.run_dir(run_id) / "status.json"
-    real = Path.read_bytes
+    real = builtins.open
 
-    def read_bytes(self):
-        if self == target:
-            raise PermissionError(errno.EACCES, "Permission denied", str(self))
-        return real(self)
+    def open_(file, *args, **kwargs):
+        if Path(file) == target:
+            raise PermissionError(errno.EACCES, "Permission denied", str(file))
+        return real(file, *args, **kwargs)
 
-    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    monkeypatch.setattr(builtins, "open", open_)
     info = store.run_info(run_id)
     assert (info.status, info.message) == (DAMAGED, "status.json cannot be read: permission denied")
 
@@ -258,6 +260,34 @@ def test_check_writable_on_a_read_only_store(store, monkeypatch):
         store.delete_run(run_id)
     monkeypatch.undo()
     assert leftovers(store.root) == [run_id] and store.run_info(run_id).status == "queued"
+
+
+def test_a_chinese_reader_gets_the_store_problems_in_chinese(store, monkeypatch):
+    """Damaged runs, damaged metric lines and failed writes, in the reader's language; plain_reason still
+    finds the reason after the Chinese colon (core.jobs builds its messages from it)."""
+    from core.i18n import language_of
+    from core.runs import plain_reason
+
+    run_id = store.create_run({})
+    for e in range(1, 4):
+        store.append_metrics(run_id, {"kind": "epoch", "epoch": e})
+    path = store.run_dir(run_id) / "metrics.jsonl"
+    lines = path.read_bytes().split(b"\n")
+    lines[1] = lines[1][:5]
+    path.write_bytes(b"\n".join(lines))
+    bad = store.create_run({})
+    (store.run_dir(bad) / "status.json").write_text("{")
+    make_read_only(monkeypatch, store.root)
+    with language_of("zh"):
+        assert store.metrics_problem(run_id) == "metrics.jsonl：第 2 行已损坏；显示 2 轮"
+        assert store.run_info(bad).message == "status.json 不是有效的 JSON（被截断或已损坏）"
+        with pytest.raises(RunStoreError) as err:
+            store.delete_run(run_id)
+        assert str(err.value) == f"无法删除运行 {run_id}：文件系统为只读"
+        assert plain_reason(err.value) == "文件系统为只读"
+    with pytest.raises(RunStoreError) as err:
+        store.archive_run(run_id)
+    assert plain_reason(err.value) == "the file system is read-only"
 
 
 @pytest.mark.parametrize("after", [0, 1])  # the disk fills before the config, or between config and status
@@ -424,3 +454,122 @@ def test_start_up_removes_hidden_folders_a_killed_process_left_but_not_fresh_one
     os.utime(old, (time.time() - 7200, time.time() - 7200))
     store.mark_interrupted()
     assert leftovers(store.root) == sorted([".tmp-abcdefabcdef", run_id])
+
+
+# ---- listing many runs: only what changed is read -----------------------------------------------------
+
+def test_listing_reads_only_the_runs_whose_files_changed(store, monkeypatch):
+    import builtins
+
+    ids = sorted(store.create_run({"label": f"run {n}"}) for n in range(4))
+    assert [i.run_id for i in store.list_runs()] == ids[::-1]  # newest (greatest id) first
+    opened = []
+    real = builtins.open
+
+    def open_(file, *args, **kwargs):
+        opened.append(Path(file).relative_to(store.root).as_posix())
+        return real(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", open_)
+    assert [i.run_id for i in store.list_runs()] == ids[::-1] and opened == []  # nothing changed: nothing read
+    store.write_status(ids[1], "completed", "done")
+    store.write_status(ids[1], "failed", "twice within one clock tick")  # same size class, same mtime tick
+    store.update_config(ids[2], label="renamed")
+    opened.clear()
+    infos = {i.run_id: i for i in store.list_runs()}
+    assert sorted(opened) == sorted(f"{r}/{f}" for r in ids[1:3] for f in ("config.json", "status.json"))
+    assert (infos[ids[1]].status, infos[ids[1]].message) == ("failed", "twice within one clock tick")
+    assert infos[ids[2]].config["label"] == "renamed" and infos[ids[0]].status == "queued"
+
+
+# ---- hide, archive, restore, delete -----------------------------------------------------------------------
+
+def test_hidden_runs_keep_their_files_and_can_be_shown_again(store):
+    run_id = store.create_run({"label": "noisy trial"})
+    assert not store.run_info(run_id).hidden
+    store.set_hidden(run_id, True)
+    info = store.run_info(run_id)
+    assert info.hidden and info.config["label"] == "noisy trial" and store.read_config(run_id)["hidden"] is True
+    store.set_hidden(run_id, False)
+    assert not store.run_info(run_id).hidden and "hidden" not in store.read_config(run_id)
+    (store.run_dir(run_id) / "config.json").write_text('{"hidden": "yes"}')
+    assert store.run_info(run_id).message == "config.json: 'hidden' is not true or false"
+
+
+def test_archived_runs_leave_every_list_and_come_back_whole(store, tmp_path):
+    from core.workspaces import workspace_root
+
+    keep, old = store.create_run({"label": "keep"}), store.create_run({"label": "old"})
+    store.append_metrics(old, {"kind": "epoch", "epoch": 1, "loss": 0.5})
+    store.archive_run(old)
+    assert [i.run_id for i in store.list_runs()] == [keep]
+    assert (store.root / "_archive" / old / "metrics.jsonl").is_file()
+    [archived] = store.archive.list_runs()
+    assert (archived.run_id, archived.config["label"]) == (old, "old")
+    with pytest.raises(RunStoreError, match=f"cannot archive run {old}: it does not exist"):
+        store.archive_run(old)
+    store.restore_run(old)
+    assert {i.run_id for i in store.list_runs()} == {old, keep} and store.archive.list_runs() == []
+    assert store.read_metrics(old) == [{"kind": "epoch", "epoch": 1, "loss": 0.5}]
+    store.archive_run(old)
+    (store.root / old).mkdir()  # something took its place meanwhile: never overwritten
+    with pytest.raises(RunStoreError, match=f"cannot restore run {old}: a run with that id is already there"):
+        store.restore_run(old)
+    assert [i.run_id for i in store.archive.list_runs()] == [old]
+    # a workspace's archive is inside the workspace: the local lab lists neither, another workspace neither
+    mine = RunStore(workspace_root(store.root, "key-of-one-visitor-000000"))
+    theirs = RunStore(workspace_root(store.root, "key-of-another-visitor-00"))
+    run_id = mine.create_run({})
+    mine.archive_run(run_id)
+    assert mine.archive.root.parent == mine.root and mine.archive.list_runs()[0].run_id == run_id
+    assert theirs.archive.list_runs() == [] and run_id not in {i.run_id for i in store.list_runs()}
+    with pytest.raises(RunStoreError, match="does not exist"):
+        theirs.restore_run(run_id)
+
+
+def test_deleting_a_run_frees_its_disk_space(store):
+    run_id = store.create_run({})
+    (store.run_dir(run_id) / "model.keras").write_bytes(os.urandom(2_000_000))
+    (store.run_dir(run_id) / "tensorboard" / "train").mkdir(parents=True)
+    (store.run_dir(run_id) / "tensorboard" / "train" / "events.out.tfevents.1.host.1.v2").write_bytes(b"x" * 1000)
+
+    def bytes_under(root: Path) -> int:
+        return sum(os.lstat(os.path.join(d, f)).st_size for d, _, files in os.walk(root) for f in files)
+
+    assert bytes_under(store.root) > 2_000_000
+    store.delete_run(run_id)
+    assert bytes_under(store.root) == 0 and leftovers(store.root) == []
+
+
+# ---- runs that come back whole --------------------------------------------------------------------------
+
+def test_add_run_gives_a_new_id_and_only_takes_run_files(store):
+    from core.runs import is_tensorboard_file
+
+    existing = store.create_run({"label": "here"})
+    files = {"metrics.jsonl": b'{"kind": "epoch", "epoch": 1}\n',
+             "tensorboard/train/events.out.tfevents.1.host.2.v2": b"\x00" * 16}
+    run_id = store.add_run({"run_id": existing, "label": "back"}, {"state": "completed", "message": "ok"}, files)
+    assert run_id != existing and store.read_config(existing)["label"] == "here"
+    assert store.read_config(run_id) == {"run_id": run_id, "label": "back"}
+    assert store.run_info(run_id).status == "completed" and len(store.read_metrics(run_id)) == 1
+    assert (store.run_dir(run_id) / "tensorboard" / "train" / "events.out.tfevents.1.host.2.v2").is_file()
+    for name in ("../escape.json", "notes.txt", "tensorboard/../../x", "tensorboard/.hidden/events.out.tfevents.1",
+                 "tensorboard/a/b/c/events.out.tfevents.1", "config.json"):
+        assert not (name != "config.json" and is_tensorboard_file(name))
+        with pytest.raises(ValueError, match="a run folder holds no file named"):
+            store.add_run({}, {"state": "completed"}, {name: b"x"})
+    with pytest.raises(ValueError, match="'label' is not a text"):
+        store.add_run({"label": ["x"]}, {"state": "completed"}, {})
+    with pytest.raises(ValueError, match="'state' is not one of"):
+        store.add_run({}, {"state": "hacked"}, {})
+    assert sorted(leftovers(store.root)) == sorted([existing, run_id])  # nothing half-made
+
+
+def test_add_run_on_a_full_disk_leaves_nothing_behind(store, monkeypatch):
+    store.create_run({})
+    before = leftovers(store.root)
+    DiskFull(monkeypatch, store.root, after=1)  # fails writing the second file
+    with pytest.raises(RunStoreError, match="the disk is full"):
+        store.add_run({}, {"state": "completed"}, {"metrics.jsonl": b"{}\n", "predictions.npz": b"x"})
+    assert leftovers(store.root) == before

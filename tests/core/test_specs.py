@@ -105,6 +105,31 @@ def test_augmentation_suits_the_data(datasets):
     assert any("no RandomFlip" in n for n in preset("Stronger CNN", datasets["digits"]).notes)
 
 
+def test_stronger_cnn_adapts_to_image_size_and_number_of_images(datasets):
+    """What won at equal training time on real 28x28 MNIST (README, "Presets on real data"): on images the
+    article's valid layout fits, valid padding with pooling before BatchNorm and ReLU; from 10,000 images on,
+    no augmentation and Dropout only before the head. 8x8 digits keep the layout that won there."""
+    def types(spec: ModelSpec) -> list[str]:
+        return [ly.type for ly in spec.layers]
+
+    many = Dataset("mnist_like", np.zeros((10_000, 28, 28, 1), np.uint8), np.arange(10_000) % 10,
+                   tuple("0123456789"), "image")
+    few = Dataset("mnist_like", many.x[:9_999], many.y[:9_999], many.class_names, "image")
+    large = preset("Stronger CNN", many)
+    assert types(large) == ["Conv2D", "MaxPooling2D", "BatchNormalization", "Activation"] * 2 + [
+        "Conv2D", "GlobalAveragePooling2D", "Dropout"]
+    assert {ly.params["padding"] for ly in large.layers if ly.type == "Conv2D"} == {"valid"}
+    assert any("No augmentation" in n for n in large.notes) and any("padding='valid'" in n for n in large.notes)
+    assert analyse_spec(large, many.input_shape, 10, "image").total_params < \
+        analyse_spec(preset("Article CNN", many), many.input_shape, 10, "image").total_params
+    small_data = types(preset("Stronger CNN", few))
+    assert small_data[:3] == ["RandomRotation", "RandomZoom", "RandomTranslation"] and small_data.count("Dropout") == 3
+    digits = preset("Stronger CNN", datasets["digits"])
+    assert types(digits)[3:7] == ["Conv2D", "BatchNormalization", "Activation", "MaxPooling2D"]
+    assert {ly.params["padding"] for ly in digits.layers if ly.type == "Conv2D"} == {"same"}
+    assert not any("padding='valid'" in n or "No augmentation" in n for n in digits.notes)
+
+
 def test_transfer_preset_declares_a_frozen_small_backbone(datasets):
     spec = preset("Transfer learning", datasets["digits"])
     backbone = spec.layers[0]

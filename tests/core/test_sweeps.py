@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import optuna
@@ -29,6 +28,7 @@ from core.sweeps import (
     study_rows,
 )
 from core.training import TrainConfig
+from tests.helpers import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,15 +41,6 @@ def iris():
 def _base(dataset, spec, config):
     return {"dataset": {"name": dataset.name, "subset": None, "seed": 0, "upload": False},
             "spec": spec.to_dict(), "config": config.to_dict()}
-
-
-def _wait(condition, what, deadline_s=300.0):
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        if condition():
-            return
-        time.sleep(0.05)
-    pytest.fail(f"gave up waiting for: {what}")
 
 
 def test_apply_params_changes_the_model_and_settings_it_names_and_nothing_else():
@@ -98,7 +89,7 @@ def test_an_epoch_hook_that_asks_to_prune_ends_the_run_pruned_with_its_reason(ir
 
         run_id = manager.submit_many([TrainRequest(iris, preset("Small MLP", iris), TrainConfig(epochs=8))],
                                      epoch_hook=hook)[0]
-        _wait(lambda: not manager.snapshot(run_id).active, "the run to end")
+        wait_until(lambda: not manager.snapshot(run_id).active, "the run to end")
         status = manager.store.read_status(run_id)
         assert (status["state"], status["message"]) == ("pruned", "pruned: hopeless")
         full = [r["epoch"] for r in manager.store.read_metrics(run_id) if not r.get("partial")]

@@ -1,4 +1,5 @@
-"""TrainConfig validation, and train_run on tiny models: outcomes, records, reproducibility, strategies."""
+"""TrainConfig validation, and train_run on tiny models: outcomes, records, reproducibility, strategies, uint8
+images fed a batch at a time, TensorBoard event files, and the article's experiment."""
 
 from __future__ import annotations
 
@@ -15,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.datasets import load_builtin, split_dataset
+from core.datasets import Dataset, load_builtin, model_input, split_dataset
 from core.runs import RunStore
 from core.specs import preset
-from core.training import LiveProgress, TrainConfig, TrainConfigError, train_run
+from core.training import ARTICLE, LiveProgress, TrainConfig, TrainConfigError, train_run
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -44,6 +45,7 @@ ROOT = Path(__file__).resolve().parents[2]
     ({"weight_decay": "0.1"}, "weight decay must be a number, got '0.1'"),
     ({"test_fraction": 1}, "test fraction must be greater than 0 and less than 1, got 1"),
     ({"val_fraction": 0.5, "test_fraction": 0.4}, "validation + test fractions must leave at least 10% for training, got 0.5 + 0.4"),
+    ({"split": "random"}, "split must be one of official, pooled, got 'random'"),
 ])
 def test_invalid_settings_say_what_was_given_and_what_is_allowed(change, message):
     with pytest.raises(TrainConfigError) as info:
@@ -276,3 +278,101 @@ def test_smoothing_is_debiased_and_batch_curve_is_thinned():
         smooth([1.0], 1.0)
     fig = batch_figure([(i, 1.0 / i) for i in range(1, 5001)], max_points=500)
     assert len(fig.data[0].x) <= 500 and fig.data[0].x[0] == 1
+
+
+# ---- uint8 images, TensorBoard, the article's experiment --------------------------------------------------
+
+def _uint8_digits() -> Dataset:
+    digits = load_builtin("digits")
+    return Dataset("pixels", np.round(digits.x * 255).astype(np.uint8), digits.y, digits.class_names, "image")
+
+
+def test_uint8_images_are_fed_a_batch_at_a_time_as_floats_reshuffled_each_epoch():
+    from core.training import _ImageBatches, _keras_class
+
+    x, y = _uint8_digits().x[:10], np.arange(10)
+    batches = _keras_class(_ImageBatches, "utils.PyDataset")(x, y, 4, seed=7)
+    assert len(batches) == 3 and batches.num_batches == 3
+    firsts = []
+    for _ in range(2):
+        seen = [batches[i] for i in range(3)]
+        for xb, yb in seen:
+            assert xb.dtype == np.float32
+            np.testing.assert_array_equal(xb, model_input(x[yb]))  # each batch: its rows' pixels / 255
+        assert sorted(np.concatenate([yb for _, yb in seen]).tolist()) == list(range(10))  # every row once
+        firsts.append(seen[0][1])
+        batches.on_epoch_end()
+    assert firsts[0].tolist() != firsts[1].tolist()  # a new order each epoch
+    again = _keras_class(_ImageBatches, "utils.PyDataset")(x, y, 4, seed=7)
+    assert again[0][1].tolist() == firsts[0].tolist()  # seeded: the same order for the same seed
+    plain = _keras_class(_ImageBatches, "utils.PyDataset")(x, None, 4)
+    assert len(plain[2]) == 1 and plain[2][0].shape == (2, 8, 8, 1)  # predict: inputs only, the last batch short
+
+
+@pytest.mark.slow
+def test_a_run_on_uint8_images_is_reproducible_and_scores_scaled_test_images():
+    import keras
+
+    pixels = _uint8_digits()
+    config = TrainConfig(epochs=2, batch_size=32, seed=5)
+    store, a, outcome, _ = _train(pixels, config)
+    _, b, _, _ = _train(pixels, config, store=store)
+    _, c, _, _ = _train(pixels, replace(config, seed=6), store=store)
+    losses = [[r["loss"] for r in store.read_metrics(run)] for run in (a, b, c)]
+    assert losses[0] == losses[1] and losses[0] != losses[2]
+    assert outcome.state == "completed" and outcome.extra["test_accuracy"] > 0.5
+    split = split_dataset(pixels, seed=5)
+    saved = store.read_predictions(a)["probs"]
+    model = keras.saving.load_model(store.model_path(a))
+    np.testing.assert_allclose(saved, model.predict(model_input(split.x_test), verbose=0), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_every_run_writes_its_epoch_metrics_as_tensorboard_event_files(iris):
+    import tensorflow as tf
+
+    store, run_id, _, _ = _train(iris, TrainConfig(epochs=2, batch_size=16))
+    records = store.read_metrics(run_id)
+
+    def scalars(part):
+        values = {}
+        for path in sorted((store.run_dir(run_id) / "tensorboard" / part).glob("events.out.tfevents.*")):
+            for event in tf.compat.v1.train.summary_iterator(str(path)):
+                for value in event.summary.value:
+                    if value.tag.startswith("epoch_"):
+                        values.setdefault(value.tag, []).append(float(tf.make_ndarray(value.tensor)))
+        return values
+
+    train, validation = scalars("train"), scalars("validation")
+    assert train["epoch_loss"] == pytest.approx([r["loss"] for r in records], rel=1e-6)
+    assert train["epoch_accuracy"] == pytest.approx([r["accuracy"] for r in records], rel=1e-6)
+    assert validation["epoch_loss"] == pytest.approx([r["val_loss"] for r in records], rel=1e-6)
+
+
+def _cifar_like(**fields):
+    rng = np.random.default_rng(0)
+    values = {"name": "cifar10", "x": rng.integers(0, 256, (60, 32, 32, 3), dtype=np.uint8), "y": np.arange(60) % 10,
+              "class_names": tuple("abcdefghij"), "kind": "image", "official_test_start": 50, **fields}
+    return Dataset(**values)
+
+
+def test_the_article_recipe_is_the_printed_experiment_and_recognises_its_runs():
+    from core.jobs import TrainRequest, run_config
+    from core.specs import analyse_spec
+
+    cifar = _cifar_like()
+    spec = preset(ARTICLE.preset, cifar)
+    assert analyse_spec(spec, cifar.input_shape, 10, "image").total_params == 122_570
+    assert (ARTICLE.config.optimizer, ARTICLE.config.batch_size, ARTICLE.config.epochs, ARTICLE.config.split) == \
+        ("adam", 32, 10, "official")
+
+    def config(dataset=cifar, model=spec, **settings):
+        return json.loads(json.dumps(run_config(TrainRequest(dataset, model, replace(ARTICLE.config, **settings)))))
+
+    assert ARTICLE.matches(config()) and ARTICLE.matches(config(seed=3))
+    assert not ARTICLE.matches(config(epochs=5))
+    assert not ARTICLE.matches(config(split="pooled"))
+    assert not ARTICLE.matches(config(dataset=_cifar_like(subset=60)))
+    assert not ARTICLE.matches(config(dataset=_cifar_like(name="cifar100")))
+    assert not ARTICLE.matches(config(model=preset("Small CNN", cifar)))
+    assert not ARTICLE.matches({"dataset": {"name": "cifar10"}, "split": {"kind": "official"}, "model": "broken"})

@@ -490,6 +490,61 @@ def test_decode_csv_bytes_is_the_one_decision_for_every_reader():
         decode_csv_bytes(b"a\x00b", "rows.csv")
 
 
+# --- Chinese names: what Excel and Windows save on a Chinese system ----------------------------------------
+
+_CHINESE = "城市,温度,天气\n" + "".join(f"{['北京', '上海', '广州'][i % 3]},{15 + i % 7},{['晴', '多云', '小雨'][i % 3]}\n"
+                                      for i in range(12))
+
+
+@pytest.mark.parametrize("encoding, read_as", [("utf-8", "utf-8"), ("gbk", "gb18030"), ("gb18030", "gb18030")])
+def test_a_table_with_chinese_columns_and_classes_is_read_in_the_encodings_chinese_excel_saves(encoding, read_as):
+    """Excel on a Chinese Windows saves "CSV" in GBK (a subset of GB18030), which cp1252 or latin-1 would
+    also decode, into nonsense: GB18030 is tried first where the text reads as Chinese."""
+    data = _CHINESE.encode(encoding)
+    text, codec = decode_csv_bytes(data)
+    assert codec == read_as and text == _CHINESE
+    info = inspect_csv(data, "天气.csv")
+    assert info.encoding == read_as and info.columns == ("城市", "温度", "天气") and info.suggested_target == "天气"
+    ds = read_csv(data, "天气.csv")
+    assert ds.name == "upload: 天气.csv" and set(ds.class_names) == {"晴", "多云", "小雨"}
+    assert ds.feature_names == ("城市=上海", "城市=北京", "城市=广州", "温度")
+    assert [ds.class_names[k] for k in ds.y[:3]] == ["晴", "多云", "小雨"]
+
+
+def test_western_text_that_also_decodes_as_gb18030_stays_cp1252():
+    """An accented letter and the letter after it form a valid GB18030 pair (Orl-é-ans reads Orl閍ns), but a
+    rare ideograph, not one of the common ones Chinese text is made of."""
+    data = "température;ville;label\n20,5;Orléans;oui\n21;Besançon;non\n".encode("cp1252")
+    assert data.decode("gb18030") != data.decode("cp1252")  # it does decode: the choice is a judgement
+    assert decode_csv_bytes(data)[1] == "cp1252"
+
+
+def _gbk_names_zip(members: dict[str, bytes], encoding: str) -> bytes:
+    """A ZIP whose names are stored in `encoding` without the UTF-8 flag, as Windows' "compressed folder"
+    (GBK on a Chinese Windows) and macOS (UTF-8) write them; zipfile itself would set the flag."""
+    placeholders = {name: f"{i:0{len(name.encode(encoding))}d}" for i, name in enumerate(members)}
+    data = _zip({placeholders[name]: body for name, body in members.items()})
+    for name, placeholder in placeholders.items():
+        data = data.replace(placeholder.encode(), name.encode(encoding))
+    return data
+
+
+@pytest.mark.parametrize("writer", ["zipfile (UTF-8 flag)", "gbk", "utf-8"])
+def test_a_zip_of_folders_with_chinese_names_keeps_them_as_class_names(writer):
+    members = {f"宠物/{cls}/{i}.png": _png(color=color) for cls, color in (("猫", (250, 0, 0)), ("狗", (0, 0, 250)))
+               for i in range(2)}
+    data = _zip(members) if writer.startswith("zipfile") else _gbk_names_zip(members, writer)
+    ds = read_image_zip(data, "宠物.zip", size=4)
+    assert ds.name == "upload: 宠物.zip" and ds.class_names == ("狗", "猫")  # sorted, as folder names are
+    assert ds.y.tolist() == [1, 1, 0, 0] and ds.x[0, 0, 0, 0] > 0.9 > ds.x[2, 0, 0, 0]  # 猫: the red images
+    assert "2 class folders" in ds.source
+
+
+def test_file_and_class_names_keep_letters_of_every_script():
+    assert safe_label("D:\\数据\\宠物 照片 (2).zip") == "宠物 照片 (2).zip"
+    assert safe_label("Müller‮gnp.exe") == "Müller_gnp.exe"  # letters stay; a right-to-left override does not
+
+
 # --- CSV: budgets before parsing ---------------------------------------------------------------------
 
 @pytest.fixture

@@ -12,10 +12,11 @@ import textwrap
 import pytest
 
 from core.datasets import load_builtin
+from core.i18n import _, language_of
 from core.jobs import JobManager, TrainRequest
 from core.runs import RunStore
 from core.training import TrainConfig
-from core.worker import FORCED_MESSAGE, KILLED_MESSAGE
+from core.worker import forced_message, killed_message
 from tests.core.test_jobs import _wait
 
 pytestmark = pytest.mark.slow
@@ -67,6 +68,18 @@ def test_a_run_trains_in_a_worker_process_and_reports_live_progress(manager, dig
     assert [r["epoch"] for r in store.read_metrics(run_id)] == [1, 2]
 
 
+def test_the_training_process_writes_in_the_language_of_the_request(manager, digits, mlp):
+    with language_of("zh"):
+        request = _request(digits, mlp, epochs=1)
+        done = _("{epochs} epochs, test accuracy {accuracy}")
+    run_id = manager.submit(request)
+    _wait(lambda: _state(manager, run_id) not in ("queued", "running"), "the run to end")
+    status = manager.store.read_status(run_id)
+    assert status["state"] == "completed"
+    expected = done.format(epochs=1, accuracy=f"{status['test_accuracy']:.3f}")
+    assert status["message"].startswith(expected) and not expected.startswith("1 epochs"), status["message"]
+
+
 def test_a_killed_worker_fails_its_run_and_the_next_run_trains_in_a_fresh_one(manager, digits, mlp):
     doomed = manager.submit(_request(digits, mlp, epochs=500, batch_size=8))
     after = manager.submit(_request(digits, mlp, epochs=1))
@@ -75,7 +88,7 @@ def test_a_killed_worker_fails_its_run_and_the_next_run_trains_in_a_fresh_one(ma
     assert pid != os.getpid()
     os.kill(pid, signal.SIGKILL)  # what the out-of-memory killer does
     _wait(lambda: _state(manager, doomed) == "failed", "the killed run to fail")
-    assert manager.snapshot(doomed).message == KILLED_MESSAGE
+    assert manager.snapshot(doomed).message == killed_message()
     assert manager.store.read_status(doomed)["state"] == "failed"
     assert manager.store.read_metrics(doomed), "what the run had written is kept"
     _wait(lambda: _state(manager, after) not in ("queued", "running"), "the next run to end")
@@ -97,7 +110,7 @@ def test_stop_lands_and_keeps_the_model_force_stop_ends_the_process_without_one(
     [pid] = manager.training_pids()
     assert manager.force_stop(forced)
     _wait(lambda: _state(manager, forced) == "stopped", "Force stop to land")
-    assert manager.snapshot(forced).message == FORCED_MESSAGE
+    assert manager.snapshot(forced).message == forced_message()
     assert not manager.store.model_path(forced).exists()
     _wait(lambda: not _pid_alive(pid), "the forced worker process to be gone")
 
@@ -152,7 +165,7 @@ def test_the_server_process_never_imports_tensorflow_to_train(tmp_path):
             print(m.snapshot(rid).state, "tensorflow" in sys.modules, "keras" in sys.modules)
     """)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
-                         cwd=os.path.dirname(os.path.dirname(__file__)))
+                         cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split()[-3:] == ["completed", "False", "False"], out.stdout
 
@@ -183,7 +196,7 @@ def test_force_stop_ends_a_run_that_ignores_stop(tmp_path, digits, mlp):
         assert snap.state == "running" and snap.can_force  # Stop did not land: the page offers Force stop
         assert manager.force_stop(run_id)
         _wait(lambda: _state(manager, run_id) == "stopped", "Force stop to land")
-        assert manager.store.read_status(run_id)["message"] == FORCED_MESSAGE
+        assert manager.store.read_status(run_id)["message"] == forced_message()
         assert manager.training_pids() == []
     finally:
         manager.shutdown(timeout=30)

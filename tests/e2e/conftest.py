@@ -1,74 +1,30 @@
 """Browser tests: the real app under `streamlit run`, driven by Playwright in the system Chromium.
 
-Playwright never downloads a browser here: it drives /usr/bin/chromium (Debian's package; `make test`
-installs it). The server gets a free port, its own run store and no file watcher. Screenshots go to
-test-artifacts/: those a test takes to be looked at, and one of every open tab of a test that fails.
+The server and the browser come from tests/e2e/server.py (Debian's chromium, never a download; a free port,
+the server's own run store, no file watcher). Screenshots go to test-artifacts/: those a test takes to be
+looked at, and one of every open tab of a test that fails.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import socket
 import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.e2e import server
+from tests.e2e.server import start_server
+from tests.helpers import ROOT, wait_until
+
 ARTIFACTS = ROOT / "test-artifacts"
 DESKTOP = {"width": 1400, "height": 1000}
 _TABS = pytest.StashKey[list]()  # the Playwright pages a test opened with new_tab
 
 
-def _chromium() -> str:
-    for candidate in (os.environ.get("CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
-                      shutil.which("chromium-browser")):
-        if candidate and Path(candidate).exists():
-            return candidate
-    pytest.fail("no Chromium found: `make browser` installs Debian's chromium (or set CHROMIUM=/path)")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(runs: Path, log: Path, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
-    """`streamlit run app.py` on a free port with its own run store (and `env` added to the environment);
-    returns the process and base URL."""
-    port = _free_port()
-    env = {**os.environ, "KERAS_LAB_RUNS": str(runs), "PYTHONUNBUFFERED": "1", **(env or {})}
-    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-           "--server.port", str(port), "--server.fileWatcherType", "none",
-           "--browser.gatherUsageStats", "false"]
-    with open(log, "w") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    return proc, url
-        except OSError:
-            time.sleep(0.3)
-    proc.kill()
-    pytest.fail(f"streamlit did not start; log:\n{log.read_text()}")
-
-
 def stop_server(proc: subprocess.Popen, log: Path) -> None:
     """Stop the server and fail if it printed a traceback."""
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    server.stop_server(proc)
     server_log = log.read_text()
     assert "Traceback" not in server_log, f"server printed a traceback:\n{server_log}"
 
@@ -93,7 +49,7 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=_chromium(), headless=True, args=["--no-sandbox"])
+        b = pw.chromium.launch(executable_path=server.chromium(), headless=True, args=["--no-sandbox"])
         yield b
         b.close()
 
@@ -153,15 +109,28 @@ def pytest_runtest_makereport(item, call):
 
 
 def until(page, condition, what: str, deadline_s: float = 240.0):
-    """Poll condition() in the page's own event loop until it is truthy; fail naming what never happened.
-    The deadline only bounds a hang: it is generous because a loaded 2-core machine is slow."""
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        value = condition()
-        if value:
-            return value
-        page.wait_for_timeout(300)
-    pytest.fail(f"gave up waiting for: {what}")
+    """Poll condition() in the page's own event loop until it is truthy; fail naming what never happened."""
+    return wait_until(condition, what, deadline_s, pause=lambda s: page.wait_for_timeout(s * 1000), every_s=0.3)
+
+
+def console_errors(page, *paths: str) -> list[str]:
+    """The list that the tab's console errors and uncaught page errors are added to from now on (a test
+    checks it is empty at its end).
+
+    Opening a page by its own URL (/faq) makes Streamlit's frontend try that path as the app's base path
+    first (/faq/_stcore/health, /faq/_stcore/host-config: 404) before it falls back to "/" (streamlit#7074,
+    open). That probe, for the page `paths` given, is Streamlit's, not the page's: it is left out."""
+    probe = re.compile(rf"/({'|'.join(map(re.escape, paths))})/_stcore/(health|host-config)$")
+    problems: list[str] = []
+
+    def on_console(m) -> None:
+        url = m.location.get("url", "")
+        if m.type == "error" and not (m.text.startswith("Failed to load resource") and probe.search(url)):
+            problems.append(f"console: {m.text} ({url})")
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    return problems
 
 
 def wait_for_app(page) -> None:

@@ -4,13 +4,12 @@ box when the page is opened with it."""
 
 from __future__ import annotations
 
-import re
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import goto, screenshot, wait_for_app
+from tests.e2e.conftest import console_errors, goto, screenshot, wait_for_app
 
 pytestmark = pytest.mark.e2e
 
@@ -22,25 +21,6 @@ QUERIES = [  # (typed, the question shown first)
 ]
 
 
-# Opening a page by its own URL (/faq?q=...) makes Streamlit's frontend try that path as the app's base path
-# first (/faq/_stcore/health, /faq/_stcore/host-config: 404) before it falls back to "/" (streamlit#7074,
-# open). That probe is Streamlit's, not this page's; every other console error fails the test.
-_BASE_PATH_PROBE = re.compile(r"/faq/_stcore/(health|host-config)$")
-
-
-def _console_errors(page) -> list[str]:
-    problems: list[str] = []
-
-    def on_console(m) -> None:
-        url = m.location.get("url", "")
-        if m.type == "error" and not (m.text.startswith("Failed to load resource") and _BASE_PATH_PROBE.search(url)):
-            problems.append(f"console: {m.text} ({url})")
-
-    page.on("console", on_console)
-    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-    return problems
-
-
 def _url_query(page) -> str | None:
     return parse_qs(urlparse(page.url).query).get("q", [None])[0]
 
@@ -50,7 +30,7 @@ def _questions(page) -> list[str]:
 
 
 def test_four_searches_in_a_row_each_take_effect_and_the_url_follows(page, app_server):
-    problems = _console_errors(page)
+    problems = console_errors(page, "faq")  # every console error but Streamlit's base-path probe fails
     goto(page, app_server)
     goto(page, app_server, "faq?q=dead-relu")  # a link fills the box on arrival
     page.locator("h3#dead-relu").wait_for()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import re
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -16,7 +15,8 @@ from sklearn.metrics import precision_recall_fscore_support
 
 from core.runs import RunStore
 from tests.core.test_evaluation import write_run
-from tests.e2e.conftest import goto, screenshot, start_server, stop_server, wait_for_app
+from tests.e2e.conftest import console_errors, goto, screenshot, start_server, stop_server, wait_for_app
+from tests.helpers import write_stuck_backbone_run
 
 pytestmark = pytest.mark.e2e
 
@@ -51,46 +51,14 @@ def _run_with_model(store: RunStore, folder) -> str:
 
 
 def _stuck_backbone_run(store: RunStore, keras_home) -> tuple[str, object]:
-    """A digits run of a frozen MobileNetV2 whose ImageNet weights were unavailable, stuck at ln 10, with the
-    final message core.training writes for it."""
+    """tests.helpers.write_stuck_backbone_run, its message naming the weights file under `keras_home`."""
     import core.diagnostics as D
-    from core.datasets import load_builtin, split_dataset
-    from core.training import _chance_note
-    from tests.core.test_diagnostics import STUCK, backbone_config
 
-    run_id = write_run(store, "digits", accuracy=0.1, seed=5, epochs=0, label="stuck backbone")
-    config = backbone_config()
-    store.update_config(run_id, model=config["model"], build_notes=config["build_notes"])
-    for record in STUCK:
-        store.append_metrics(run_id, record)
-    digits = load_builtin("digits")
-    split = split_dataset(digits, seed=0)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("KERAS_HOME", str(keras_home))  # the server's too, so both name the same weights file
         mp.setattr(D, "relu_activations", lambda model, x: {})  # no model saved: the page checks no ReLU either
-        note = _chance_note(0.1, SimpleNamespace(y_test=split.y_test, y_train=split.y_train, x_test=split.x_test),
-                            digits, STUCK, None, config)
-    store.write_status(run_id, "completed", f"5 epochs, test accuracy 0.100; {note}; {config['build_notes'][0]}")
+        run_id = write_stuck_backbone_run(store, label="stuck backbone")
     return run_id, keras_home
-
-
-# Opening a page by its own URL (/runs) makes Streamlit's frontend try that path as the app's base path first
-# (/runs/_stcore/health, /runs/_stcore/host-config: 404) before it falls back to "/" (streamlit#7074, open).
-# That probe is Streamlit's, not this page's; every other console error fails the test.
-_BASE_PATH_PROBE = re.compile(r"/(runs|evaluate)/_stcore/(health|host-config)$")
-
-
-def _console_errors(page) -> list[str]:
-    problems: list[str] = []
-
-    def on_console(m) -> None:
-        url = m.location.get("url", "")
-        if m.type == "error" and not (m.text.startswith("Failed to load resource") and _BASE_PATH_PROBE.search(url)):
-            problems.append(f"console: {m.text} ({url})")
-
-    page.on("console", on_console)
-    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-    return problems
 
 
 def _pick(page, label: str, value: str, then: str | None = None) -> None:
@@ -106,7 +74,7 @@ def _pick(page, label: str, value: str, then: str | None = None) -> None:
 
 def test_a_cross_validation_appears_on_compare_runs_without_a_reload(page, lab):
     url, store, ids = lab
-    problems = _console_errors(page)
+    problems = console_errors(page, "runs")  # every console error but Streamlit's base-path probe fails
     goto(page, url, "runs")
     page.evaluate("window.__sameDocument = true")  # gone if the page were reloaded
     _pick(page, "Reuse the dataset, model and settings of", ids["base"])
@@ -135,7 +103,7 @@ def test_a_cross_validation_appears_on_compare_runs_without_a_reload(page, lab):
 
 def test_a_frozen_random_backbone_gets_one_diagnosis_in_message_and_panel(page, lab):
     url, store, ids = lab
-    problems = _console_errors(page)
+    problems = console_errors(page, "evaluate")
     goto(page, url, "evaluate")
     _pick(page, "Run (completed or stopped)", ids["stuck"], then="completed · 5 epochs")
     page.get_by_role("tab", name="Diagnostics").click()
@@ -155,7 +123,7 @@ def test_a_frozen_random_backbone_gets_one_diagnosis_in_message_and_panel(page, 
 def test_evaluate_downloads_the_report_the_predictions_and_the_model(page, lab):
     url, store, ids = lab
     run_id = ids["digits"]
-    problems = _console_errors(page)
+    problems = console_errors(page, "evaluate")
     goto(page, url, "evaluate")
     _pick(page, "Run (completed or stopped)", run_id, then="completed · 3 epochs")
     pred = store.read_predictions(run_id)

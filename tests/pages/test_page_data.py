@@ -173,7 +173,15 @@ def test_keras_dataset_from_cache_and_missing_one(tmp_path, monkeypatch):
     at = _data_page()
     at.selectbox(key="data_pick").set_value("mnist").run()
     assert not at.exception and not at.error
-    assert _metrics(at)["Samples"] == "400" and at.session_state["dataset"] == "mnist"
+    metrics = _metrics(at)
+    assert metrics["Samples"] == "400" and at.session_state["dataset"] == "mnist"
+    assert at.select_slider(key="data_subset").value == "all" and at.session_state["dataset_subset"] is None
+    # the official split: the test file's 100 images; validation 15 % of the 300 training images
+    assert (metrics["Train"], metrics["Validation"], metrics["Test"]) == ("255", "45", "100")
+    captions = [c.value for c in at.caption]
+    assert any("official test file (100 samples)" in c for c in captions), captions
+    memory = next(c for c in captions if "Memory:" in c)
+    assert "309 KB (uint8" in memory and "the training process needs about" in memory
     at.select_slider(key="data_subset").set_value(1000).run()
     assert at.session_state["dataset_subset"] == 1000
     at.selectbox(key="data_pick").set_value("cifar10").run()
@@ -325,3 +333,99 @@ render_row_prediction(st.session_state["model"], st.session_state["prep"], ["x",
     at.session_state["prep"] = {**prep, "mean": [float("nan")] * len(prep["mean"])}  # damaged config.json
     at.run()
     assert any("Prediction needs the run's preparation" in i.value for i in at.info)
+
+
+# ---- Chinese names in uploads, and the page in Chinese ---------------------------------------------------
+
+def _chart_names(at: AppTest) -> dict[str, set[str]]:
+    """Per chart title: the names a reader sees in it (trace names, categories on the x axis, tile captions)."""
+    out = {}
+    for chart in at.get("plotly_chart"):
+        spec = json.loads(chart.proto.spec)
+        names = {str(t.get("name", "")) for t in spec["data"]}
+        names |= {str(x) for t in spec["data"] if isinstance(t.get("x"), list) for x in t["x"]}
+        names |= {str(a.get("text", "")) for a in spec["layout"].get("annotations", [])}
+        out[str((spec["layout"].get("title") or {}).get("text", ""))] = names
+    return out
+
+
+def _selectbox(at: AppTest, label: str):
+    return next(s for s in at.selectbox if s.label == label)
+
+
+def test_chinese_column_and_class_names_of_a_gbk_table_show_in_the_roles_table_tables_and_charts():
+    from tests.core.test_uploads import _CHINESE
+
+    at = _upload_table(_data_page(), "天气.csv", _CHINESE.encode("gbk"))  # what Excel saves on a Chinese Windows
+    assert not at.error
+    assert any("encoding gb18030" in c.value for c in at.caption)
+    assert list(at.data_editor[0].value["column"]) == ["城市", "温度", "天气"]
+    assert at.selectbox(key="data_target").value == "天气"
+    summary = " ".join(m.value for m in at.markdown)
+    assert "Target '天气': 3 classes (多云, 小雨, 晴)" in summary and "城市 (3 values)" in summary
+    assert at.button(key="data_use").label == "Use 天气.csv"
+    at.button(key="data_use").click().run()
+    assert not at.exception and not at.error and at.session_state["dataset"] == "upload: 天气.csv"
+    charts = _chart_names(at)
+    assert {"晴", "多云", "小雨"} <= charts["Samples per class"]
+    assert {"晴", "多云", "小雨"} <= charts["城市=上海 by class"]  # the first feature's histogram, per class
+    assert {"晴", "多云", "小雨"} <= charts["PCA of upload: 天气.csv"]
+    preview = at.dataframe[-2].value  # the first rows, then their summary statistics
+    assert list(preview.columns[:3]) == ["class", "城市=上海", "城市=北京"] and preview["class"][0] == "晴"
+    assert _selectbox(at, "Feature").options[0] == "城市=上海"
+
+
+def test_chinese_folder_names_of_an_image_zip_show_in_the_galleries_and_charts():
+    from tests.core.test_uploads import _gbk_names_zip, _png
+
+    members = {f"{cls}/{i}.png": _png(size=(12, 12), color=color) for cls, color in (("猫", (250, 0, 0)),
+                                                                                      ("狗", (0, 0, 250)))
+               for i in range(8)}
+    at = _data_page()
+    at.file_uploader(key="data_upload").set_value(("宠物.zip", _gbk_names_zip(members, "gbk"), "application/zip"))
+    at.run()
+    at.button(key="data_use").click().run()
+    assert not at.exception and not at.error and at.session_state["dataset"] == "upload: 宠物.zip"
+    assert _selectbox(at, "Class").options == ["狗", "猫"]
+    charts = _chart_names(at)
+    assert {"狗", "猫"} <= charts["Samples per class"] and {"狗", "猫"} <= charts["PCA of upload: 宠物.zip"]
+    assert {"狗", "猫"} <= charts["Mean image per class"] and "Samples of class 狗" in charts
+    _selectbox(at, "Class").set_value(1).run()
+    assert "Samples of class 猫" in _chart_names(at)
+
+
+def test_in_chinese_the_roles_table_shows_chinese_kinds_and_roles_and_keeps_the_keys():
+    from core.i18n import language_of
+    from tests.core.test_tabular import titanic_like
+
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["lang"] = "zh"
+    at.run()
+    at.switch_page("pages/data.py").run()
+    with language_of("zh"):  # AppTest formats a chosen value in the test's thread
+        _upload_table(at, "titanic.csv", titanic_like())
+        roles = at.data_editor[0].value.set_index("column")
+        assert (roles.loc["PassengerId", "kind"], roles.loc["PassengerId", "role"]) == ("标识符", "忽略")
+        assert (roles.loc["Name", "kind"], roles.loc["Boarded", "kind"]) == ("自由文本", "日期")
+        assert (roles.loc["Survived", "role"], roles.loc["Pclass", "role"]) == ("目标", "特征")
+        role = json.loads(at.data_editor[0].proto.columns)["role"]
+        assert (role["label"], role["type_config"]["options"]) == ("角色", ["特征", "目标", "忽略"])  # to pick from
+        at.button(key="data_use").click().run()
+    assert not at.exception and not at.error
+    table = at.session_state["uploads"]["upload: titanic.csv"].table
+    assert table.target == "Survived" and "PassengerId" in {c for c, _ in table.ignored}
+
+
+def test_a_role_picked_by_its_chinese_label_is_stored_as_its_key(monkeypatch):
+    """The grid's callback maps the label a person picked back to the role it stands for."""
+    from core import tabular
+    from core.i18n import language_of
+    from ui import data as ud
+
+    state = {"_data_roles": {"file": "f", "roles": {}, "n": 0},
+             "data_roles_0": {"edited_rows": {"0": {"role": "忽略"}, "1": {"role": "目标"}}}}
+    monkeypatch.setattr(ud.st, "session_state", state)
+    with language_of("zh"):
+        labels = {tabular.role_label(r): r for r in tabular.ROLES}
+    ud._apply_role_edits("data_roles_0", ["a", "b", "label"], "label", labels)
+    assert state["_data_roles"] == {"file": "f", "roles": {"a": "ignore"}, "n": 1} and state["data_target"] == "b"

@@ -12,6 +12,7 @@ from sklearn.metrics import accuracy_score, confusion_matrix
 
 from core.runs import RunStore
 from tests.core.test_evaluation import write_run
+from tests.helpers import open_page, write_stuck_backbone_run
 
 pytestmark = pytest.mark.slow
 
@@ -34,14 +35,7 @@ def tiny_model_bytes(tmp_path_factory):
 
 
 def _app():
-    from streamlit.testing.v1 import AppTest
-
-    at = AppTest.from_file("../../app.py", default_timeout=90)
-    at.run()
-    at.switch_page("pages/evaluate.py")
-    at.run()
-    assert not at.exception, at.exception
-    return at
+    return open_page("pages/evaluate.py", timeout=90)
 
 
 def _with_lambda(good: bytes) -> bytes:
@@ -222,28 +216,12 @@ def test_a_frozen_random_backbone_gets_one_diagnosis_in_the_message_and_the_pane
                                                                                    monkeypatch, tmp_path):
     """The reported run: Transfer learning offline, stuck at loss 2.3026 on 10 classes. Its message said
     "try a smaller learning rate", its Diagnostics "learning rate probably too low, try 3-10x larger"."""
-    from types import SimpleNamespace
-
     import core.diagnostics as D
-    from core.training import _chance_note
-    from tests.core.test_diagnostics import STUCK, backbone_config
     from tests.pages.test_page_runs import shown
 
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     monkeypatch.setattr(D, "relu_activations", lambda model, x: {})  # the note's relu probe: no model here
-    store = RunStore()
-    run_id = write_run(store, "digits", accuracy=0.1, seed=5, epochs=0)
-    config = backbone_config()
-    store.update_config(run_id, model=config["model"], build_notes=config["build_notes"])
-    for record in STUCK:
-        store.append_metrics(run_id, record)
-    from core.datasets import load_builtin, split_dataset
-
-    digits = load_builtin("digits")
-    split = split_dataset(digits, seed=0)
-    note = _chance_note(0.1, SimpleNamespace(y_test=split.y_test, y_train=split.y_train, x_test=split.x_test),
-                        digits, STUCK, None, config)
-    store.write_status(run_id, "completed", f"5 epochs, test accuracy 0.100; {note}; {config['build_notes'][0]}")
+    write_stuck_backbone_run(RunStore())
     at = _app()
     diag = next(tab for tab in at.tabs if "Diagnostics" in tab.label)
     alerts = [shown(a.value) for kind in ("error", "warning", "info") for a in diag.get(kind)]
@@ -256,3 +234,116 @@ def test_a_frozen_random_backbone_gets_one_diagnosis_in_the_message_and_the_pane
     assert f"The frozen backbone has random weights: {explanation.rstrip('.')}; " in caption
     for text in (*alerts, caption.split("; ImageNet weights for")[0]):
         assert "learning rate" not in text.lower()
+
+
+# ---- explanations ---------------------------------------------------------------------------------------
+
+def _saved(model, tmp_path) -> bytes:
+    path = tmp_path / "model.keras"
+    model.save(path)
+    return path.read_bytes()
+
+
+def _explain_figures(at) -> list[dict]:
+    tab = next(t for t in at.tabs if "Explain" in t.label)
+    return [json.loads(chart.proto.spec) for chart in tab.get("plotly_chart")]
+
+
+def _array(value) -> np.ndarray:
+    """A number array from a figure's JSON: plotly writes numpy arrays as base64 ("bdata") with their dtype."""
+    import base64
+
+    if isinstance(value, dict):
+        shape = [int(n) for n in str(value.get("shape", "-1")).split(",")]
+        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"]).reshape(shape)
+    return np.asarray(value)
+
+
+def _titles(figure: dict) -> list[str]:
+    return [a["text"] for a in figure["layout"].get("annotations", [])]
+
+
+def test_explain_overlays_saliency_and_grad_cam_of_the_run_model(clean_streamlit_caches, tmp_path):
+    """A small CNN on digits: the chosen sample and the six most confident mistakes, each with saliency and
+    Grad-CAM laid over the image, computed by core.explain on the run's model.keras."""
+    import keras
+
+    from core.explain import explain
+    from core.model_files import load_run_model
+
+    keras.utils.set_random_seed(1)
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(4, 3, activation="relu", name="conv"),
+                              keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax")])
+    store = RunStore()
+    run_id = write_run(store, "digits", accuracy=0.8, seed=4)
+    store.model_path(run_id).write_bytes(_saved(model, tmp_path))
+    at = _app()
+    assert not at.exception and not at.error
+    figures = _explain_figures(at)
+    assert len(figures) == 1 + 6  # the chosen sample, then the six most confident mistakes
+    for figure in figures:
+        assert [t["type"] for t in figure["data"]] == ["image", "image", "heatmap", "image", "heatmap"]
+        assert _titles(figure) == ["input", "saliency", "Grad-CAM"]
+    pred = store.read_predictions(run_id)
+    predicted = int(pred["probs"][0].argmax())
+    assert f"explaining {predicted}" in figures[0]["layout"]["title"]["text"]
+    tab = next(t for t in at.tabs if "Explain" in t.label)
+    assert any("feature maps of conv, the model's last Conv2D layer: 6×6 positions, upsampled to the 8×8 image"
+               in c.value for c in tab.caption)
+    from core.datasets import load_builtin
+
+    x = load_builtin("digits").x[pred["test_idx"][:1]]
+    ex = explain(load_run_model(store, run_id), x, [predicted])  # what the page shows is core.explain's answer
+    np.testing.assert_allclose(_array(figures[0]["data"][2]["z"]), ex.saliency[0] / ex.saliency[0].max(), rtol=1e-6)
+
+    true_class = int(pred["y_true"][5])
+    at.number_input(key=f"ev_{run_id}_explain_sample").set_value(5).run()
+    at.selectbox(key=f"ev_{run_id}_explain_class_5").set_value(true_class).run()
+    assert not at.exception
+    title = _explain_figures(at)[0]["layout"]["title"]["text"]
+    assert title.startswith(f"dataset row {int(pred['test_idx'][5])}: true {true_class} → ")
+    assert title.endswith(f"explaining {true_class}")
+
+
+def test_explain_says_why_a_dense_model_has_no_grad_cam(clean_streamlit_caches, tiny_model_bytes):
+    store = RunStore()
+    run_id = write_run(store, "digits", accuracy=0.85, seed=2)
+    store.model_path(run_id).write_bytes(tiny_model_bytes)
+    at = _app()
+    tab = next(t for t in at.tabs if "Explain" in t.label)
+    assert any("Grad-CAM is not available" in i.value and "no Conv2D layer" in i.value for i in tab.info)
+    for figure in _explain_figures(at):
+        assert [t["type"] for t in figure["data"]] == ["image", "image", "heatmap"]
+
+
+def test_explain_a_table_attributes_the_score_to_named_features(clean_streamlit_caches, tmp_path):
+    """iris: gradient × input per feature, as bars for one row and a rows × features map for the mistakes."""
+    import keras
+
+    keras.utils.set_random_seed(2)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+    store = RunStore()
+    run_id = write_run(store, "iris", accuracy=0.6, seed=3)
+    store.model_path(run_id).write_bytes(_saved(model, tmp_path))
+    at = _app()
+    assert not at.exception and not at.error
+    one, mistakes = _explain_figures(at)
+    features = {"sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"}
+    assert one["data"][0]["type"] == "bar" and set(one["data"][0]["y"]) == features
+    assert mistakes["data"][0]["type"] == "heatmap" and set(mistakes["data"][0]["x"]) == features
+    pred = store.read_predictions(run_id)
+    n_wrong = int((pred["probs"].argmax(1) != pred["y_true"]).sum())
+    assert len(mistakes["data"][0]["y"]) == min(6, n_wrong)
+
+
+def test_explain_a_model_that_does_not_fit_the_data_says_so(clean_streamlit_caches, tmp_path):
+    """A model.keras replaced by one made for other data (4 features, not 8×8 images): a message, no crash."""
+    import keras
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(10, activation="softmax")])
+    store = RunStore()
+    run_id = write_run(store, "digits", accuracy=0.7, seed=6)
+    store.model_path(run_id).write_bytes(_saved(model, tmp_path))
+    at = _app()
+    tab = next(t for t in at.tabs if "Explain" in t.label)
+    assert any("does not accept its test data" in i.value for i in tab.info), [i.value for i in tab.info]

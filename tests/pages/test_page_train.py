@@ -130,6 +130,53 @@ def test_settings_changed_after_a_start_are_the_ones_the_next_start_uses(clean_s
                "both runs to finish")
 
 
+def _english_for_a_chinese_reader(at: AppTest) -> list[str]:
+    """English phrases left on the page (core.i18n's check), the progress bar and toasts included."""
+    from tests.pages.test_language import _rendered_texts, english_sentences
+
+    texts = [*_rendered_texts(at), *(p.proto.text for p in at.get("progress")), *(t.value for t in at.get("toast"))]
+    return sorted({phrase for text in texts for phrase in english_sentences(text)})
+
+
+@pytest.mark.slow
+def test_a_chinese_reader_follows_a_run_and_its_end_in_chinese(clean_streamlit_caches, monkeypatch):
+    """A run's progress and outcome are written by a worker thread, which has no visitor: they are in the
+    language of the visitor who pressed Start."""
+    from core.i18n import _, language_of
+
+    monkeypatch.setenv("KERAS_LAB_RUNNER", "thread")
+    with language_of("zh"):
+        start, stop, completed, stopped = _("Start training"), _("Stop"), _("completed"), _("stopped")
+        outcome = _("{epochs} epochs, test accuracy {accuracy}").split("{accuracy}")[0].format(epochs=2)
+    at = AppTest.from_file("../../app.py", default_timeout=60)
+    at.query_params["lang"] = "zh"
+    at.session_state["dataset"] = "iris"
+    at.run()
+    at.switch_page("pages/train.py")
+    at.run()
+
+    def heading(a: AppTest) -> str:
+        return next((m.value for m in a.markdown if m.value.startswith("#### ")), "")
+
+    at.number_input(key="train_epochs").set_value(2)
+    next(b for b in at.button if b.label == start).click()
+    at.run()
+    _run_until(at, lambda a: completed in heading(a), "the run to complete")
+    assert any(m.value.startswith(outcome) for m in at.markdown), [m.value for m in at.markdown]
+    assert _english_for_a_chinese_reader(at) == []
+    at.number_input(key="train_epochs").set_value(1000)
+    at.number_input(key="train_batch_size").set_value(8)
+    next(b for b in at.button if b.label == start).click()
+    at.run()
+    _run_until(at, lambda a: a.get("progress") and len(a.get("plotly_chart")) >= 2,
+               "the second run to train with its charts")
+    assert _english_for_a_chinese_reader(at) == []
+    next(b for b in at.button if b.label == stop).click()
+    at.run()
+    _run_until(at, lambda a: stopped in heading(a), "the run to stop")
+    assert _english_for_a_chinese_reader(at) == []
+
+
 @pytest.mark.slow
 def test_the_watched_run_is_above_the_settings_form(clean_streamlit_caches):
     """Below a tall form the progress was off screen after Start: a person saw no sign that it began."""
@@ -490,3 +537,56 @@ def test_a_training_process_started_during_a_page_run_does_not_run_the_app(tmp_p
                          cwd=app.parent)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]", out.stdout
+
+
+# ---- "Reproduce the article" --------------------------------------------------------------------------------
+
+def _article_button(at: AppTest):
+    return next(b for b in at.button if b.label == "Reproduce the article")
+
+
+def test_reproduce_the_article_without_cifar10_says_how_to_get_it_and_starts_nothing(clean_streamlit_caches,
+                                                                                     tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    at = _train_page("iris")
+    _article_button(at).click()
+    at.run()
+    assert not at.exception, at.exception
+    message = shown(at.error[0].value)
+    # the Data page's words: the file to download and the folder to unpack it into
+    assert "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz" in message
+    assert str(tmp_path / "datasets" / "cifar-10-batches-py-target" / "cifar-10-batches-py") in message
+    assert at.session_state["dataset"] == "iris" and RunStore().list_runs() == []
+    assert "Small MLP" in _next_start(at)
+
+
+def test_reproduce_the_article_sets_data_model_and_settings_starts_and_compares(clean_streamlit_caches, tmp_path,
+                                                                                monkeypatch):
+    import core.worker
+    from core.training import ARTICLE, TrainOutcome
+    from tests.core.test_datasets import write_cifar10
+
+    seen = []
+
+    def train_run(store, run_id, **kwargs):  # the run as trained; its outcome as the article's run might end
+        seen.append(kwargs)
+        return TrainOutcome("completed", "10 epochs, test accuracy 0.693", {"test_accuracy": 0.693})
+
+    monkeypatch.setattr(core.worker, "train_run", train_run)
+    monkeypatch.setenv("KERAS_LAB_RUNNER", "thread")  # the replaced train_run lives in this process
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    write_cifar10(tmp_path, per_batch=20)
+    at = _train_page("iris")
+    _article_button(at).click()
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert at.session_state["dataset"] == "cifar10" and at.session_state["dataset_subset"] is None
+    assert "Trains **Article CNN** (122,570 parameters) on **cifar10** (120 samples" in _next_start(at)
+    assert (_number(at, "Batch size").value, _number(at, "Epochs").value) == (32, 10)
+    assert at.selectbox(key="train_optimizer").value == "adam" and at.selectbox(key="train_split").value == "official"
+    run_id = at.session_state["train_run_id"]
+    assert ARTICLE.matches(RunStore().read_config(run_id))
+    _run_until(at, lambda a: "completed" in _badge(a), "the run to complete")
+    assert seen[0]["split"].test_idx.tolist() == list(range(100, 120))  # the official test batch
+    note = shown(next(i.value for i in at.info if "the article reports" in i.value))
+    assert "Test accuracy **69.3%** on CIFAR-10's official test set; the article reports about 70%" in note

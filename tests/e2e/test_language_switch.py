@@ -1,0 +1,46 @@
+"""A reader switches the app to 简体中文 and back on a page without losing what they entered there; the choice
+lives in the URL (reloads keep it); a browser that prefers Chinese starts in Chinese."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.e2e.conftest import goto, screenshot, until, wait_for_app
+
+pytestmark = pytest.mark.e2e
+
+
+def _heading(page) -> str:
+    return page.locator("h1").first.inner_text()
+
+
+def test_switching_language_keeps_the_page_state_and_the_url_remembers_it(page, app_server):
+    goto(page, app_server, "backprop")
+    rate = page.get_by_label("Learning rate η")
+    rate.fill("0.5")
+    rate.press("Enter")
+    wait_for_app(page)
+    assert "Backpropagation" in _heading(page)
+
+    page.get_by_text("简体中文", exact=True).click()  # the switch in the sidebar
+    until(page, lambda: "反向传播" in _heading(page), "the page in Chinese")
+    until(page, lambda: "lang=zh" in page.url, "the language in the URL")
+    assert page.get_by_label("学习率 η").input_value() == "0.5"  # what the reader typed is still there
+    screenshot(page, "language-zh-backprop")
+
+    page.reload()
+    wait_for_app(page)
+    until(page, lambda: "反向传播" in _heading(page), "Chinese after a reload")
+
+    page.get_by_text("English", exact=True).click()
+    until(page, lambda: "Backpropagation" in _heading(page), "the page in English again")
+    until(page, lambda: "lang=en" in page.url, "English in the URL")
+
+
+def test_a_browser_that_prefers_chinese_starts_in_chinese(new_tab, app_server):
+    tab = new_tab(locale="zh-CN", extra_http_headers={"Accept-Language": "zh-CN,zh;q=0.9"})
+    goto(tab, app_server, "faq")
+    until(tab, lambda: "常见问题" in _heading(tab), "the FAQ in Chinese")
+    english = new_tab(locale="en-US", extra_http_headers={"Accept-Language": "en-US,en;q=0.9"})
+    goto(english, app_server, "faq")
+    until(english, lambda: "Frequently asked questions" in _heading(english), "the FAQ in English")
