@@ -207,7 +207,7 @@ class SweepPlan:
         return optuna.pruners.NopPruner()
 
 
-def compare_optimizers_plan(epochs: int, seed: int = 0) -> SweepPlan:
+def compare_optimizers_plan(seed: int = 0) -> SweepPlan:
     """The article's §2.5 made visible: SGD, Adam, AdamW and RMSprop on the same model, data and seed."""
     return SweepPlan(dimensions=(Dimension("optimizer", "choice", choices=OPTIMIZERS),), sampler="grid",
                      pruner="none", n_trials=len(OPTIMIZERS), seed=seed).check()

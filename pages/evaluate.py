@@ -18,6 +18,7 @@ from core.i18n import _
 from core.model_files import ModelFileError, check_compatible, predict_probabilities
 from core.prediction_input import read_csv_rows, read_image, should_invert
 from ui import evaluate as ui
+from ui.runs import run_state
 from ui.state import ensure_app_entry
 from ui.text import md_literal
 from ui.workspace import workspace_jobs
@@ -42,7 +43,7 @@ with tab_run:
             ui.evaluation_error(exc)
             st.stop()
         data, reason = ui.cached_run_data(info.config, test_idx, ev.y_true)
-        status = ui.run_status(info.status)
+        status = run_state(info.status)
         st.caption(f"{status} · {md_literal(info.message)}" if info.message else status)
         metrics_tab, errors_tab, explain_tab, diag_tab, predict_tab = st.tabs(
             [":material/grid_on: " + _("Metrics"), ":material/image_search: " + _("Errors"),

@@ -5,7 +5,7 @@ import time
 import streamlit as st
 
 from core.i18n import _
-from core.sweeps import SweepError, load_study
+from core.sweeps import SweepError, compare_optimizers_plan, load_study
 from ui import sweep as ui
 from ui.data import current_dataset
 from ui.jobs import saved_config
@@ -37,7 +37,7 @@ with st.expander(_("New sweep"), icon=":material/add:", expanded=not ui.study_na
     st.markdown(_("Or, in one click, the article's optimizer comparison on this model, data and seed:"))
     if st.button(_("Compare optimizers (SGD, Adam, AdamW, RMSprop)"), icon=":material/compare_arrows:",
                  key="sweep_optimizers"):
-        asked = (_("optimizers · {model} · {time}").format(model=spec.name, time=stamp), ui.optimizers_plan(config))
+        asked = (_("optimizers · {model} · {time}").format(model=spec.name, time=stamp), compare_optimizers_plan(config.seed))
 if asked is not None and not problem:
     try:
         storage = ui.storage_for(root, create=True)

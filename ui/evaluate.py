@@ -53,7 +53,6 @@ __all__ = [
     "render_findings",
     "render_model_download",
     "run_picker",
-    "run_status",
 ]
 
 _EVALUABLE = ("completed", "stopped", "pruned")  # stopped and pruned runs saved the model they had
@@ -68,11 +67,6 @@ def evaluable_runs(store: RunStore) -> list[RunInfo]:
     the same second sort by their random suffix)."""
     runs = [i for i in store.list_runs() if i.status in _EVALUABLE and (i.path / "predictions.npz").is_file()]
     return sorted(runs, key=lambda i: (float(i.config.get("created") or 0), i.run_id), reverse=True)
-
-
-def run_status(status: str) -> str:
-    """A finished run's state in the reader's language (the state itself when it is another)."""
-    return {"completed": _("completed"), "stopped": _("stopped"), "pruned": _("pruned")}.get(status, status)
 
 
 def run_picker(infos: list[RunInfo], label: str, key: str) -> RunInfo | None:

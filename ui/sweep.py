@@ -8,7 +8,6 @@ journal file in the workspace's runs folder), so after a server restart it is li
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 import optuna
@@ -28,7 +27,6 @@ from core.sweeps import (
     SweepPlan,
     apply_params,
     best_trial,
-    compare_optimizers_plan,
     create_study,
     fail_orphans,
     journal_path,
@@ -200,10 +198,6 @@ def plan_form(config: TrainConfig, default_name: str) -> tuple[str, SweepPlan] |
         return None
 
 
-def optimizers_plan(config: TrainConfig) -> SweepPlan:
-    return compare_optimizers_plan(config.epochs, config.seed)
-
-
 # ---- the live view -------------------------------------------------------------------------------------
 
 def render_counts(study: optuna.Study, running: bool, plan: SweepPlan) -> None:
@@ -282,6 +276,3 @@ def render_plots(study: optuna.Study, hide_pruned: bool, key: str) -> None:
                 continue
             st.plotly_chart(figure, key=f"{key}_{kind}", width="stretch")
 
-
-def elapsed_words(seconds: float) -> str:
-    return time.strftime("%H:%M:%S", time.gmtime(max(seconds, 0)))

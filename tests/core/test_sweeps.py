@@ -62,7 +62,7 @@ def test_grid_values_cover_the_range_and_a_grid_never_runs_a_point_twice():
     assert Dimension("epochs", "int", low=2, high=5).grid_values() == [2, 3, 4, 5]
     plan = SweepPlan((Dimension("optimizer", "choice", choices=("sgd", "adam")),), sampler="grid", n_trials=50)
     assert plan.trials_to_run() == 2
-    assert compare_optimizers_plan(epochs=5).trials_to_run() == 4
+    assert compare_optimizers_plan(seed=5).trials_to_run() == 4
 
 
 @pytest.mark.parametrize("plan, message", [
