@@ -42,8 +42,8 @@ test-fast: $(VENV)/.dev-installed
 ## i18n: extract every _("…") into locales/messages.pot, update the Chinese catalog, compile it (.mo is committed:
 ## Community Cloud installs only requirements.txt). Translate new entries in locales/zh_CN/LC_MESSAGES/messages.po.
 i18n: $(VENV)/.dev-installed
-	$(BIN)/pybabel extract -F babel.cfg --no-location --sort-output --omit-header -o locales/messages.pot .
-	$(BIN)/pybabel update -i locales/messages.pot -d locales -l zh_CN --no-fuzzy-matching --ignore-obsolete
+	$(BIN)/pybabel extract -F babel.cfg --no-location --sort-output --omit-header -w 120 -o locales/messages.pot .
+	$(BIN)/pybabel update -i locales/messages.pot -d locales -l zh_CN --no-fuzzy-matching --ignore-obsolete -w 120
 	$(BIN)/pybabel compile -d locales -l zh_CN --statistics
 
 bench: $(VENV)/.dev-installed

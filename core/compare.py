@@ -59,7 +59,8 @@ def run_label(info: Any) -> str:
         rate = training.get("learning_rate")
         parts.append(f"{training['optimizer']} {rate:g}" if isinstance(rate, int | float) else training["optimizer"])
     if isinstance(training.get("epochs"), int):
-        parts.append(_("{n} ep").format(n=training["epochs"]))  # ep: epochs
+        tuned = training.get("fine_tune_epochs") or 0
+        parts.append(_("{n} ep").format(n=training["epochs"] if not tuned else f"{training['epochs']}+{tuned}"))
     label = cfg.get("label")
     if label and label != f"{model} on {dataset}":  # the Train page's default label repeats model and data
         parts.append(str(label))

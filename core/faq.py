@@ -210,6 +210,34 @@ def entries() -> tuple[FaqEntry, ...]:
                  "See one SGD step worked out by hand on the Backpropagation page."),
                _("sgd, adam, adamw, momentum, weight decay, optimiser, rmsprop"),
                (("train", _("Train")), ("backprop", _("Backpropagation")))),
+        _entry("fine-tuning", "practical", _("What are transfer learning and fine-tuning, and how do I try them here?"),
+               _("**Transfer learning** reuses a network trained on a large dataset (here MobileNetV2, trained "
+                 "on ImageNet's 1.28 million photos) as a feature extractor: its early layers detect edges, "
+                 "colours and textures that most images share (Yosinski et al., 2014, *How transferable are "
+                 "features in deep neural networks?*), so only a new classifier head has to learn from your "
+                 "data. **Fine-tuning** then adapts the pre-trained layers themselves: the article's pre-train "
+                 "→ fine-tune. The recipe of the Keras guide *Transfer learning & fine-tuning*, which the app "
+                 "follows:\n\n"
+                 "1. Train the new head with the backbone **frozen**: a head that starts from random weights "
+                 "sends large gradients back, which would wreck the pre-trained features.\n"
+                 "2. **Unfreeze the top layers** of the backbone (the most task-specific ones) and train on at "
+                 "a **much lower learning rate** (for example 10× lower), so the pre-trained weights move only "
+                 "a little.\n"
+                 "3. Keep the backbone's **BatchNormalization layers frozen**, so the statistics learned in "
+                 "pre-training are not overwritten by your small batches.\n\n"
+                 "In Keras Lab: choose the **Transfer learning** preset on Build a model; on Train, set "
+                 "**Fine-tuning epochs**, how many top backbone layers to unfreeze and the learning-rate "
+                 "factor, and leave **Also train the frozen-only run** on: it queues the same model with the "
+                 "backbone frozen for as many epochs. Compare runs then overlays both, a dotted line marking "
+                 "where fine-tuning starts, and shows whether it paid off on the test set. Fine-tuning helps "
+                 "most when your images differ from ImageNet's photos and there are enough of them; on a few "
+                 "hundred it can start overfitting within an epoch or two, so watch the validation curve.\n\n"
+                 "The ImageNet weights are downloaded once (about 2 MB for α = 0.35). Without a network the "
+                 "backbone starts from random weights and the app says so: then neither phase has "
+                 "pre-trained features to build on."),
+               _("transfer learning, fine-tuning, fine tune, finetune, pre-trained, pretrained, backbone, "
+                 "mobilenet, freeze, frozen, unfreeze, imagenet"),
+               (("model", _("Build a model")), ("train", _("Train")), ("runs", _("Compare runs")))),
         _entry("confusion-matrix", "practical", _("How do I read a confusion matrix?"),
                _("Rows are the true classes, columns the predicted classes; cell (i, j) counts test "
                  "samples of class i predicted as j. The diagonal holds the correct predictions. A "

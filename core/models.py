@@ -382,7 +382,8 @@ def _data_code(dataset: Any, seed: int = 0) -> list[str]:
         body = [f"    (x_a, y_a), (x_b, y_b) = keras.datasets.{name}.load_data()  # downloads once",
                 "    x = np.concatenate([x_a, x_b]).astype('float32') / 255.0",
                 "    x = x.reshape((len(x),) + INPUT_SHAPE)",
-                "    return x, np.concatenate([y_a, y_b]).ravel().astype('int64')"]
+                "    # the official training files, then the test file: rows from len(x_a) on are the test file",
+                "    return x, np.concatenate([y_a, y_b]).ravel().astype('int64'), len(x_a)"]
     else:
         body = ["    # Keras Lab used your own data here; load it yourself: x of shape (n,) + INPUT_SHAPE as",
                 "    # float32 (images scaled to [0, 1]), y as int class indices 0..N_CLASSES-1.",
@@ -398,7 +399,60 @@ def _comment(text: str) -> str:
     return re.sub(r"[^\w .,:()+-]", "_", str(text))[:80]
 
 
-def _train_code(settings: dict, tabular: bool, prepared: bool = False) -> list[str]:
+def _split_code(cfg: Any, official: bool) -> list[str]:
+    """The split as core.datasets makes it: a Keras dataset's official test file kept apart (validation carved
+    from the training files), or every row pooled; stratified, with the run's seed and fractions."""
+    seed, val, test = cfg.seed, cfg.val_fraction, cfg.test_fraction
+    if official:
+        return [
+            f"    # Split as in Keras Lab: the official test file is the test part; validation is {val:.0%} of the",
+            "    # training files, stratified, with a fixed seed (so results compare with published ones).",
+            "    from sklearn.model_selection import train_test_split",
+            "",
+            f"    keras.utils.set_random_seed({seed})",
+            f"    train_idx, val_idx = train_test_split(np.arange(test_start), test_size={val!r}, random_state={seed},",
+            "                                          stratify=y[:test_start])",
+            "    test_idx = np.arange(test_start, len(y))",
+        ]
+    return [
+        f"    # Split as in Keras Lab: stratified {1 - val - test:.0%} / {val:.0%} / {test:.0%}, with a fixed seed.",
+        "    from sklearn.model_selection import train_test_split",
+        "",
+        f"    keras.utils.set_random_seed({seed})",
+        "    idx = np.arange(len(y))",
+        f"    rest, test_idx = train_test_split(idx, test_size={test!r}, random_state={seed}, stratify=y)",
+        "    train_idx, val_idx = train_test_split(",
+        f"        rest, test_size={val!r} / {1 - test!r}, random_state={seed}, stratify=y[rest])",
+    ]
+
+
+def _fine_tune_code(cfg: Any) -> list[str]:
+    """Phase 2 as core.training runs it: the backbone's top layers unfrozen (BatchNormalization stays frozen),
+    a fresh optimizer at the lower rate, the epochs counting on."""
+    from dataclasses import replace
+
+    if not cfg.fine_tune_epochs:
+        return []
+    phase = replace(cfg, learning_rate=cfg.fine_tune_learning_rate, epochs=cfg.fine_tune_epochs)
+    n = cfg.fine_tune_layers
+    return [
+        f"    # Fine-tuning: unfreeze the backbone's top {n} layers (BatchNormalization stays frozen, keeping its",
+        f"    # pre-trained statistics) and train {cfg.fine_tune_epochs} more epochs at the learning rate x "
+        f"{cfg.fine_tune_lr_factor!r}.",
+        "    backbone = next(layer for layer in model.layers if isinstance(layer, keras.Model))",
+        "    backbone.trainable = True",
+        "    for i, layer in enumerate(backbone.layers):",
+        f"        layer.trainable = i >= len(backbone.layers) - {n} and not isinstance(layer, layers.BatchNormalization)",
+        *_optimizer_code(phase),
+        f"    model.compile(optimizer=optimizer, loss={cfg.loss!r}, metrics=['accuracy'])",
+        "    done = len(history.history['loss'])",
+        f"    model.fit(x_train, y[train_idx], validation_data=(x_val, y[val_idx]), batch_size={cfg.batch_size}, "
+        f"initial_epoch=done,",
+        f"              epochs=done + {cfg.fine_tune_epochs}, callbacks={_callbacks_code(cfg)})",
+    ]
+
+
+def _train_code(settings: dict, tabular: bool, prepared: bool = False, official: bool = False) -> list[str]:
     from core.training import TrainConfig
 
     try:
@@ -408,7 +462,7 @@ def _train_code(settings: dict, tabular: bool, prepared: bool = False) -> list[s
     if cfg.loss not in _LOSSES:
         raise SpecError(_("the exported script trains with {losses}, got {loss}").format(
             losses=", ".join(_LOSSES), loss=repr(cfg.loss)))
-    loss, batch, epochs, seed = cfg.loss, cfg.batch_size, cfg.epochs, cfg.seed
+    loss, batch, epochs = cfg.loss, cfg.batch_size, cfg.epochs
     standardise = [
         "    # Standardise features with statistics of the training part only.",
         "    mean, std = x_train.mean(axis=0), x_train.std(axis=0)",
@@ -419,14 +473,8 @@ def _train_code(settings: dict, tabular: bool, prepared: bool = False) -> list[s
     ] if prepared else []
     return [
         "",
-        "    # Train as in Keras Lab: stratified 70 / 15 / 15 split with a fixed seed.",
-        "    from sklearn.model_selection import train_test_split",
-        "",
-        f"    keras.utils.set_random_seed({seed})",
-        "    idx = np.arange(len(y))",
-        f"    rest, test_idx = train_test_split(idx, test_size=0.15, random_state={seed}, stratify=y)",
-        "    train_idx, val_idx = train_test_split(",
-        f"        rest, test_size=0.15 / 0.85, random_state={seed}, stratify=y[rest])",
+        *_split_code(cfg, official),
+        "    print(f'split: {len(train_idx)} train / {len(val_idx)} validation / {len(test_idx)} test')",
         "    x_train, x_val, x_test = x[train_idx], x[val_idx], x[test_idx]",
         *standardise,
         *_optimizer_code(cfg),
@@ -435,9 +483,10 @@ def _train_code(settings: dict, tabular: bool, prepared: bool = False) -> list[s
         f"        loss={loss!r},",
         "        metrics=['accuracy'],",
         "    )",
-        f"    model.fit(x_train, y[train_idx], validation_data=(x_val, y[val_idx]), batch_size={batch}, "
+        f"    history = model.fit(x_train, y[train_idx], validation_data=(x_val, y[val_idx]), batch_size={batch}, "
         f"epochs={epochs},",
-        f"              callbacks={_callbacks_code(cfg)})",
+        f"                        callbacks={_callbacks_code(cfg)})",
+        *_fine_tune_code(cfg),
         "    loss_value, accuracy = model.evaluate(x_test, y[test_idx], verbose=0)",
         "    print(f'test accuracy: {accuracy:.4f}')",
     ]
@@ -488,8 +537,10 @@ def export_code(spec: ModelSpec, dataset: Any, train_settings: dict | None = Non
     """
     layers_ = _checked(spec, dataset)
     prepared = getattr(dataset, "table", None) is not None
+    keras_data = dataset.name in KERAS_DATASETS and not prepared
+    official = keras_data and (train_settings or {}).get("split", "official") == "official"
     if train_settings is not None:
-        _train_code(dict(train_settings), dataset.kind == "tabular", prepared)  # settings checked first
+        _train_code(dict(train_settings), dataset.kind == "tabular", prepared, official)  # settings checked first
     try:
         seed = int((train_settings or {}).get("seed", 0))
     except (TypeError, ValueError):
@@ -506,12 +557,12 @@ def export_code(spec: ModelSpec, dataset: Any, train_settings: dict | None = Non
         "    model = build_model()",
         "    model.summary()",
         "    print(f'parameters: {model.count_params()}')",
-        "    x, y = load_data()",
+        "    x, y, test_start = load_data()" if keras_data else "    x, y = load_data()",
         "    assert x.shape[1:] == INPUT_SHAPE, f'data shape {x.shape[1:]} does not fit the model {INPUT_SHAPE}'",
         "    print(f'data: {x.shape[0]} examples of shape {x.shape[1:]}')",
     ]
     if train_settings is not None:
-        lines += _train_code(dict(train_settings), dataset.kind == "tabular", prepared)
+        lines += _train_code(dict(train_settings), dataset.kind == "tabular", prepared, official)
     return "\n".join(lines) + "\n"
 
 

@@ -51,7 +51,12 @@ __all__ = [
     "TrainConfig",
     "TrainConfigError",
     "TrainOutcome",
+    "FineTuneError",
+    "check_fine_tune",
     "choose_strategy",
+    "frozen_backbone",
+    "frozen_only",
+    "unfreeze_top",
     "steps_per_call",
     "library_versions",
     "train_run",
@@ -73,6 +78,7 @@ _MIN_CALLS_PER_EPOCH = 20  # the live batch curve keeps at least this many point
 _ASSUMED_FLOPS_PER_S = 4e10  # measured ~6 ms per Article CNN step on 2 cores: 18x the old 5e9 guess
 _STEP_OVERHEAD_S = 5e-4  # fixed cost of one training step call (dispatch, callbacks)
 _MIN_TRAIN_SHARE = 0.1  # validation and test fractions must leave at least this share of the rows for training
+_MAX_UNFROZEN = 1000  # fine-tuning: more layers than any Keras Applications backbone has (MobileNetV2: 154)
 
 
 class TrainConfigError(KerasLabError):
@@ -103,6 +109,12 @@ class TrainConfig:
     split: str = "official"
     val_fraction: float = 0.15  # share held out for validation: of the training files (official), of all rows
     test_fraction: float = 0.15  # pooled split only: share held out for the final test, 0 < t < 1, v + t < 0.9
+    # fine-tuning, the article's pre-train -> fine-tune: after `epochs` with a frozen Backbone (only the new head
+    # trains), unfreeze its top `fine_tune_layers` layers and train `fine_tune_epochs` more at the learning rate
+    # times `fine_tune_lr_factor`, in the same run; 0 epochs = no second phase
+    fine_tune_epochs: int = 0
+    fine_tune_layers: int = 20
+    fine_tune_lr_factor: float = 0.1
 
     def validate(self) -> TrainConfig:
         """Raise TrainConfigError naming the first bad setting; return self so calls can chain."""
@@ -121,6 +133,12 @@ class TrainConfig:
         whole_number(_("epochs"), self.epochs, 1, MAX_EPOCHS, error=error)
         whole_number(_("patience"), self.patience, 1, MAX_EPOCHS, error=error)
         whole_number(_("step every"), self.step_every, 1, MAX_EPOCHS, error=error)
+        whole_number(_("fine-tuning epochs"), self.fine_tune_epochs, 0, MAX_EPOCHS, error=error)
+        whole_number(_("layers to unfreeze"), self.fine_tune_layers, 1, _MAX_UNFROZEN, error=error)
+        number(_("fine-tuning learning-rate factor"), self.fine_tune_lr_factor, 0, 1, lo_open=True, error=error)
+        if self.total_epochs > MAX_EPOCHS:
+            raise TrainConfigError(_("epochs + fine-tuning epochs must be at most {most}, got {epochs} + {more}").format(
+                most=MAX_EPOCHS, epochs=self.epochs, more=self.fine_tune_epochs))
         whole_number(_("seed"), self.seed, 0, 2**31 - 1, error=error)
         boolean(_("early stopping"), self.early_stopping, error=error)
         number(_("validation fraction"), self.val_fraction, 0, 1, lo_open=True, hi_open=True, error=error)
@@ -131,6 +149,15 @@ class TrainConfig:
                                                                     validation=f"{self.val_fraction:g}",
                                                                     test=f"{self.test_fraction:g}"))
         return self
+
+    @property
+    def total_epochs(self) -> int:
+        """Both phases: the epochs with the backbone frozen, then those fine-tuning it."""
+        return self.epochs + self.fine_tune_epochs
+
+    @property
+    def fine_tune_learning_rate(self) -> float:
+        return self.learning_rate * self.fine_tune_lr_factor
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -432,9 +459,13 @@ class _ProgressReporter:
         self.records: list[dict[str, Any]] = []
         self.call_start = self.start
         self.call_s: float | None = None  # seconds per step call (moving average): Stop's latency
+        self.phase: int | None = None  # fine-tuning runs: 1 (frozen backbone) or 2 (top layers unfrozen)
+        self.fits = 0  # model.fit calls so far: a fine-tuning run's second phase is a second fit
 
     def on_train_begin(self, logs=None):
-        self.start = self.last_line = time.perf_counter()
+        self.fits += 1
+        if self.fits == 1:  # times count from the first phase's start
+            self.start = self.last_line = time.perf_counter()
         self.progress.update(batches_per_epoch=self.batches_per_epoch, lr=_current_lr(self.model),
                              message=_("training"))
 
@@ -512,6 +543,8 @@ class _ProgressReporter:
         record["samples_per_s"] = round(seen / self.train_time, 2) if self.train_time > 0 else None
         if self.batch_in_epoch < self.batches_per_epoch:
             record["partial"] = True  # stopped inside this epoch: metrics cover the batches done
+        if self.phase is not None:
+            record["phase"] = self.phase
         self.records.append(record)
         self.store.append_metrics(self.run_id, record)
         self.progress.add_epoch(record)
@@ -574,6 +607,7 @@ def train_run(store: Any, run_id: str, *, dataset: Any, split: Any, spec: Any, c
     function writes metrics, the model and the test-set predictions.
     """
     config.validate()
+    check_fine_tune(spec, config)
     if build_model is None:
         from core.models import build_model
     if not FIT_LOCK.acquire(blocking=False):
@@ -624,9 +658,14 @@ def _train_locked(run: _Run, build_model: Callable[[Any, Any], Any]) -> TrainOut
     if build_notes:
         run.store.update_config(run.run_id, build_notes=build_notes)
     reporter = _progress_callback(run.store, run.run_id, run.progress, len(run.split.y_train), plan.global_batch,
-                                  run.config.epochs, plan.multi_worker)
+                                  run.config.total_epochs, plan.multi_worker)
     run.progress.update(message=_("training"))
-    _fit(run, model, plan, [reporter, _tensorboard(run), *_setting_callbacks(run.config)])
+    tensorboard = _tensorboard(run)
+    if run.config.fine_tune_epochs:
+        reporter.phase = 1
+    _fit(run, model, plan, [reporter, tensorboard, *_setting_callbacks(run.config)])
+    if run.config.fine_tune_epochs and _may_go_on(run, reporter):
+        _fine_tune(run, model, plan, reporter, [reporter, tensorboard, *_setting_callbacks(run.config)])
 
     extra: dict[str, Any] = {"epochs_done": len(reporter.records), "steps": reporter.step}
     stop_step = run.progress.read().get("stop_requested_at_step")
@@ -695,12 +734,79 @@ def _setting_callbacks(config: TrainConfig) -> list[Any]:
     return callbacks
 
 
-def _fit(run: _Run, model: Any, plan: _Plan, callbacks: list[Any]) -> None:
+def _fit(run: _Run, model: Any, plan: _Plan, callbacks: list[Any], initial_epoch: int = 0,
+         epochs: int | None = None) -> None:
     split, config = run.split, run.config
     data, batching = _feed(split.x_train, run.targets(split.y_train), plan.global_batch, seed=config.seed)
     validation = _feed(split.x_val, run.targets(split.y_val), plan.global_batch)[0] if len(split.y_val) else None
-    model.fit(*data, **batching, epochs=config.epochs, verbose=0, shuffle=True, callbacks=callbacks,
-              class_weight=_class_weights(split.y_train, config, run.dataset.n_classes), validation_data=validation)
+    model.fit(*data, **batching, initial_epoch=initial_epoch, epochs=config.epochs if epochs is None else epochs,
+              verbose=0, shuffle=True, callbacks=callbacks, validation_data=validation,
+              class_weight=_class_weights(split.y_train, config, run.dataset.n_classes))
+
+
+# ---- fine-tuning: the second phase ------------------------------------------------------------------
+
+class FineTuneError(TrainConfigError):
+    """Fine-tuning was asked of a model it cannot apply to (no frozen backbone)."""
+
+
+def frozen_backbone(spec: Any) -> Any | None:
+    """The spec's frozen Backbone layer (the one a second phase unfreezes), or None."""
+    return next((layer for layer in spec.layers
+                 if layer.type == "Backbone" and not layer.params.get("trainable", False)), None)
+
+
+def check_fine_tune(spec: Any, config: TrainConfig) -> None:
+    """Raise FineTuneError when a second phase is asked of a model without a frozen backbone."""
+    if config.fine_tune_epochs and frozen_backbone(spec) is None:
+        raise FineTuneError(_("fine-tuning needs a frozen pre-trained backbone (a Backbone layer with 'trainable' "
+                              "off, as in the Transfer learning preset); {model} has none. Set fine-tuning epochs "
+                              "to 0, or choose that preset on Build a model.").format(model=spec.name))
+
+
+def frozen_only(config: TrainConfig) -> TrainConfig:
+    """The baseline a fine-tuning run is judged against: the same epochs in all, the backbone frozen throughout."""
+    return replace(config, epochs=config.total_epochs, fine_tune_epochs=0)
+
+
+def _may_go_on(run: _Run, reporter: Any) -> bool:
+    """The first phase ended in a way the second may follow: not stopped by request, not diverged."""
+    return not (run.progress.stop_event.is_set() or reporter.non_finite is not None or reporter.exploded is not None)
+
+
+def unfreeze_top(model: Any, layers: int) -> dict[str, int]:
+    """Make the top `layers` layers of the model's backbone (a nested Keras model) trainable, the rest frozen,
+    as the Keras transfer-learning guide does. Its BatchNormalization layers stay frozen: in Keras 3 a trainable
+    BatchNormalization layer updates its statistics in training even though the backbone was called with
+    training=False (measured: the moving means of the unfrozen blocks moved), and small fine-tuning batches
+    would overwrite the ImageNet statistics. Returns what changed."""
+    import keras
+
+    net = next(layer for layer in model.layers if isinstance(layer, keras.Model))
+    net.trainable = True
+    cut = max(0, len(net.layers) - layers)
+    for i, layer in enumerate(net.layers):
+        layer.trainable = i >= cut and not isinstance(layer, keras.layers.BatchNormalization)
+    return {"backbone_layers": len(net.layers), "unfrozen_layers": len(net.layers) - cut,
+            "unfrozen_weights": int(sum(math.prod(w.shape) for w in net.trainable_weights))}
+
+
+def _fine_tune(run: _Run, model: Any, plan: _Plan, reporter: Any, callbacks: list[Any]) -> None:
+    """Phase 2 in the same run: unfreeze the top of the backbone, recompile at the lower rate (a fresh optimizer,
+    the schedule spread over these epochs) and go on fitting; the epochs keep counting and are marked phase 2."""
+    config, done = run.config, len(reporter.records)
+    phase = replace(config, learning_rate=config.fine_tune_learning_rate, epochs=config.fine_tune_epochs)
+    with plan.strategy.scope() if plan.strategy is not None else contextlib.nullcontext():
+        changed = unfreeze_top(model, config.fine_tune_layers)
+        loss, metric = _loss_and_metric(config)
+        model.compile(optimizer=_optimizer(phase, plan.steps_per_epoch), loss=loss, metrics=[metric],
+                      steps_per_execution=plan.info["steps_per_call"])
+    run.store.update_config(run.run_id, fine_tune={"from_epoch": done + 1, "learning_rate": phase.learning_rate,
+                                                   **changed})
+    reporter.phase = 2
+    run.progress.update(message=_("fine-tuning: the top {n} backbone layers unfrozen, learning rate {rate}").format(
+        n=changed["unfrozen_layers"], rate=f"{phase.learning_rate:g}"))
+    _fit(run, model, plan, callbacks, initial_epoch=done, epochs=done + config.fine_tune_epochs)
 
 
 def _diverged(reporter: Any, config: TrainConfig, extra: dict[str, Any]) -> TrainOutcome | None:
@@ -744,22 +850,26 @@ def _outcome(run: _Run, reporter: Any, model: Any, extra: dict[str, Any], build_
     """How a fit that did not diverge ended: stopped by request, stopped early, or every epoch done."""
     config, records = run.config, reporter.records
     epochs_done = len(records)
-    cut_short = epochs_done < config.epochs or bool(records and records[-1].get("partial"))
+    cut_short = epochs_done < config.total_epochs or bool(records and records[-1].get("partial"))
     if run.progress.stop_event.is_set() and cut_short:
         at = records[-1]["epoch"] if records else 0
         return TrainOutcome("stopped", _("stopped by request during epoch {epoch} of {epochs} (batch {batch}); the "
                                          "model at that point was kept").format(
-            epoch=at, epochs=config.epochs, batch=reporter.batch_in_epoch), extra)
-    if epochs_done < config.epochs:
+            epoch=at, epochs=config.total_epochs, batch=reporter.batch_in_epoch), extra)
+    if epochs_done < config.total_epochs:
         early = (_("early stopping after {done} of {epochs} epochs: {monitor} did not improve for {patience} "
                    "epochs; restored the best weights") if config.early_stopping else
                  _("early stopping after {done} of {epochs} epochs: {monitor} did not improve for {patience} epochs"))
-        return TrainOutcome("completed", early.format(done=epochs_done, epochs=config.epochs, monitor=config.monitor,
-                                                      patience=config.patience), extra)
+        return TrainOutcome("completed", early.format(done=epochs_done, epochs=config.total_epochs,
+                                                      monitor=config.monitor, patience=config.patience), extra)
     acc = extra.get("test_accuracy")
     message = (_("{epochs} epochs").format(epochs=epochs_done) if acc is None else
                _("{epochs} epochs, test accuracy {accuracy}").format(epochs=epochs_done, accuracy=f"{acc:.3f}"))
     notes = [*build_notes]
+    tuned = [r["epoch"] for r in records if r.get("phase") == 2]
+    if tuned:
+        notes.insert(0, _("epochs {first}-{last} fine-tuned the top {n} backbone layers").format(
+            first=tuned[0], last=tuned[-1], n=config.fine_tune_layers))
     if acc is not None and len(run.split.y_test) and (note := _chance_note(
             acc, run.split, run.dataset, records, model, {"model": run.spec.to_dict(), "build_notes": build_notes})):
         notes.insert(0, note)

@@ -107,6 +107,7 @@ c2.download_button(_("Every run's metrics (.csv)"), data=in_language(lambda: all
                    on_click="ignore", key="dl_all")
 ui.render_cv_summaries(store, full, rows)
 
+ui.apply_pending_selection()  # runs another page sent here ("Compare these two runs")
 if st.session_state.get("runs_selected"):
     st.session_state["runs_selected"] = [r for r in st.session_state["runs_selected"] if r in by_id]
 chosen_ids = st.multiselect(_("Selected runs"), list(by_id), placeholder=_("Choose options"), key="runs_selected",

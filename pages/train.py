@@ -7,19 +7,22 @@ from core.jobs import QueueFullError, TrainRequest
 from core.models import export_code, export_file_stem
 from core.runs import RunStoreError
 from core.specs import analyse_spec
-from core.training import CLASS_WEIGHTS, MONITORS, TrainConfig, TrainConfigError
+from core.training import CLASS_WEIGHTS, MONITORS, TrainConfig, TrainConfigError, check_fine_tune
 from ui.data import current_dataset
 from ui.jobs import current_run_id, remember_run, saved_config, submit_key
 from ui.model import current_spec, spec_problem
 from ui.state import ensure_app_entry
 from ui.text import md_literal
 from ui.train_view import (
+    FINE_TUNE_PAIR_KEY,
     apply_pending_settings,
     class_weight_labels,
+    fine_tune_inputs,
     loss_labels,
     optimizer_labels,
     prime_form,
     render_article_offer,
+    render_fine_tune_pair,
     render_run,
     run_label,
     schedule_labels,
@@ -27,6 +30,7 @@ from ui.train_view import (
     start_again_requested,
     start_feedback,
     started,
+    submit_fine_tune_pair,
 )
 from ui.workspace import workspace_jobs
 
@@ -89,6 +93,7 @@ with st.form("train_form"):
                                 "figures (validation: {share} of the training files), or every image pooled and "
                                 "re-split 70 / 15 / 15. Other datasets are always split 70 / 15 / 15.").format(
                              share=f"{TrainConfig.val_fraction:.0%}"))
+    ft_epochs, ft_layers, ft_factor, ft_compare = fine_tune_inputs(spec)
     submitted = st.form_submit_button(_("Start training"), icon=":material/play_arrow:", type="primary",
                                       disabled=bool(store_problem))
 
@@ -101,16 +106,23 @@ if submitted or again:
                              weight_decay=weight_decay, schedule=schedule, step_every=int(step_every),
                              step_factor=step_factor, batch_size=int(batch_size), epochs=int(epochs),
                              early_stopping=early, patience=int(patience), monitor=monitor, seed=int(seed),
-                             class_weights=class_weights, loss=loss, split=split).validate()
+                             class_weights=class_weights, loss=loss, split=split, fine_tune_epochs=ft_epochs,
+                             fine_tune_layers=ft_layers, fine_tune_lr_factor=ft_factor).validate()
         if not analysis.ok:
             raise TrainConfigError(_("the model does not fit {data}: {problem}").format(
                 data=md_literal(dataset.name), problem=analysis.errors[0]))
+        check_fine_tune(spec, config)
         saved_config(config)
         label = run_label(spec.name, dataset.name)
-        run_id = manager.submit(TrainRequest(dataset, spec, config, label=label, workspace=manager.workspace),
-                                idempotency_key=None if again else submit_key(config, spec, dataset.name))
-        remember_run(run_id)
-        started(manager, run_id, label)
+        request = TrainRequest(dataset, spec, config, label=label, workspace=manager.workspace)
+        key = None if again else submit_key(config, spec, dataset.name)
+        if ft_epochs and ft_compare:
+            run_ids = submit_fine_tune_pair(manager, request, key)
+            st.session_state[FINE_TUNE_PAIR_KEY] = run_ids
+        else:
+            run_ids = [manager.submit(request, idempotency_key=key)]
+        remember_run(run_ids[0])
+        started(manager, run_ids[0], label)
     except (TrainConfigError, QueueFullError, RunStoreError) as exc:
         st.error(_("Cannot start training: {reason}").format(reason=exc),  # our words; the name escaped above
                  icon=":material/error:")
@@ -118,6 +130,7 @@ if submitted or again:
 run_id = current_run_id(manager)
 remember_run(run_id)
 start_feedback(manager, run_id)  # right under the Start button: on a phone the run above is out of sight
+render_fine_tune_pair(st.session_state.get(FINE_TUNE_PAIR_KEY))
 
 if analysis.ok:
     settings = saved_config()

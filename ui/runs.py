@@ -48,6 +48,8 @@ __all__ = [
     "run_state",
     "runs_changed",
     "select_runs",
+    "compare_on_runs_page",
+    "apply_pending_selection",
     "sync_selection",
     "watch_runs",
     "with_metrics",
@@ -114,6 +116,22 @@ def run_state(state: str) -> str:
 def select_runs(run_ids: list[str]) -> None:
     """Button callback: these runs become the 'Selected runs' choice."""
     st.session_state["runs_selected"] = run_ids
+
+
+_COMPARE_PENDING = "_runs_compare_pending"  # runs another page asked Compare runs to select (not a widget key)
+
+
+def compare_on_runs_page(run_ids: list[str]) -> None:
+    """From another page (not in a callback: switch_page needs the script's own run): open Compare runs with
+    these runs selected."""
+    st.session_state[_COMPARE_PENDING] = list(run_ids)
+    st.switch_page("pages/runs.py")
+
+
+def apply_pending_selection() -> None:
+    """On Compare runs, before its widgets exist: select the runs another page sent here."""
+    if pending := st.session_state.pop(_COMPARE_PENDING, None):
+        st.session_state["runs_selected"] = pending
 
 
 REFRESH_S = 2  # how often the Runs page looks for changes while a run of the workspace is queued or running

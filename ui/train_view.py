@@ -31,11 +31,11 @@ from core.i18n import _, ngettext
 from core.jobs import JobManager, QueueFullError, TrainRequest
 from core.runs import RunStoreError
 from core.specs import ModelSpec, SpecError, analyse_spec, preset, validate_spec
-from core.training import ARTICLE, TrainConfig, TrainConfigError
+from core.training import ARTICLE, TrainConfig, TrainConfigError, frozen_backbone, frozen_only
 from ui.data import select_dataset
 from ui.jobs import remember_run, saved_config, submit_key
 from ui.model import set_spec
-from ui.runs import run_state
+from ui.runs import compare_on_runs_page, run_state
 from ui.text import md_literal
 
 if TYPE_CHECKING:
@@ -43,10 +43,10 @@ if TYPE_CHECKING:
 
     Jobs = JobManager | WorkspaceJobs  # the process-wide manager, or one workspace's view of it
 
-__all__ = ["FORM_KEYS", "PENDING_KEY", "RunSummary", "apply_pending_settings", "class_weight_labels",
+__all__ = ["FINE_TUNE_PAIR_KEY", "FORM_KEYS", "PENDING_KEY", "RunSummary", "apply_pending_settings", "class_weight_labels",
            "loss_labels", "optimizer_labels", "prime_form", "render_article_offer", "render_run", "run_label",
            "run_summary", "same_data", "schedule_labels", "settings_words", "split_labels", "start_again_requested",
-           "start_feedback", "started"]
+           "start_feedback", "started", "fine_tune_inputs", "render_fine_tune_pair", "submit_fine_tune_pair"]
 
 
 # The choices of the settings form in words, made at use time (in the visitor's language); keys are the values
@@ -79,9 +79,12 @@ FORM_KEYS = {"optimizer": "train_optimizer", "learning_rate": "train_learning_ra
              "step_factor": "train_step_factor", "loss": "train_loss", "batch_size": "train_batch_size",
              "epochs": "train_epochs", "seed": "train_seed", "class_weights": "train_class_weights",
              "early_stopping": "train_early", "patience": "train_patience", "monitor": "train_monitor",
-             "split": "train_split"}
-_FLOATS = ("learning_rate", "momentum", "weight_decay", "step_factor")
-_INTS = ("step_every", "batch_size", "epochs", "seed", "patience")
+             "split": "train_split", "fine_tune_epochs": "train_ft_epochs", "fine_tune_layers": "train_ft_layers",
+             "fine_tune_lr_factor": "train_ft_factor"}
+_FLOATS = ("learning_rate", "momentum", "weight_decay", "step_factor", "fine_tune_lr_factor")
+_INTS = ("step_every", "batch_size", "epochs", "seed", "patience", "fine_tune_epochs", "fine_tune_layers")
+_FT_COMPARE_KEY = "train_ft_compare"  # the form's "also train the frozen-only baseline" toggle
+FINE_TUNE_PAIR_KEY = "_train_fine_tune_pair"  # [fine-tuning run, frozen-only run] of this session's last such start
 PENDING_KEY = "_train_use_settings"  # run id whose settings the next full run loads into the form
 _STARTED_KEY = "_train_started"  # {"run_id", "label", "position", "at"} of this session's last Start
 _AGAIN_KEY = "_train_start_again"  # set by "Start another run": the next full run submits the form's settings anew
@@ -179,6 +182,9 @@ def settings_words(cfg: TrainConfig) -> str:
             weights=class_weight_labels().get(cfg.class_weights, cfg.class_weights)))
     if cfg.loss != "sparse_categorical_crossentropy":
         parts.append(loss_labels().get(cfg.loss, cfg.loss))
+    if cfg.fine_tune_epochs:
+        parts.append(_("then fine-tuning the top {n} backbone layers for {epochs} epochs at learning rate {rate}").format(
+            n=cfg.fine_tune_layers, epochs=cfg.fine_tune_epochs, rate=f"{cfg.fine_tune_learning_rate:g}"))
     parts.append(_("seed {seed}").format(seed=cfg.seed))
     defaults = TrainConfig()
     if cfg.split == "pooled":
@@ -585,3 +591,54 @@ def start_feedback(manager: Jobs, watched: str | None) -> None:
     head = head.format(at=info["at"], run_id=run_id, label=label, position=position, ahead=(position or 1) - 1)
     st.success(_("{head} Progress and Stop are at the top of the page.").format(head=head),
                icon=":material/check_circle:")
+
+
+# ---- fine-tuning in two phases ---------------------------------------------------------------------
+
+def fine_tune_inputs(spec: ModelSpec) -> tuple[int, int, float, bool]:
+    """The form's fine-tuning row (second phase epochs, top layers to unfreeze, rate factor, and whether to
+    train the frozen-only baseline too) when the model has a frozen backbone; without one, no second phase."""
+    st.session_state.setdefault(_FT_COMPARE_KEY, True)
+    if frozen_backbone(spec) is None:
+        st.caption(_("Fine-tuning in two phases (pre-train → fine-tune) needs a frozen pre-trained backbone: choose "
+                     "the Transfer learning preset on Build a model."))
+        state = st.session_state
+        return 0, int(state["train_ft_layers"]), float(state["train_ft_factor"]), False
+    st.markdown("**" + _("Fine-tuning: a second phase") + "** — " + _(
+        "after the epochs above train the new head on the frozen backbone, unfreeze the backbone's top layers and "
+        "train on at a lower learning rate (the article's pre-train → fine-tune). 0 epochs: no second phase."))
+    f1, f2, f3, f4 = st.columns([1, 1, 1, 1.4])
+    epochs = f1.number_input(_("Fine-tuning epochs"), min_value=0, step=1, key="train_ft_epochs")
+    layers = f2.number_input(_("Top backbone layers to unfreeze"), min_value=1, step=1, key="train_ft_layers",
+                             help=_("Counted from the backbone's output. MobileNetV2 has about 150 layers; its "
+                                    "BatchNormalization layers stay frozen, keeping their pre-trained statistics."))
+    factor = f3.number_input(_("Learning-rate factor"), format="%g", step=0.05, key="train_ft_factor",
+                             help=_("The second phase trains at the learning rate times this: large updates would "
+                                    "wreck the pre-trained features."))
+    compare = f4.toggle(_("Also train the frozen-only run"), key=_FT_COMPARE_KEY,
+                        help=_("The same model and settings with the backbone frozen for all the epochs of both "
+                               "phases, queued beside it, so Compare runs shows what fine-tuning added."))
+    return int(epochs), int(layers), float(factor), bool(compare)
+
+
+def submit_fine_tune_pair(manager: Jobs, request: TrainRequest, idempotency_key: str | None) -> list[str]:
+    """Queue a fine-tuning run and its frozen-only baseline together (both or neither), as one group."""
+    from dataclasses import replace
+
+    group = f"fine-tune-{time.strftime('%H%M%S')}"
+    baseline = replace(request, config=frozen_only(request.config), group=group,
+                       label=_("{label} · frozen only").format(label=request.label))
+    return manager.submit_many([replace(request, group=group), baseline], idempotency_key)
+
+
+def render_fine_tune_pair(pair: list[str] | None) -> None:
+    """After a fine-tuning start with its baseline: say so, and offer both on Compare runs."""
+    if not pair:
+        return
+    tuned, frozen = pair
+    c1, c2 = st.columns([3, 1], vertical_alignment="center")
+    c1.info(_("Run {tuned} fine-tunes; run {frozen} keeps the backbone frozen for as many epochs. Compare their "
+              "curves (the dotted line marks where fine-tuning starts) and test accuracy on Compare runs.").format(
+        tuned=tuned, frozen=frozen), icon=":material/compare:")
+    if c2.button(_("Compare these two runs"), icon=":material/stacked_line_chart:", key="train_ft_compare_go"):
+        compare_on_runs_page(pair)

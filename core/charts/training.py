@@ -20,9 +20,9 @@ from core.charts.style import LEGEND_BELOW, integer_axis, tidy
 from core.i18n import _
 from core.text import plain
 
-__all__ = ["batch_figure", "history_figure", "lr_figure", "metric_names", "smooth"]
+__all__ = ["batch_figure", "fine_tuning_starts", "history_figure", "lr_figure", "metric_names", "smooth"]
 
-_NOT_METRICS = frozenset({"kind", "epoch", "lr", "time", "samples_per_s", "partial", "batch", "step"})
+_NOT_METRICS = frozenset({"kind", "epoch", "lr", "time", "samples_per_s", "partial", "batch", "step", "phase"})
 _COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
            "#bcbd22", "#17becf")
 _HEIGHT = 360
@@ -80,8 +80,24 @@ def history_figure(histories: dict[str, list[dict[str, Any]]], metric: str, log_
             label = part if single else f"{plain(name)} · {part}"
             fig.add_trace(go.Scatter(x=epochs, y=ys, mode="lines+markers", name=label, legendgroup=plain(name),
                                      line={"color": color, "dash": dash}, connectgaps=False))
+        _mark_fine_tuning(fig, records, color)
     title = plain(_metric_words(metric))
     return _layout(fig, _("{metric} per epoch").format(metric=title), _("epoch"), title, log_y)
+
+
+def fine_tuning_starts(records: Iterable[dict[str, Any]]) -> int | None:
+    """The first epoch of a fine-tuning run's second phase (backbone top unfrozen), or None."""
+    return next((r["epoch"] for r in records if r.get("phase") == 2 and "epoch" in r), None)
+
+
+def _mark_fine_tuning(fig: go.Figure, records: list[dict[str, Any]], color: str) -> None:
+    """A dotted line, in the run's colour, between its last frozen epoch and its first fine-tuning one."""
+    first = fine_tuning_starts(records)
+    if first is None:
+        return
+    fig.add_vline(x=first - 0.5, line={"color": color, "dash": "dot", "width": 1.5},
+                  annotation_text=_("fine-tuning starts"), annotation_position="bottom right",
+                  annotation_font_color=color)
 
 
 def batch_figure(batch_losses: Sequence[tuple[int, float]], weight: float = 0.9, log_y: bool = False,

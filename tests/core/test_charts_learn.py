@@ -35,3 +35,18 @@ def test_gradient_histogram_shows_log10_of_nonzero_sizes():
 def test_loss_figure_plots_each_step():
     fig = loss_steps_figure([0.3, 0.2, 0.15])
     assert list(fig.data[0].x) == [0, 1, 2] and list(fig.data[0].y) == [0.3, 0.2, 0.15]
+
+
+def test_the_curves_mark_where_fine_tuning_starts_for_each_run():
+    from core.charts.training import fine_tuning_starts, history_figure
+
+    tuned = [{"epoch": e, "loss": 1.0 / e, "val_loss": 1.2 / e, "phase": 1 if e <= 3 else 2} for e in range(1, 6)]
+    frozen = [{"epoch": e, "loss": 1.0 / e, "val_loss": 1.3 / e} for e in range(1, 6)]
+    assert fine_tuning_starts(tuned) == 4 and fine_tuning_starts(frozen) is None
+    single = history_figure({"run a": tuned}, "loss")
+    assert [(s.x0, s.x1, s.line.dash) for s in single.layout.shapes] == [(3.5, 3.5, "dot")]
+    assert [a.text for a in single.layout.annotations] == ["fine-tuning starts"]
+    both = history_figure({"tuned": tuned, "frozen": frozen}, "loss")
+    assert len(both.layout.shapes) == 1  # the frozen-only run has no phase change
+    assert both.layout.shapes[0].line.color == both.data[0].line.color  # in the colour of the run it belongs to
+    assert "phase" not in [t.name for t in both.data]  # the phase is not drawn as a metric

@@ -161,6 +161,9 @@ def test_run_labels_tell_two_runs_of_one_model_apart():
     assert sgd == "b · digits · Small CNN · sgd 0.01 · 6 ep"
     assert run_label(info("c", "adam", 0.001, "fold 2 of 3")).endswith("· 6 ep · fold 2 of 3")
     assert run_label(SimpleNamespace(run_id="d", config={})) == "d · ? · ?"  # an unreadable config still names it
+    tuned = info("e", "adam", 0.001, "")
+    tuned.config["training"]["fine_tune_epochs"] = 4
+    assert run_label(tuned) == "e · digits · Small CNN · adam 0.001 · 6+4 ep"  # frozen, then fine-tuning epochs
 
 
 def test_confusion_change_colours_mean_better_or_worse_for_b_everywhere():

@@ -327,3 +327,37 @@ def test_exported_script_reproduces_the_preparation_of_an_uploaded_table(tmp_pat
     trained = _run_script(code, tmp_path)  # the whole script: reads the file, prepares, trains 1 epoch
     assert f"data: {ds.n_samples} examples of shape ({ds.input_shape[0]},)" in trained
     assert 0.0 <= float(re.search(r"test accuracy: ([0-9.]+)", trained).group(1)) <= 1.0
+
+
+def test_exported_script_keeps_a_keras_datasets_official_test_file(tmp_path):
+    """A Keras dataset's script splits as the app does by default: the official test file is the test part,
+    validation is carved from the training files (the same rows as core.datasets picks); "pooled" re-splits."""
+    from core.datasets import Dataset, split_indices
+    from core.models import export_code
+
+    rng = np.random.default_rng(0)
+    arrays = {"x_train": rng.integers(0, 256, (60, 28, 28), dtype=np.uint8), "y_train": np.arange(60) % 10,
+              "x_test": rng.integers(0, 256, (20, 28, 28), dtype=np.uint8), "y_test": np.arange(20) % 10}
+    np.savez(tmp_path / "fixture.npz", **arrays)
+    mnist = Dataset("mnist", np.concatenate([arrays["x_train"], arrays["x_test"]])[..., None],
+                    np.concatenate([arrays["y_train"], arrays["y_test"]]).astype(np.int64),
+                    tuple(str(c) for c in range(10)), "image", official_test_start=60)
+    # keras.datasets.mnist.load_data() would check its file hash and download: the driver hands it the fixture
+    driver = tmp_path / "driver.py"
+    driver.write_text("import runpy, keras, numpy as np\n"
+                      "f = np.load('fixture.npz')\n"
+                      "keras.datasets.mnist.load_data = lambda: ((f['x_train'], f['y_train']), (f['x_test'], f['y_test']))\n"
+                      "runpy.run_path('exported.py', run_name='__main__')\n")
+    sizes = {}
+    for split in ("official", "pooled"):
+        settings = {"epochs": 1, "batch_size": 16, "seed": 2, "split": split, "val_fraction": 0.2,
+                    "test_fraction": 0.25}
+        (tmp_path / "exported.py").write_text(export_code(preset("Small CNN", mnist), mnist, settings))
+        done = subprocess.run([sys.executable, str(driver)], capture_output=True, text=True, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr[-3000:]
+        sizes[split] = tuple(int(n) for n in re.search(r"split: (\d+) train / (\d+) validation / (\d+) test",
+                                                       done.stdout).groups())
+        expected = split_indices(mnist, seed=2, val_fraction=0.2, test_fraction=0.25, kind=split)
+        assert sizes[split] == tuple(len(part) for part in expected), split
+    assert sizes["official"] == (48, 12, 20)  # the 20 test-file images, 20 % of the 60 training images
+    assert sizes["pooled"][2] == 20 and sizes["pooled"] != sizes["official"]

@@ -590,3 +590,42 @@ def test_reproduce_the_article_sets_data_model_and_settings_starts_and_compares(
     assert seen[0]["split"].test_idx.tolist() == list(range(100, 120))  # the official test batch
     note = shown(next(i.value for i in at.info if "the article reports" in i.value))
     assert "Test accuracy **69.3%** on CIFAR-10's official test set; the article reports about 70%" in note
+
+
+@pytest.mark.slow
+def test_fine_tuning_queues_the_run_and_its_frozen_only_baseline_and_sends_both_to_compare(clean_streamlit_caches):
+    from dataclasses import replace
+
+    from core.datasets import load_builtin
+    from core.specs import LayerSpec, preset
+
+    at = _train_page("digits")
+    assert not [w for w in at.number_input if w.label == "Fine-tuning epochs"]  # a CNN: no backbone to unfreeze
+    assert any("needs a frozen pre-trained backbone" in c.value for c in at.caption)
+    spec = preset("Transfer learning", load_builtin("digits"))
+    at.session_state["model_spec"] = replace(spec, layers=tuple(
+        LayerSpec(layer.type, {**layer.params, "weights": "none"}) if layer.type == "Backbone" else layer
+        for layer in spec.layers))  # random weights: no download here
+    at.run()
+    _number(at, "Epochs").set_value(1)
+    _number(at, "Fine-tuning epochs").set_value(1)
+    _number(at, "Top backbone layers to unfreeze").set_value(5)
+    _number(at, "Learning-rate factor").set_value(0.2)
+    _start(at)
+    assert not at.error, [e.value for e in at.error]
+    store = RunStore()
+    runs = {info.run_id: info.config for info in store.list_runs()}
+    assert len(runs) == 2
+    tuned = at.session_state["train_run_id"]
+    frozen = next(r for r in runs if r != tuned)
+    assert (runs[tuned]["training"]["epochs"], runs[tuned]["training"]["fine_tune_epochs"]) == (1, 1)
+    assert runs[tuned]["training"]["fine_tune_layers"] == 5
+    assert (runs[frozen]["training"]["epochs"], runs[frozen]["training"]["fine_tune_epochs"]) == (2, 0)
+    assert runs[tuned]["group"] == runs[frozen]["group"] and runs[frozen]["label"].endswith("· frozen only")
+    assert any(tuned in i.value and frozen in i.value for i in at.info)
+    _run_until(at, lambda a: all(store.read_status(r)["state"] == "completed" for r in runs), "both runs finished")
+    assert [r.get("phase") for r in store.read_metrics(tuned)] == [1, 2]
+    next(b for b in at.button if b.label == "Compare these two runs").click()
+    at.run()
+    assert not at.exception, at.exception
+    assert sorted(at.multiselect(key="runs_selected").value) == sorted(runs)
