@@ -257,6 +257,19 @@ def test_exported_script_for_other_data_uses_a_marked_placeholder(datasets, tmp_
         build_model(preset("Stronger CNN", cifar), cifar).count_params()
 
 
+def test_stronger_cnn_for_many_colour_images_builds_as_analysed():
+    """The large-dataset Stronger CNN on 32x32x3 (no real colour set is reachable offline to train it on):
+    Keras builds it with the parameters analyse_spec counts."""
+    from core.models import build_model
+
+    colour = Dataset("cifar_like", np.zeros((10_000, 32, 32, 3), np.uint8), np.arange(10_000) % 10,
+                     tuple("0123456789"), "image")
+    spec = preset("Stronger CNN", colour)
+    assert [ly.params["filters"] for ly in spec.layers if ly.type == "Conv2D"] == [16, 64, 64]
+    assert build_model(spec, colour).count_params() == \
+        analyse_spec(spec, colour.input_shape, 10, "image").total_params == 112_906
+
+
 def test_exported_transfer_learning_prepares_grey_images_as_build_model_does(datasets, tmp_path):
     """Grey 8x8 digits: the script's backbone gets the channel repeated to RGB, resized to 32x32 and scaled to
     [-1, 1], layer by layer as build_model does, with the same parameters."""

@@ -106,9 +106,10 @@ def test_augmentation_suits_the_data(datasets):
 
 
 def test_stronger_cnn_adapts_to_image_size_and_number_of_images(datasets):
-    """What won at equal training time on real 28x28 MNIST (README, "Presets on real data"): on images the
-    article's valid layout fits, valid padding with pooling before BatchNorm and ReLU; from 10,000 images on,
-    no augmentation and Dropout only before the head. 8x8 digits keep the layout that won there."""
+    """What won at equal training time on real 28x28 MNIST (README, "Presets on real data"): from 10,000 images
+    on, on images the article's valid layout fits, the Article CNN's layout with a 16-filter first convolution,
+    no augmentation, no BatchNorm and no Dropout. Fewer images get augmentation, BatchNorm and Dropout; 8x8
+    digits keep the layout that won there."""
     def types(spec: ModelSpec) -> list[str]:
         return [ly.type for ly in spec.layers]
 
@@ -116,18 +117,30 @@ def test_stronger_cnn_adapts_to_image_size_and_number_of_images(datasets):
                    tuple("0123456789"), "image")
     few = Dataset("mnist_like", many.x[:9_999], many.y[:9_999], many.class_names, "image")
     large = preset("Stronger CNN", many)
-    assert types(large) == ["Conv2D", "MaxPooling2D", "BatchNormalization", "Activation"] * 2 + [
-        "Conv2D", "GlobalAveragePooling2D", "Dropout"]
-    assert {ly.params["padding"] for ly in large.layers if ly.type == "Conv2D"} == {"valid"}
-    assert any("No augmentation" in n for n in large.notes) and any("padding='valid'" in n for n in large.notes)
-    assert analyse_spec(large, many.input_shape, 10, "image").total_params < \
-        analyse_spec(preset("Article CNN", many), many.input_shape, 10, "image").total_params
-    small_data = types(preset("Stronger CNN", few))
-    assert small_data[:3] == ["RandomRotation", "RandomZoom", "RandomTranslation"] and small_data.count("Dropout") == 3
+    article = preset("Article CNN", many)
+    assert types(large) == types(article) == ["Conv2D", "MaxPooling2D"] * 2 + ["Conv2D", "Flatten", "Dense"]
+    convs = [ly.params for ly in large.layers if ly.type == "Conv2D"]
+    assert [p["filters"] for p in convs] == [16, 64, 64] and {p["padding"] for p in convs} == {"valid"}
+    assert [p["filters"] for p in (ly.params for ly in article.layers if ly.type == "Conv2D")] == [32, 64, 64]
+    assert any("16 filters instead of 32" in n and "28x28" in n and "10,000" in n for n in large.notes)
+    # 28x28 -> 26 -> 13 -> 11 -> 5 -> 3: Flatten gives 3*3*64 = 576; convs 9*16+16 = 160, 9*16*64+64 = 9,280,
+    # 9*64*64+64 = 36,928; Dense 576*64+64 = 36,928; head 64*10+10 = 650
+    assert analyse_spec(large, many.input_shape, 10, "image").total_params == \
+        160 + 9_280 + 36_928 + 36_928 + 650 == 83_946
+    assert analyse_spec(article, many.input_shape, 10, "image").total_params == 93_322
+    small_data = preset("Stronger CNN", few)
+    assert types(small_data)[:3] == ["RandomRotation", "RandomZoom", "RandomTranslation"]
+    assert types(small_data).count("Dropout") == 3 and "GlobalAveragePooling2D" in types(small_data)
+    assert any("padding='valid'" in n for n in small_data.notes)
+    colour = Dataset("cifar_like", np.zeros((10_000, 32, 32, 3), np.uint8), np.arange(10_000) % 10,
+                     tuple("0123456789"), "image")
+    # 32x32x3 -> 30 -> 15 -> 13 -> 6 -> 4: Flatten 1,024; conv1 27*16+16 = 448, Dense 1,024*64+64 = 65,600
+    a = analyse_spec(preset("Stronger CNN", colour), colour.input_shape, 10, "image")
+    assert a.ok and a.total_params == 448 + 9_280 + 36_928 + 65_600 + 650 == 112_906 < 122_570
     digits = preset("Stronger CNN", datasets["digits"])
     assert types(digits)[3:7] == ["Conv2D", "BatchNormalization", "Activation", "MaxPooling2D"]
     assert {ly.params["padding"] for ly in digits.layers if ly.type == "Conv2D"} == {"same"}
-    assert not any("padding='valid'" in n or "No augmentation" in n for n in digits.notes)
+    assert not any("padding='valid'" in n or "No augmentation" in n or "16 filters" in n for n in digits.notes)
 
 
 def test_transfer_preset_declares_a_frozen_small_backbone(datasets):
