@@ -36,7 +36,7 @@ from core.datasets import dataset_fingerprint, split_used
 from core.i18n import _, language, language_of
 from core.runs import ACTIVE_STATES, RunInfo, RunStore, plain_reason
 from core.training import LiveProgress, TrainConfig, library_versions
-from core.worker import ProcessRunner, ThreadRunner
+from core.worker import ProcessRunner, ThreadRunner, reuse_key
 from core.workspaces import workspace_root, workspace_roots
 
 __all__ = ["JobManager", "JobSnapshot", "QueueFullError", "TrainRequest", "dataset_fingerprint", "run_config"]
@@ -143,7 +143,7 @@ class _Job:
         self.run_id = run_id
         self.request = request
         self.store = store  # the run store of the request's workspace
-        self.progress = _HookedProgress(request.config.epochs, epoch_hook)
+        self.progress = _HookedProgress(request.config.total_epochs, epoch_hook)
         self.force = threading.Event()  # "force stop": the runner ends the training process
         self.stop_requested_at: float | None = None  # time.monotonic() of the first Stop
         self.state = "queued"
@@ -484,6 +484,20 @@ class JobManager:
                 return ids
             return [i for i in ids if self._jobs[i].request.workspace == workspace]
 
+    def wait_ended(self, run_ids: Iterable[str], timeout: float) -> bool:
+        """Block until one of `run_ids` has ended (or is unknown here), at most `timeout` seconds; whether one has.
+        A sweep's driver waits here rather than polling, so it tells Optuna and queues the next trial at once."""
+        run_ids = list(run_ids)
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                if any((job := self._jobs.get(r)) is None or job.state not in ACTIVE_STATES for r in run_ids):
+                    return True
+                left = deadline - time.monotonic()
+                if left <= 0 or self._closed:
+                    return False
+                self._cond.wait(left)
+
     def training_pids(self) -> list[int]:
         """Process ids of the training processes busy with a run now (process runner only)."""
         return [pid for r in list(self._runners) if (pid := getattr(r, "training_pid", lambda: None)()) is not None]
@@ -514,16 +528,27 @@ class JobManager:
         self._workers = [w for w in self._workers if w.is_alive()]
         while len(self._workers) < self.max_concurrent:
             runner = _RUNNERS[self.runner](self._build_model)
-            runner.more_work = lambda: bool(self._pending)  # e.g. a sweep's next trial: warm its process now
+            runner.more_work = lambda: bool(self._pending)  # the next run: warm its process now
+            runner.continues = self._continues  # a sweep's next trial: train it in the same process
             self._runners.append(runner)
             worker = threading.Thread(target=self._worker_loop, args=(runner,), daemon=True,
                                       name=f"keras-lab-worker-{len(self._workers)}")
             self._workers.append(worker)
             worker.start()
 
+    def _continues(self, request: TrainRequest) -> bool:
+        """Whether the next queued run is a trial of the same sweep as `request` (core.worker.reuse_key)."""
+        key = reuse_key(request)
+        with self._cond:
+            return key is not None and bool(self._pending) and reuse_key(self._jobs[self._pending[0]].request) == key
+
     def _worker_loop(self, runner: Any) -> None:
         runner.warm_up()  # a training process imports TensorFlow while the first job is being queued
         while True:
+            with self._cond:
+                idle = not self._pending and not self._closed
+            if idle:
+                runner.release_kept()  # a process kept for a sweep's next trial that did not come: end it
             with self._cond:
                 while not self._pending and not self._closed:
                     self._cond.wait()
@@ -565,6 +590,7 @@ class JobManager:
         """Called under the lock, inside job.words(): record the final state in memory, then (best effort) on disk."""
         job.state, job.message, job.finished_at = state, message, time.monotonic()
         job.progress.update(message=message)
+        self._cond.notify_all()  # wait_ended
         try:
             job.store.write_status(job.run_id, state, message, **extra)
         except OSError as exc:  # the disk refuses even the status: the page still shows it from memory

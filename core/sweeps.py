@@ -412,13 +412,17 @@ class SweepDriver:
         try:
             while True:
                 self._collect()
-                if not self._stop.is_set() and (self._unsubmitted is not None or self._may_start()):
+                while not self._stop.is_set() and (self._unsubmitted is not None or self._may_start()):
                     self._start_trial()
+                    if self._unsubmitted is not None:  # no room in the queue now: try again next round
+                        break
                 with self._lock:
                     idle = not self._in_flight
+                    flying = list(self._in_flight)
                 if idle and (self._stop.is_set() or (self._unsubmitted is None and not self._may_start())):
                     break
-                time.sleep(self.poll_s)
+                # woken as soon as a trial's run ends (no polling delay); poll_s bounds the wait for the rest
+                self.manager.wait_ended(flying, self.poll_s)
             if self._unsubmitted is not None:  # stopped while it waited for room in the queue
                 self.study.tell(self._unsubmitted, state=optuna.trial.TrialState.FAIL)
         except Exception as exc:  # noqa: BLE001 - a sweep thread must never take the app down
@@ -427,9 +431,9 @@ class SweepDriver:
             self.stop()
 
     def _may_start(self) -> bool:
-        """Room for one more trial: `parallel` training plus one queued behind them, so the job engine knows
-        the next run is coming and warms its training process during this one (a sweep of short trials
-        would otherwise wait for a TensorFlow import between every two)."""
+        """Room for one more trial: `parallel` training plus one queued behind them, so a training process that
+        ends a trial finds the next one queued and trains it too (core.worker: a sweep of short trials would
+        otherwise wait for a TensorFlow import between every two)."""
         with self._lock:
             if len(self._in_flight) >= self.parallel + 1:
                 return False

@@ -828,15 +828,13 @@ def _diverged(reporter: Any, config: TrainConfig, extra: dict[str, Any]) -> Trai
 
 
 def _test_and_save(run: _Run, model: Any, global_batch: int) -> dict[str, Any]:
-    """Evaluate on the test split and save its predictions (when it has rows), then the model; the test metrics."""
+    """Predict the test split and save its predictions (when it has rows), then the model; the test metrics."""
     split, metrics = run.split, {}
     if len(split.y_test):
-        data, batching = _feed(split.x_test, run.targets(split.y_test), global_batch)
-        test = model.evaluate(*data, **batching, verbose=0, return_dict=True)
         data, batching = _feed(split.x_test, None, global_batch)
         probs = model.predict(*data, **batching, verbose=0).astype(np.float32)
-        metrics = {"test_loss": _finite_or_none(test.get("loss")),
-                   "test_accuracy": _finite_or_none(test.get("accuracy"))}
+        loss, accuracy = _test_metrics(model, probs, np.asarray(split.y_test, dtype=np.int64), run.config)
+        metrics = {"test_loss": _finite_or_none(loss), "test_accuracy": _finite_or_none(accuracy)}
         run.store.save_predictions(run.run_id, probs=probs, y_true=np.asarray(split.y_test, dtype=np.int64),
                                    test_idx=np.asarray(split.test_idx, dtype=np.int64),
                                    test_loss=np.float32(metrics["test_loss"] if metrics["test_loss"] is not None
@@ -844,6 +842,19 @@ def _test_and_save(run: _Run, model: Any, global_batch: int) -> dict[str, Any]:
                                    test_accuracy=np.float32(metrics["test_accuracy"] or 0.0))
     run.store.save_model(run.run_id, model)
     return metrics
+
+
+def _test_metrics(model: Any, probs: np.ndarray, y: np.ndarray, config: TrainConfig) -> tuple[float, float]:
+    """Test loss and accuracy from the test predictions, as model.evaluate reports them (the loss as Keras computes
+    it from probabilities, plus the weight penalties), without a second pass over the test split: that pass cost
+    ~0.1 s CPU a run, 5-7 % of a short sweep trial."""
+    p = probs.astype(np.float64)
+    if config.loss == "mse":
+        loss = float(np.mean((np.eye(p.shape[1])[y] - p) ** 2))
+    else:  # Keras: normalise, clip to [1e-7, 1 - 1e-7], mean of -log p(true class)
+        p = np.clip(p / p.sum(axis=1, keepdims=True), 1e-7, 1 - 1e-7)
+        loss = float(np.mean(-np.log(p[np.arange(len(y)), y])))
+    return loss + sum(float(v) for v in model.losses), float(np.mean(probs.argmax(axis=1) == y))
 
 
 def _outcome(run: _Run, reporter: Any, model: Any, extra: dict[str, Any], build_notes: list[str]) -> TrainOutcome:

@@ -457,3 +457,19 @@ def test_an_unsaved_outcome_outlives_the_job_being_forgotten(iris, mlp, managers
     state, message = manager.live_status(run_id)
     assert state == "completed" and "status.json could not be saved: the disk is full" in message
     assert manager.store.read_status(run_id)["state"] == "queued"
+
+
+@pytest.mark.slow
+def test_wait_ended_returns_when_a_run_ends_not_before(iris, mlp, managers):
+    gate = threading.Event()
+    manager = JobManager(build_model=_gated_builder(gate))
+    managers.append(manager)
+    run_id = manager.submit(TrainRequest(iris, mlp, TrainConfig(epochs=1)))
+    assert manager.wait_ended([run_id], 0.3) is False and manager.snapshot(run_id).active
+    ended = []
+    waiter = threading.Thread(target=lambda: ended.append(manager.wait_ended([run_id], 3600)))
+    waiter.start()
+    gate.set()
+    waiter.join(300)  # a waiter that only woke at its timeout would still be waiting here
+    assert ended == [True] and not manager.snapshot(run_id).active
+    assert manager.wait_ended(["no-such-run"], 3600) is True  # unknown here: nothing to wait for

@@ -130,6 +130,35 @@ def test_a_grid_sweep_runs_each_trial_as_an_ordinary_run_and_tells_optuna_its_va
 
 
 @pytest.mark.slow
+def test_a_sweep_in_training_processes_runs_complete_trials_without_waiting_to_poll(tmp_path):
+    digits = load_builtin("digits")
+    spec, config = preset("Small MLP", digits), TrainConfig(epochs=4, batch_size=32)
+    storage = open_storage(tmp_path / "optuna.journal")
+    plan = SweepPlan((Dimension("learning_rate", "float", low=1e-3, high=1e-2, log=True),), sampler="grid",
+                     pruner="none", n_trials=3)
+    create_study(storage, "proc", plan, _base(digits, spec, config))
+    manager = JobManager(RunStore(tmp_path / "runs"), runner="process")
+    try:
+        # an hour between polls: the driver must be woken by each run's end to queue and tell the next
+        driver = SweepDriver(manager, storage, "proc", digits, poll_s=3600).start()
+        pids: set[int] = set()
+        wait_until(lambda: pids.update(manager.training_pids()) or not driver.running, "the sweep to end")
+        assert driver.error is None
+        trials = optuna.load_study(study_name="proc", storage=storage).trials
+        assert len(trials) == 3 and all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+        assert len(pids) == 1, pids  # one training process for the whole sweep
+        for trial in trials:
+            run_id = trial.user_attrs["run_id"]
+            store = manager.store
+            assert store.read_status(run_id)["state"] == "completed"
+            assert trial.value == store.read_metrics(run_id)[-1]["val_accuracy"]
+            assert store.model_path(run_id).is_file() and store.read_predictions(run_id)["probs"].shape[1] == 10
+            assert list((store.run_dir(run_id) / "tensorboard").rglob("events.out.tfevents.*"))
+    finally:
+        manager.shutdown(timeout=60)
+
+
+@pytest.mark.slow
 def test_two_worker_processes_share_one_study_and_run_every_trial_once(iris, tmp_path):
     journal = tmp_path / "optuna.journal"
     spec, config = preset("Small MLP", iris), TrainConfig(epochs=2, batch_size=32)

@@ -376,3 +376,27 @@ def test_the_article_recipe_is_the_printed_experiment_and_recognises_its_runs():
     assert not ARTICLE.matches(config(dataset=_cifar_like(name="cifar100")))
     assert not ARTICLE.matches(config(model=preset("Small CNN", cifar)))
     assert not ARTICLE.matches({"dataset": {"name": "cifar10"}, "split": {"kind": "official"}, "model": "broken"})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("loss", ["sparse_categorical_crossentropy", "mse"])
+def test_test_metrics_from_the_predictions_equal_what_keras_evaluate_reports(iris, loss):
+    """The run's test loss and accuracy come from its test predictions (no second pass over the test split);
+    model.evaluate on the saved model, with an L2 penalty in the loss, is the reference."""
+    import keras
+
+    from core.specs import ModelSpec, make_layer
+
+    spec = ModelSpec((make_layer("Dense", units=16, activation="relu", l2=1e-2),), "L2 MLP")
+    config = TrainConfig(epochs=3, batch_size=16, seed=2, loss=loss)
+    store = RunStore()
+    run_id = store.create_run({"training": config.to_dict()})
+    split = split_dataset(iris, seed=config.seed)
+    outcome = train_run(store, run_id, dataset=iris, split=split, spec=spec, config=config,
+                        progress=LiveProgress(config.epochs))
+    model = keras.models.load_model(store.model_path(run_id))
+    y = split.y_test if loss != "mse" else np.eye(iris.n_classes, dtype=np.float32)[split.y_test]
+    reference = model.evaluate(split.x_test, y, verbose=0, return_dict=True)
+    assert sum(float(v) for v in model.losses) > 1e-3  # the penalty is really part of the loss
+    assert outcome.extra["test_loss"] == pytest.approx(reference["loss"], rel=1e-5)
+    assert outcome.extra["test_accuracy"] == pytest.approx(reference["accuracy"], abs=1e-7)

@@ -16,7 +16,7 @@ from core.i18n import _, language_of
 from core.jobs import JobManager, TrainRequest
 from core.runs import RunStore
 from core.training import TrainConfig
-from core.worker import forced_message, killed_message
+from core.worker import _with_kept_data, forced_message, killed_message
 from tests.core.test_jobs import _wait
 
 pytestmark = pytest.mark.slow
@@ -43,6 +43,19 @@ def manager(tmp_path):
     made = JobManager(RunStore(tmp_path / "runs"), runner="process")
     yield made
     made.shutdown(timeout=60)
+
+
+def _trial(dataset, spec, study, number, epochs=2):
+    """A sweep trial as core.sweeps submits it (its study decides which runs may share a process)."""
+    return TrainRequest(dataset, spec, TrainConfig(epochs=epochs, batch_size=32), group=f"sweep:{study}",
+                        trial={"study": study, "number": number, "params": {}})
+
+
+def _pid_recorder(manager, pids, name):
+    """An epoch hook that notes the process training the run at each epoch (the hook runs in this process)."""
+    def hook(record):
+        pids.setdefault(name, set()).update(manager.training_pids())
+    return hook
 
 
 def _state(manager, run_id):
@@ -220,3 +233,85 @@ def test_the_train_page_offers_force_stop_when_stop_does_not_land(clean_streamli
     _run_until(at, lambda a: "stopped" in _badge(a), "the run to end stopped")
     assert any("model at that point was not saved" in m.value for m in at.markdown)
     ui.jobs._shared_manager.clear()  # ends the manager and its warm process (on_release)
+
+
+def test_a_sweeps_trials_share_one_process_which_ends_when_its_queue_is_empty(manager, digits, mlp):
+    from core.datasets import split_dataset
+
+    pids: dict[str, set[int]] = {}
+    names = ["a0", "a1", "a2", "b0"]  # three trials of sweep a, then one of sweep b queued behind them
+    runs = {name: manager.submit_many([_trial(digits, mlp, name[0], int(name[1]))],
+                                      epoch_hook=_pid_recorder(manager, pids, name))[0] for name in names}
+    _wait(lambda: all(_state(manager, r) not in ("queued", "running") for r in runs.values()), "the trials to end")
+    assert all(len(pids[name]) == 1 for name in names), pids
+    assert pids["a0"] == pids["a1"] == pids["a2"] != pids["b0"], pids  # another sweep: a fresh process
+    assert os.getpid() not in pids["a0"]
+    [sweep_a], [sweep_b] = pids["a0"], pids["b0"]
+    _wait(lambda: not _pid_alive(sweep_a), "sweep a's process to end")
+    # nothing more queued: the process kept for a next trial of b ends too, its memory back to the system
+    _wait(lambda: not _pid_alive(sweep_b), "sweep b's process to end when the queue is empty")
+    test_idx = split_dataset(digits, seed=0).test_idx  # the split a fresh process would make
+    for name, run_id in runs.items():
+        store = manager.store
+        status = store.read_status(run_id)
+        assert status["state"] == "completed", (name, status)
+        assert [r["epoch"] for r in store.read_metrics(run_id)] == [1, 2]
+        assert store.model_path(run_id).is_file()
+        assert (store.read_predictions(run_id)["test_idx"] == test_idx).all()  # the split kept is that split
+        events = list((store.run_dir(run_id) / "tensorboard").rglob("events.out.tfevents.*"))
+        assert events, f"{name}: no TensorBoard event files"
+    after = manager.submit(_request(digits, mlp, epochs=1))  # an ordinary run: a process of its own
+    _wait(lambda: manager.training_pids() or _state(manager, after) not in ("queued", "running"),
+          "the ordinary run to start")
+    assert not set(manager.training_pids()) & {sweep_a, sweep_b}
+    _wait(lambda: _state(manager, after) not in ("queued", "running"), "the ordinary run to end")
+    assert _state(manager, after) == "completed"
+
+
+def test_a_pruned_trial_does_not_stop_the_next_one_in_the_same_process(manager, digits, mlp):
+    pids: dict[str, set[int]] = {}
+
+    def prune_at_once(record):
+        _pid_recorder(manager, pids, "first")(record)
+        return "pruned: hopeless"
+
+    first = manager.submit_many([_trial(digits, mlp, "s", 0, epochs=50)], epoch_hook=prune_at_once)[0]
+    second = manager.submit_many([_trial(digits, mlp, "s", 1, epochs=3)],
+                                 epoch_hook=_pid_recorder(manager, pids, "second"))[0]
+    _wait(lambda: _state(manager, second) not in ("queued", "running"), "the second trial to end")
+    assert manager.store.read_status(first)["state"] == "pruned"
+    assert _state(manager, second) == "completed", manager.snapshot(second).message
+    assert [r["epoch"] for r in manager.store.read_metrics(second)] == [1, 2, 3]  # every epoch: no stale Stop
+    assert pids["first"] == pids["second"], pids
+
+
+def test_a_killed_process_fails_only_the_trial_it_was_training(manager, digits, mlp):
+    pids: dict[str, set[int]] = {}
+
+    def kill_it(record):
+        _pid_recorder(manager, pids, "doomed")(record)
+        for pid in pids["doomed"]:
+            os.kill(pid, signal.SIGKILL)  # the out-of-memory killer, in a process that trained a trial before
+
+    first = manager.submit_many([_trial(digits, mlp, "s", 0)], epoch_hook=_pid_recorder(manager, pids, "first"))[0]
+    doomed = manager.submit_many([_trial(digits, mlp, "s", 1, epochs=500)], epoch_hook=kill_it)[0]
+    last = manager.submit_many([_trial(digits, mlp, "s", 2)], epoch_hook=_pid_recorder(manager, pids, "last"))[0]
+    _wait(lambda: _state(manager, last) not in ("queued", "running"), "the last trial to end")
+    assert _state(manager, first) == "completed"
+    assert (_state(manager, doomed), manager.snapshot(doomed).message) == ("failed", killed_message())
+    assert _state(manager, last) == "completed", manager.snapshot(last).message
+    assert pids["first"] == pids["doomed"] != pids["last"], pids
+
+
+def test_a_process_that_trains_again_takes_the_dataset_it_holds_and_forgets_it_for_another():
+    import dataclasses
+
+    kept: dict = {}
+    one, other = object(), object()
+    request = TrainRequest(one, None, TrainConfig())
+    assert _with_kept_data(request, kept) is request and kept == {"dataset": one}
+    kept["split-key"] = "a split of one"
+    again = _with_kept_data(dataclasses.replace(request, dataset=None), kept)  # the parent left it out
+    assert again.dataset is one and "split-key" in kept
+    assert _with_kept_data(dataclasses.replace(request, dataset=other), kept).dataset is other
+    assert kept == {"dataset": other}  # splits of the old dataset are gone with it

@@ -51,6 +51,9 @@ def test_a_sweep_with_pruning_runs_from_the_browser_and_survives_a_reload(page, 
     counts = _counts(page)
     assert counts.get("Failed", 0) == 0, counts
     until(page, lambda: page.locator(".js-plotly-plot").count() >= 1, "Optuna's figures")
+    # the page reruns once more when the sweep ends; mid-rerun Streamlit shows the old and the new toggle at once
+    until(page, lambda: page.get_by_text("Hide pruned trials").count() == 1, "one Hide pruned trials toggle")
+    wait_for_app(page)
     page.get_by_text("Hide pruned trials").click()  # pruned trials back in the table and the plots
     wait_for_app(page)
     screenshot(page, "sweep-finished")
