@@ -607,9 +607,9 @@ def fine_tune_inputs(spec: ModelSpec) -> tuple[int, int, float, bool]:
     st.markdown("**" + _("Fine-tuning: a second phase") + "** — " + _(
         "after the epochs above train the new head on the frozen backbone, unfreeze the backbone's top layers and "
         "train on at a lower learning rate (the article's pre-train → fine-tune). 0 epochs: no second phase."))
-    f1, f2, f3, f4 = st.columns([1, 1, 1, 1.4])
+    f1, f2, f3, f4 = st.columns([1, 1, 1, 1.4], vertical_alignment="bottom")
     epochs = f1.number_input(_("Fine-tuning epochs"), min_value=0, step=1, key="train_ft_epochs")
-    layers = f2.number_input(_("Top backbone layers to unfreeze"), min_value=1, step=1, key="train_ft_layers",
+    layers = f2.number_input(_("Top layers to unfreeze"), min_value=1, step=1, key="train_ft_layers",
                              help=_("Counted from the backbone's output. MobileNetV2 has about 150 layers; its "
                                     "BatchNormalization layers stay frozen, keeping their pre-trained statistics."))
     factor = f3.number_input(_("Learning-rate factor"), format="%g", step=0.05, key="train_ft_factor",

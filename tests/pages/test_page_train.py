@@ -609,7 +609,7 @@ def test_fine_tuning_queues_the_run_and_its_frozen_only_baseline_and_sends_both_
     at.run()
     _number(at, "Epochs").set_value(1)
     _number(at, "Fine-tuning epochs").set_value(1)
-    _number(at, "Top backbone layers to unfreeze").set_value(5)
+    _number(at, "Top layers to unfreeze").set_value(5)
     _number(at, "Learning-rate factor").set_value(0.2)
     _start(at)
     assert not at.error, [e.value for e in at.error]
