@@ -1,5 +1,5 @@
 """Helpers shared by the test suites (and the scripts that drive the real app): waiting for a condition,
-opening a page in AppTest, and a run stuck at chance."""
+opening a page in AppTest, the Transfer learning preset without a download, and a run stuck at chance."""
 
 from __future__ import annotations
 
@@ -22,6 +22,18 @@ def wait_until(condition: Callable[[], Any], what: str, deadline_s: float = 300.
             return value
         pause(every_s)
     raise TimeoutError(f"gave up waiting for: {what}")
+
+
+def offline_transfer_spec(dataset: Any) -> Any:
+    """The Transfer learning preset on `dataset` with a randomly initialised backbone (weights 'none'): no
+    ImageNet download is tried, and building, training and exporting work the same way."""
+    from dataclasses import replace
+
+    from core.specs import LayerSpec, preset
+
+    spec = preset("Transfer learning", dataset)
+    return replace(spec, layers=tuple(LayerSpec(layer.type, {**layer.params, "weights": "none"})
+                                      if layer.type == "Backbone" else layer for layer in spec.layers))
 
 
 def open_page(page: str, *, timeout: float = 60):

@@ -16,7 +16,7 @@ import pytest
 
 from core.datasets import load_builtin, split_dataset
 from core.runs import RunStore
-from core.specs import LayerSpec, ModelSpec, preset
+from core.specs import LayerSpec, preset
 from core.training import (
     FineTuneError,
     LiveProgress,
@@ -28,6 +28,7 @@ from core.training import (
     train_run,
     unfreeze_top,
 )
+from tests.helpers import offline_transfer_spec
 
 pytestmark = pytest.mark.slow
 
@@ -37,14 +38,6 @@ def digits():
     ds = load_builtin("digits")
     keep = np.arange(240)  # 8x8 grey, resized to 32x32 RGB by the model: a small but real image dataset
     return replace(ds, x=ds.x[keep], y=ds.y[keep])
-
-
-def _transfer_spec(dataset) -> ModelSpec:
-    """The Transfer learning preset with random backbone weights (no download here; the mechanics are the same)."""
-    spec = preset("Transfer learning", dataset)
-    layers = tuple(LayerSpec(layer.type, {**layer.params, "weights": "none"}) if layer.type == "Backbone" else layer
-                   for layer in spec.layers)
-    return replace(spec, layers=layers)
 
 
 def _run(dataset, spec, config):
@@ -76,7 +69,7 @@ def test_two_phases_train_the_head_then_only_the_top_of_the_backbone_at_the_lowe
 
     config = TrainConfig(epochs=2, fine_tune_epochs=2, fine_tune_layers=12, fine_tune_lr_factor=0.1,
                          learning_rate=1e-3, batch_size=32, seed=1)
-    store, run_id, outcome, built = _run(digits, _transfer_spec(digits), config)
+    store, run_id, outcome, built = _run(digits, offline_transfer_spec(digits), config)
     assert outcome.state == "completed", outcome.message
     assert "epochs 3-4 fine-tuned the top 12 backbone layers" in outcome.message
 
@@ -106,7 +99,7 @@ def test_the_frozen_only_baseline_trains_as_many_epochs_and_never_touches_the_ba
     config = TrainConfig(epochs=1, fine_tune_epochs=2, batch_size=32, seed=1)
     baseline = frozen_only(config)
     assert (baseline.epochs, baseline.fine_tune_epochs, baseline.total_epochs) == (3, 0, config.total_epochs)
-    store, run_id, outcome, built = _run(digits, _transfer_spec(digits), baseline)
+    store, run_id, outcome, built = _run(digits, offline_transfer_spec(digits), baseline)
     assert outcome.state == "completed"
     records = store.read_metrics(run_id)
     assert [r["epoch"] for r in records] == [1, 2, 3] and not any("phase" in r for r in records)
@@ -121,7 +114,7 @@ def test_a_stop_during_the_first_phase_skips_the_second(digits):
     run_id = store.create_run({"training": config.to_dict()})
     progress = LiveProgress(config.total_epochs)
     progress.request_stop()  # Stop pressed before the first batch ends
-    outcome = train_run(store, run_id, dataset=digits, split=split_dataset(digits), spec=_transfer_spec(digits),
+    outcome = train_run(store, run_id, dataset=digits, split=split_dataset(digits), spec=offline_transfer_spec(digits),
                         config=config, progress=progress)
     assert outcome.state == "stopped" and "of 4" in outcome.message
     assert {r.get("phase") for r in store.read_metrics(run_id)} == {1}
@@ -134,7 +127,7 @@ def test_fine_tuning_needs_a_frozen_backbone_and_says_so(digits):
     assert frozen_backbone(mlp) is None
     with pytest.raises(FineTuneError, match="needs a frozen pre-trained backbone.*Small MLP has none"):
         check_fine_tune(mlp, config)
-    spec = _transfer_spec(digits)
+    spec = offline_transfer_spec(digits)
     check_fine_tune(spec, config)  # the preset's backbone is frozen
     trainable = replace(spec, layers=tuple(LayerSpec(layer.type, {**layer.params, "trainable": True})
                                            if layer.type == "Backbone" else layer for layer in spec.layers))
@@ -158,7 +151,7 @@ def test_bad_fine_tuning_settings_are_named(change, message):
 def test_unfreezing_more_layers_than_the_backbone_has_unfreezes_all_of_it(digits):
     from core.models import build_model
 
-    model = build_model(_transfer_spec(digits), digits)
+    model = build_model(offline_transfer_spec(digits), digits)
     changed = unfreeze_top(model, 1000)
     assert changed["unfrozen_layers"] == changed["backbone_layers"]
     head = model.get_layer("classifier").count_params()
@@ -174,7 +167,7 @@ def test_the_exported_script_fine_tunes_in_two_phases_as_the_app_does(digits, tm
 
     settings = TrainConfig(epochs=1, fine_tune_epochs=1, fine_tune_layers=7, fine_tune_lr_factor=0.05,
                            batch_size=64, learning_rate=2e-3).to_dict()
-    code = export_code(_transfer_spec(digits), digits, settings)
+    code = export_code(offline_transfer_spec(digits), digits, settings)
     assert "keras.optimizers.Adam(learning_rate=0.0001)" in code  # 2e-3 x 0.05, a fresh optimizer
     assert "layer.trainable = i >= len(backbone.layers) - 7 and not isinstance(layer, layers.BatchNormalization)" \
         in code
@@ -185,7 +178,7 @@ def test_the_exported_script_fine_tunes_in_two_phases_as_the_app_does(digits, tm
     assert done.returncode == 0, done.stderr[-3000:]
     from core.models import build_model
 
-    model = build_model(_transfer_spec(digits), digits)
+    model = build_model(offline_transfer_spec(digits), digits)
     changed = unfreeze_top(model, 7)
     head = model.get_layer("classifier").count_params()
     assert int(re.search(r"TRAINABLE (\d+)", done.stdout).group(1)) == changed["unfrozen_weights"] + head

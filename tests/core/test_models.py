@@ -273,14 +273,11 @@ def test_stronger_cnn_for_many_colour_images_builds_as_analysed():
 def test_exported_transfer_learning_prepares_grey_images_as_build_model_does(datasets, tmp_path):
     """Grey 8x8 digits: the script's backbone gets the channel repeated to RGB, resized to 32x32 and scaled to
     [-1, 1], layer by layer as build_model does, with the same parameters."""
-    from dataclasses import replace
-
     from core.models import build_model, export_code
+    from tests.helpers import offline_transfer_spec
 
     digits = datasets["digits"]
-    spec = preset("Transfer learning", digits)
-    backbone = replace(spec.layers[0], params={**spec.layers[0].params, "weights": "none"})  # no download
-    spec = replace(spec, layers=(backbone, *spec.layers[1:]))
+    spec = offline_transfer_spec(digits)
     code = export_code(spec, digits)
     assert "weights='imagenet'" not in code and "backbone.trainable = False" in code
     config = _exported_model_config(code, tmp_path)

@@ -594,18 +594,13 @@ def test_reproduce_the_article_sets_data_model_and_settings_starts_and_compares(
 
 @pytest.mark.slow
 def test_fine_tuning_queues_the_run_and_its_frozen_only_baseline_and_sends_both_to_compare(clean_streamlit_caches):
-    from dataclasses import replace
-
     from core.datasets import load_builtin
-    from core.specs import LayerSpec, preset
+    from tests.helpers import offline_transfer_spec
 
     at = _train_page("digits")
     assert not [w for w in at.number_input if w.label == "Fine-tuning epochs"]  # a CNN: no backbone to unfreeze
     assert any("needs a frozen pre-trained backbone" in c.value for c in at.caption)
-    spec = preset("Transfer learning", load_builtin("digits"))
-    at.session_state["model_spec"] = replace(spec, layers=tuple(
-        LayerSpec(layer.type, {**layer.params, "weights": "none"}) if layer.type == "Backbone" else layer
-        for layer in spec.layers))  # random weights: no download here
+    at.session_state["model_spec"] = offline_transfer_spec(load_builtin("digits"))  # no download here
     at.run()
     _number(at, "Epochs").set_value(1)
     _number(at, "Fine-tuning epochs").set_value(1)
