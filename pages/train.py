@@ -9,12 +9,15 @@ from core.runs import RunStoreError
 from core.specs import analyse_spec
 from core.training import CLASS_WEIGHTS, MONITORS, TrainConfig, TrainConfigError, check_fine_tune
 from ui.data import current_dataset
+from ui.i18n import in_a_form
 from ui.jobs import current_run_id, remember_run, saved_config, submit_key
 from ui.model import current_spec, spec_problem
 from ui.state import ensure_app_entry
 from ui.text import md_literal
 from ui.train_view import (
+    FINE_TUNE_COMPARE_KEY,
     FINE_TUNE_PAIR_KEY,
+    FORM_KEYS,
     apply_pending_settings,
     class_weight_labels,
     fine_tune_inputs,
@@ -65,6 +68,7 @@ if problem := spec_problem(dataset):
 # Keyed widgets without value=: each starts from its session key, set from the last submitted (or loaded)
 # settings when missing. Their ids never depend on a value, so edits made before Start are never dropped.
 prime_form(saved_config())
+in_a_form([*FORM_KEYS.values(), FINE_TUNE_COMPARE_KEY])  # a language switch keeps their unsubmitted edits
 with st.form("train_form"):
     a, b, c = st.columns(3)
     optimizers, schedules, losses, weights, splits = (optimizer_labels(), schedule_labels(), loss_labels(),

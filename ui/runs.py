@@ -24,7 +24,7 @@ from core.evaluation import EvaluationError
 from core.i18n import _, language
 from core.runs import RunInfo, RunStore, file_stamp
 from ui.evaluate import cached_evaluation, evaluation_error, render_model_download, run_picker
-from ui.i18n import in_language
+from ui.i18n import in_a_form, in_language
 from ui.text import md_literal
 
 if TYPE_CHECKING:
@@ -462,6 +462,7 @@ def render_cross_validate(manager: WorkspaceJobs, infos: list[RunInfo]) -> None:
     if not finished:
         st.caption(_("Train a run first: cross-validation repeats its settings on k folds."))
         return
+    in_a_form(["cv_run", "cv_k"])
     with st.form("cv_form", border=False):
         info = run_picker(finished, _("Reuse the dataset, model and settings of"), key="cv_run")
         k = st.number_input(_("Folds (k)"), min_value=MIN_FOLDS, max_value=MAX_FOLDS, value=5, step=1, key="cv_k")

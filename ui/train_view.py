@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
     Jobs = JobManager | WorkspaceJobs  # the process-wide manager, or one workspace's view of it
 
-__all__ = ["FINE_TUNE_PAIR_KEY", "FORM_KEYS", "PENDING_KEY", "RunSummary", "apply_pending_settings", "class_weight_labels",
+__all__ = ["FINE_TUNE_COMPARE_KEY", "FINE_TUNE_PAIR_KEY", "FORM_KEYS", "PENDING_KEY", "RunSummary", "apply_pending_settings", "class_weight_labels",
            "loss_labels", "optimizer_labels", "prime_form", "render_article_offer", "render_run", "run_label",
            "run_summary", "same_data", "schedule_labels", "settings_words", "split_labels", "start_again_requested",
            "start_feedback", "started", "fine_tune_inputs", "render_fine_tune_pair", "submit_fine_tune_pair"]
@@ -83,7 +83,7 @@ FORM_KEYS = {"optimizer": "train_optimizer", "learning_rate": "train_learning_ra
              "fine_tune_lr_factor": "train_ft_factor"}
 _FLOATS = ("learning_rate", "momentum", "weight_decay", "step_factor", "fine_tune_lr_factor")
 _INTS = ("step_every", "batch_size", "epochs", "seed", "patience", "fine_tune_epochs", "fine_tune_layers")
-_FT_COMPARE_KEY = "train_ft_compare"  # the form's "also train the frozen-only baseline" toggle
+FINE_TUNE_COMPARE_KEY = "train_ft_compare"  # the form's "also train the frozen-only baseline" toggle
 FINE_TUNE_PAIR_KEY = "_train_fine_tune_pair"  # [fine-tuning run, frozen-only run] of this session's last such start
 PENDING_KEY = "_train_use_settings"  # run id whose settings the next full run loads into the form
 _STARTED_KEY = "_train_started"  # {"run_id", "label", "position", "at"} of this session's last Start
@@ -598,7 +598,7 @@ def start_feedback(manager: Jobs, watched: str | None) -> None:
 def fine_tune_inputs(spec: ModelSpec) -> tuple[int, int, float, bool]:
     """The form's fine-tuning row (second phase epochs, top layers to unfreeze, rate factor, and whether to
     train the frozen-only baseline too) when the model has a frozen backbone; without one, no second phase."""
-    st.session_state.setdefault(_FT_COMPARE_KEY, True)
+    st.session_state.setdefault(FINE_TUNE_COMPARE_KEY, True)
     if frozen_backbone(spec) is None:
         st.caption(_("Fine-tuning in two phases (pre-train → fine-tune) needs a frozen pre-trained backbone: choose "
                      "the Transfer learning preset on Build a model."))
@@ -615,7 +615,7 @@ def fine_tune_inputs(spec: ModelSpec) -> tuple[int, int, float, bool]:
     factor = f3.number_input(_("Learning-rate factor"), format="%g", step=0.05, key="train_ft_factor",
                              help=_("The second phase trains at the learning rate times this: large updates would "
                                     "wreck the pre-trained features."))
-    compare = f4.toggle(_("Also train the frozen-only run"), key=_FT_COMPARE_KEY,
+    compare = f4.toggle(_("Also train the frozen-only run"), key=FINE_TUNE_COMPARE_KEY,
                         help=_("The same model and settings with the backbone frozen for all the epochs of both "
                                "phases, queued beside it, so Compare runs shows what fine-tuning added."))
     return int(epochs), int(layers), float(factor), bool(compare)

@@ -44,3 +44,30 @@ def test_a_browser_that_prefers_chinese_starts_in_chinese(new_tab, app_server):
     english = new_tab(locale="en-US", extra_http_headers={"Accept-Language": "en-US,en;q=0.9"})
     goto(english, app_server, "faq")
     until(english, lambda: "Frequently asked questions" in _heading(english), "the FAQ in English")
+
+
+def _choice(box) -> str:
+    """What a selectbox shows as chosen (the text sits in its input's value)."""
+    return box.locator("input").first.input_value()
+
+
+def test_choices_already_shown_change_language_and_unsubmitted_form_edits_are_kept(page, app_server):
+    """A selectbox keeps the text its format_func gave until its value is set again (streamlit#13788): after
+    the switch the Data page's dataset choice reads in Chinese. In the Train form a choice changed but not yet
+    submitted survives the switch (its value is not written back)."""
+    goto(page, app_server, "data")
+    picker = page.locator('[data-testid="stSelectbox"]').first
+    until(page, lambda: "Handwritten digits" in _choice(picker), "the dataset choice in English")
+    page.get_by_text("简体中文", exact=True).click()
+    until(page, lambda: "手写数字" in _choice(page.locator('[data-testid="stSelectbox"]').first),
+          "the dataset choice in Chinese")
+
+    goto(page, app_server, "train?lang=zh")
+    schedule = page.locator('[data-testid="stForm"] [data-testid="stSelectbox"]').nth(1)
+    until(page, lambda: _choice(schedule) == "恒定", "the schedule in Chinese")
+    schedule.click()
+    page.get_by_role("option", name="余弦衰减").click()
+    page.get_by_text("English", exact=True).click()
+    until(page, lambda: "Train" in _heading(page), "the Train page in English")
+    wait_for_app(page)
+    assert _choice(schedule) in ("余弦衰减", "cosine decay")  # the unsubmitted choice is still there
