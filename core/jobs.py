@@ -35,7 +35,7 @@ from typing import Any
 from core.datasets import dataset_fingerprint, split_used
 from core.i18n import _, language, language_of
 from core.runs import ACTIVE_STATES, RunInfo, RunStore, plain_reason
-from core.training import LiveProgress, TrainConfig, library_versions
+from core.training import LiveProgress, TrainConfig, check_fine_tune, library_versions
 from core.worker import ProcessRunner, ThreadRunner, reuse_key
 from core.workspaces import workspace_root, workspace_roots
 
@@ -302,6 +302,7 @@ class JobManager:
             raise ValueError("nothing to queue")
         for request in requests:
             request.config.validate()
+            check_fine_tune(request.spec, request.config)
         workspaces = {r.workspace for r in requests}
         if len(workspaces) != 1:
             raise ValueError("runs queued together must belong to one workspace")

@@ -429,11 +429,9 @@ def _split_code(cfg: Any, official: bool) -> list[str]:
 def _fine_tune_code(cfg: Any) -> list[str]:
     """Phase 2 as core.training runs it: the backbone's top layers unfrozen (BatchNormalization stays frozen),
     a fresh optimizer at the lower rate, the epochs counting on."""
-    from dataclasses import replace
-
     if not cfg.fine_tune_epochs:
         return []
-    phase = replace(cfg, learning_rate=cfg.fine_tune_learning_rate, epochs=cfg.fine_tune_epochs)
+    phase = cfg.second_phase()
     n = cfg.fine_tune_layers
     return [
         f"    # Fine-tuning: unfreeze the backbone's top {n} layers (BatchNormalization stays frozen, keeping its",

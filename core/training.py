@@ -155,9 +155,11 @@ class TrainConfig:
         """Both phases: the epochs with the backbone frozen, then those fine-tuning it."""
         return self.epochs + self.fine_tune_epochs
 
-    @property
-    def fine_tune_learning_rate(self) -> float:
-        return self.learning_rate * self.fine_tune_lr_factor
+    def second_phase(self) -> TrainConfig:
+        """The settings phase 2 trains with: the fine-tuning epochs at the learning rate times the factor (the
+        schedule spread over them); core.models' exported script derives its phase 2 from this too."""
+        return replace(self, learning_rate=self.learning_rate * self.fine_tune_lr_factor,
+                       epochs=self.fine_tune_epochs)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -703,12 +705,22 @@ def _build(run: _Run, plan: _Plan, build_model: Callable[[Any, Any], Any]) -> tu
     """The compiled model, built in the strategy's scope when there is one, and the notes building it left
     (e.g. "ImageNet weights unavailable: random weights")."""
     notes: list[str] = []
-    with plan.strategy.scope() if plan.strategy is not None else contextlib.nullcontext():
+    with _in_scope(plan):
         model = build_model(run.spec, run.dataset, notes=notes)
-        loss, metric = _loss_and_metric(run.config)
-        model.compile(optimizer=_optimizer(run.config, plan.steps_per_epoch), loss=loss, metrics=[metric],
-                      steps_per_execution=plan.info["steps_per_call"])
+        _compile(model, run.config, plan)
     return model, notes
+
+
+def _in_scope(plan: _Plan) -> Any:
+    """The strategy's scope, where variables (the model's, the optimizer's) must be made; a no-op without one."""
+    return plan.strategy.scope() if plan.strategy is not None else contextlib.nullcontext()
+
+
+def _compile(model: Any, config: TrainConfig, plan: _Plan) -> None:
+    """Compile with a fresh optimizer for `config` (call inside _in_scope): the build and fine-tuning's phase 2."""
+    loss, metric = _loss_and_metric(config)
+    model.compile(optimizer=_optimizer(config, plan.steps_per_epoch), loss=loss, metrics=[metric],
+                  steps_per_execution=plan.info["steps_per_call"])
 
 
 def _tensorboard(run: _Run) -> Any:
@@ -795,12 +807,10 @@ def _fine_tune(run: _Run, model: Any, plan: _Plan, reporter: Any, callbacks: lis
     """Phase 2 in the same run: unfreeze the top of the backbone, recompile at the lower rate (a fresh optimizer,
     the schedule spread over these epochs) and go on fitting; the epochs keep counting and are marked phase 2."""
     config, done = run.config, len(reporter.records)
-    phase = replace(config, learning_rate=config.fine_tune_learning_rate, epochs=config.fine_tune_epochs)
-    with plan.strategy.scope() if plan.strategy is not None else contextlib.nullcontext():
+    phase = config.second_phase()
+    with _in_scope(plan):
         changed = unfreeze_top(model, config.fine_tune_layers)
-        loss, metric = _loss_and_metric(config)
-        model.compile(optimizer=_optimizer(phase, plan.steps_per_epoch), loss=loss, metrics=[metric],
-                      steps_per_execution=plan.info["steps_per_call"])
+        _compile(model, phase, plan)
     run.store.update_config(run.run_id, fine_tune={"from_epoch": done + 1, "learning_rate": phase.learning_rate,
                                                    **changed})
     reporter.phase = 2
@@ -850,7 +860,7 @@ def _test_metrics(model: Any, probs: np.ndarray, y: np.ndarray, config: TrainCon
     ~0.1 s CPU a run, 5-7 % of a short sweep trial."""
     p = probs.astype(np.float64)
     if config.loss == "mse":
-        loss = float(np.mean((np.eye(p.shape[1])[y] - p) ** 2))
+        loss = float(np.mean((_targets(y, config, p.shape[1]) - p) ** 2))
     else:  # Keras: normalise, clip to [1e-7, 1 - 1e-7], mean of -log p(true class)
         p = np.clip(p / p.sum(axis=1, keepdims=True), 1e-7, 1 - 1e-7)
         loss = float(np.mean(-np.log(p[np.arange(len(y)), y])))

@@ -7,7 +7,7 @@ from core.jobs import QueueFullError, TrainRequest
 from core.models import export_code, export_file_stem
 from core.runs import RunStoreError
 from core.specs import analyse_spec
-from core.training import CLASS_WEIGHTS, MONITORS, TrainConfig, TrainConfigError, check_fine_tune
+from core.training import CLASS_WEIGHTS, MONITORS, TrainConfig, TrainConfigError
 from ui.data import current_dataset
 from ui.i18n import in_a_form
 from ui.jobs import current_run_id, remember_run, saved_config, submit_key
@@ -115,7 +115,6 @@ if submitted or again:
         if not analysis.ok:
             raise TrainConfigError(_("the model does not fit {data}: {problem}").format(
                 data=md_literal(dataset.name), problem=analysis.errors[0]))
-        check_fine_tune(spec, config)
         saved_config(config)
         label = run_label(spec.name, dataset.name)
         request = TrainRequest(dataset, spec, config, label=label, workspace=manager.workspace)

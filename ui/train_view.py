@@ -43,10 +43,11 @@ if TYPE_CHECKING:
 
     Jobs = JobManager | WorkspaceJobs  # the process-wide manager, or one workspace's view of it
 
-__all__ = ["FINE_TUNE_COMPARE_KEY", "FINE_TUNE_PAIR_KEY", "FORM_KEYS", "PENDING_KEY", "RunSummary", "apply_pending_settings", "class_weight_labels",
-           "loss_labels", "optimizer_labels", "prime_form", "render_article_offer", "render_run", "run_label",
-           "run_summary", "same_data", "schedule_labels", "settings_words", "split_labels", "start_again_requested",
-           "start_feedback", "started", "fine_tune_inputs", "render_fine_tune_pair", "submit_fine_tune_pair"]
+__all__ = ["FINE_TUNE_COMPARE_KEY", "FINE_TUNE_PAIR_KEY", "FORM_KEYS", "PENDING_KEY", "RunSummary",
+           "apply_pending_settings", "class_weight_labels", "fine_tune_inputs", "loss_labels", "optimizer_labels",
+           "prime_form", "render_article_offer", "render_fine_tune_pair", "render_run", "run_label", "run_summary",
+           "same_data", "schedule_labels", "settings_words", "split_labels", "start_again_requested",
+           "start_feedback", "started", "submit_fine_tune_pair"]
 
 
 # The choices of the settings form in words, made at use time (in the visitor's language); keys are the values
@@ -184,7 +185,7 @@ def settings_words(cfg: TrainConfig) -> str:
         parts.append(loss_labels().get(cfg.loss, cfg.loss))
     if cfg.fine_tune_epochs:
         parts.append(_("then fine-tuning the top {n} backbone layers for {epochs} epochs at learning rate {rate}").format(
-            n=cfg.fine_tune_layers, epochs=cfg.fine_tune_epochs, rate=f"{cfg.fine_tune_learning_rate:g}"))
+            n=cfg.fine_tune_layers, epochs=cfg.fine_tune_epochs, rate=f"{cfg.second_phase().learning_rate:g}"))
     parts.append(_("seed {seed}").format(seed=cfg.seed))
     defaults = TrainConfig()
     if cfg.split == "pooled":

@@ -61,6 +61,8 @@ def test_submit_rejects_bad_settings_before_creating_a_run(iris, mlp, managers):
     managers.append(manager)
     with pytest.raises(TrainConfigError, match="batch size must be between 1 and 65,536, got 0"):
         manager.submit(TrainRequest(iris, mlp, TrainConfig(batch_size=0)))
+    with pytest.raises(TrainConfigError, match="fine-tuning needs a frozen pre-trained backbone"):
+        manager.submit(TrainRequest(iris, mlp, TrainConfig(fine_tune_epochs=2)))  # an MLP has nothing to unfreeze
     assert manager.store.list_runs() == []
 
 
