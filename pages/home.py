@@ -30,12 +30,14 @@ steps = [
      _("confusion matrix, precision / recall / F1, error gallery")),
     ("pages/runs.py", _("5. Compare runs"), ":material/compare:",
      _("every run on disk, side by side, downloads")),
-    ("pages/backprop.py", _("6. Backpropagation"), ":material/calculate:",
+    ("pages/sweep.py", _("6. Sweeps"), ":material/tune:",
+     _("Optuna studies: grid, random or TPE, pruning, compare optimizers")),
+    ("pages/backprop.py", _("7. Backpropagation"), ":material/calculate:",
      _("the forward pass, loss and chain rule, exactly")),
-    ("pages/faq.py", _("7. FAQ"), ":material/help:", _("privacy, energy, explainability, practical answers")),
+    ("pages/faq.py", _("8. FAQ"), ":material/help:", _("privacy, energy, explainability, practical answers")),
 ]
-# Row by row: on a narrow screen Streamlit stacks each row's columns, so the cards keep their order 1..7
-# (two columns of cards would read 1, 3, 5, 7, 2, 4, 6 there).
+# Row by row: on a narrow screen Streamlit stacks each row's columns, so the cards keep their order 1..8
+# (two columns of cards would read 1, 3, 5, 7, 2, 4, 6, 8 there).
 for row in range(0, len(steps), 2):
     for column, (page, label, icon, what) in zip(st.columns(2, gap="small"), steps[row:row + 2], strict=False):
         with column.container(border=True, height="stretch"):
