@@ -65,7 +65,7 @@ def _redisplay_choices() -> None:
     (its choices keep their old-language text until the form is submitted or they are changed)."""
     for key in list(st.session_state.keys()):
         value = st.session_state[key]
-        if key.startswith("_") or key in _FORM_KEYS or isinstance(value, bool):
+        if key.startswith(("_", _KEY)) or key in _FORM_KEYS or isinstance(value, bool):  # _KEY: the switch itself
             continue
         if isinstance(value, str | int | float) or (isinstance(value, list) and all(
                 isinstance(v, str | int | float) and not isinstance(v, bool) for v in value)):

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.e2e
 
 # url path -> the title the page has in the navigation (and in the browser tab)
 PAGES = {"data": "Explore data", "model": "Build a model", "train": "Train", "evaluate": "Evaluate",
-         "runs": "Compare runs", "backprop": "Backpropagation", "faq": "FAQ"}
+         "runs": "Compare runs", "sweep": "Sweeps", "backprop": "Backpropagation", "faq": "FAQ"}
 PHONE = {"width": 390, "height": 844}
 _PROBE = re.compile(r"/(" + "|".join(PAGES) + r")/_stcore/(health|host-config)$")
 
@@ -121,7 +121,7 @@ def test_on_a_phone_the_home_cards_are_in_order_and_lead_to_every_page(new_tab, 
     cards.first.wait_for()
     tops = sorted((cards.nth(i).bounding_box()["y"], cards.nth(i).inner_text()) for i in range(cards.count()))
     numbers = [int(m.group(1)) for _, text in tops if (m := re.search(r"(\d)\. ", text))]
-    assert numbers == list(range(1, 8)), tops  # top to bottom, as the phone stacks them
+    assert numbers == list(range(1, len(PAGES) + 1)), tops  # top to bottom, as the phone stacks them
     for n, title in enumerate(PAGES.values(), 1):
         page.get_by_test_id("stPageLink").filter(has_text=f"{n}. {title}").click()
         _settle(page)

@@ -14,6 +14,13 @@ def _heading(page) -> str:
     return page.locator("h1").first.inner_text()
 
 
+def _switch_to(page, language: str) -> None:
+    """Click the sidebar switch; while a rerun redraws the page Streamlit may briefly show two copies of it."""
+    choice = page.get_by_text(language, exact=True)
+    until(page, lambda: choice.count() == 1, f"one {language} switch")
+    choice.click()
+
+
 def test_switching_language_keeps_the_page_state_and_the_url_remembers_it(page, app_server):
     goto(page, app_server, "backprop")
     rate = page.get_by_label("Learning rate η")
@@ -22,7 +29,7 @@ def test_switching_language_keeps_the_page_state_and_the_url_remembers_it(page, 
     wait_for_app(page)
     assert "Backpropagation" in _heading(page)
 
-    page.get_by_text("简体中文", exact=True).click()  # the switch in the sidebar
+    _switch_to(page, "简体中文")  # the switch in the sidebar
     until(page, lambda: "反向传播" in _heading(page), "the page in Chinese")
     until(page, lambda: "lang=zh" in page.url, "the language in the URL")
     assert page.get_by_label("学习率 η").input_value() == "0.5"  # what the reader typed is still there
@@ -32,7 +39,7 @@ def test_switching_language_keeps_the_page_state_and_the_url_remembers_it(page, 
     wait_for_app(page)
     until(page, lambda: "反向传播" in _heading(page), "Chinese after a reload")
 
-    page.get_by_text("English", exact=True).click()
+    _switch_to(page, "English")
     until(page, lambda: "Backpropagation" in _heading(page), "the page in English again")
     until(page, lambda: "lang=en" in page.url, "English in the URL")
 
@@ -58,7 +65,7 @@ def test_choices_already_shown_change_language_and_unsubmitted_form_edits_are_ke
     goto(page, app_server, "data")
     picker = page.locator('[data-testid="stSelectbox"]').first
     until(page, lambda: "Handwritten digits" in _choice(picker), "the dataset choice in English")
-    page.get_by_text("简体中文", exact=True).click()
+    _switch_to(page, "简体中文")
     until(page, lambda: "手写数字" in _choice(page.locator('[data-testid="stSelectbox"]').first),
           "the dataset choice in Chinese")
 
@@ -67,7 +74,7 @@ def test_choices_already_shown_change_language_and_unsubmitted_form_edits_are_ke
     until(page, lambda: _choice(schedule) == "恒定", "the schedule in Chinese")
     schedule.click()
     page.get_by_role("option", name="余弦衰减").click()
-    page.get_by_text("English", exact=True).click()
+    _switch_to(page, "English")
     until(page, lambda: "Train" in _heading(page), "the Train page in English")
     wait_for_app(page)
     assert _choice(schedule) in ("余弦衰减", "cosine decay")  # the unsubmitted choice is still there
