@@ -26,7 +26,7 @@ def test_data_page_shows_charts_and_takes_a_csv_upload(page, app_server, tmp_pat
     use = page.get_by_role("button", name="Use beans.csv")
     use.wait_for()
     use.click()
-    page.get_by_text("uploaded CSV beans.csv").wait_for()
+    page.get_by_text("uploaded CSV beans.csv").wait_for(timeout=120_000)  # a loaded CI machine: reading it took > 30 s once
     wait_for_app(page)
     assert page.locator('[data-testid="stMetricValue"]').first.inner_text() == "24"
     page.get_by_role("tab", name="Features").click()
